@@ -1,0 +1,3 @@
+module github.com/cbnats/circuitbreaker/deploy
+
+go 1.26

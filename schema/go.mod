@@ -1,0 +1,3 @@
+module github.com/cbnats/circuitbreaker/schema
+
+go 1.26

@@ -1,0 +1,3 @@
+module github.com/cbnats/circuitbreaker/services/token
+
+go 1.26

@@ -1,0 +1,3 @@
+module github.com/cbnats/circuitbreaker/services/workflow
+
+go 1.26
