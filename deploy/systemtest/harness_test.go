@@ -1,0 +1,91 @@
+package systemtest
+
+import (
+	"context"
+	"encoding/json"
+	"reflect"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/rs/zerolog"
+
+	"github.com/cbnats/circuitbreaker/deploy/stack"
+	"github.com/cbnats/circuitbreaker/shared/client"
+	"github.com/cbnats/circuitbreaker/shared/config"
+	"github.com/cbnats/circuitbreaker/shared/embedded"
+)
+
+// system is a running stack and a client connected to it over TCP.
+type system struct {
+	stack *stack.Stack
+	nc    *nats.Conn
+	c     *client.Client
+	dir   string
+}
+
+func defaultStore() config.Store {
+	return config.Store{Replicas: 1, DedupeWindow: 2 * time.Minute, EventMaxAge: time.Hour, RequestTimeout: 10 * time.Second}
+}
+
+// start runs the system on dir (a fresh temporary directory when "").
+func start(t testing.TB, dir string) *system {
+	t.Helper()
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	log := zerolog.Nop()
+	if os.Getenv("CB_TEST_LOG") != "" {
+		log = zerolog.New(os.Stderr)
+	}
+	st, err := stack.Start(context.Background(), stack.Options{
+		Server: embedded.Options{DataDir: dir, Port: -1},
+		Store:  defaultStore(),
+		Log:    log,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(st.ClientURL())
+	if err != nil {
+		st.Stop()
+		t.Fatal(err)
+	}
+	s := &system{stack: st, nc: nc, c: client.New(nc), dir: dir}
+	t.Cleanup(s.stop)
+	return s
+}
+
+func (s *system) stop() {
+	if s.stack == nil {
+		return
+	}
+	s.nc.Close()
+	s.stack.Stop()
+	s.stack = nil
+}
+
+func ctx(t testing.TB) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return c
+}
+
+// must returns v, or fails the test (by panicking, which the testing
+// package reports with a stack) when err is not nil.
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
+// jsonEqual reports whether a and b hold the same JSON value.
+func jsonEqual(a json.RawMessage, b string) bool {
+	var x, y any
+	if json.Unmarshal(a, &x) != nil || json.Unmarshal([]byte(b), &y) != nil {
+		return false
+	}
+	return reflect.DeepEqual(x, y)
+}

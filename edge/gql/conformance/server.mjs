@@ -1,0 +1,19 @@
+// Starts the Go audit server (edge/gql/internal/auditserver) unless
+// GRAPHQL_URL is set, and returns its URL and a stop function.
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+const edgeDir = fileURLToPath(new URL('../..', import.meta.url));
+
+export async function startServer() {
+  if (process.env.GRAPHQL_URL) return { url: process.env.GRAPHQL_URL, stop: () => {} };
+  const child = spawn('go', ['run', './gql/internal/auditserver'], { cwd: edgeDir, stdio: ['ignore', 'pipe', 'inherit'] });
+  const lines = createInterface({ input: child.stdout });
+  const [line] = await Promise.race([
+    once(lines, 'line'),
+    once(child, 'exit').then(([code]) => { throw new Error(`auditserver exited with ${code}`); }),
+  ]);
+  return { url: line.trim(), stop: () => child.kill('SIGTERM') };
+}

@@ -1,0 +1,145 @@
+package gql
+
+import (
+	"context"
+	"sync"
+
+	"github.com/vektah/gqlparser/v2/ast"
+)
+
+// execution is the state of executing one operation.
+type execution struct {
+	s    *Schema
+	doc  *ast.QueryDocument
+	vars map[string]any
+
+	mu   sync.Mutex // guards errs
+	errs []*Error
+}
+
+// fieldMode says how the fields of one selection set are scheduled.
+type fieldMode int
+
+const (
+	modeAuto     fieldMode = iota // concurrent only for custom resolvers
+	modeParallel                  // every field in its own goroutine (query root)
+	modeSerial                    // document order (mutation root)
+)
+
+// Execute runs a query or mutation. A Limits.Timeout bounds the request.
+func (s *Schema) Execute(ctx context.Context, req Request, l Limits) *Response {
+	l = l.withDefaults()
+	ctx, cancel := context.WithTimeout(ctx, l.Timeout)
+	defer cancel()
+	p, resp := s.prepare(req, l)
+	if resp != nil {
+		return resp
+	}
+	return s.execute(withMemo(ctx), p, nil)
+}
+
+// execute runs a prepared operation's root selection set on root.
+func (s *Schema) execute(ctx context.Context, p *prepared, root any) *Response {
+	rootType := s.rootType(p.op.Operation)
+	if rootType == nil {
+		return requestError(CodeValidationFailed, "Schema is not configured for "+string(p.op.Operation)+"s.")
+	}
+	e := &execution{s: s, doc: p.doc, vars: p.vars}
+	mode := modeParallel
+	if p.op.Operation == ast.Mutation {
+		mode = modeSerial
+	}
+	groups := e.collectFields(rootType, p.op.SelectionSet)
+	obj, _ := e.executeFields(ctx, rootType, root, groups, nil, mode)
+	return e.response(obj)
+}
+
+// response builds the final response from the root object (nil when a
+// null propagated to the root).
+func (e *execution) response(obj *object) *Response {
+	sortErrors(e.errs)
+	if obj == nil {
+		return &Response{Data: []byte("null"), Errors: e.errs, HasData: true}
+	}
+	return &Response{Data: writeJSON(obj), Errors: e.errs, HasData: true}
+}
+
+// executeFields implements ExecuteSelectionSet for groups on objType. It
+// returns ok=false when a non-null field is null, so the object is null.
+func (e *execution) executeFields(ctx context.Context, objType *ast.Definition, parent any, groups []*fieldGroup, p *path, mode fieldMode) (*object, bool) {
+	obj := &object{keys: make([]string, len(groups)), vals: make([]any, len(groups))}
+	oks := make([]bool, len(groups))
+	concurrent := e.concurrentFields(objType, groups, mode)
+	var wg sync.WaitGroup
+	for i, g := range groups {
+		obj.keys[i] = g.key
+		fp := p.with(g.key)
+		if concurrent[i] {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				obj.vals[i], oks[i] = e.executeField(ctx, objType, parent, g, fp)
+			}()
+			continue
+		}
+		obj.vals[i], oks[i] = e.executeField(ctx, objType, parent, g, fp)
+	}
+	wg.Wait()
+	for _, ok := range oks {
+		if !ok {
+			return nil, false
+		}
+	}
+	return obj, true
+}
+
+// concurrentFields decides which fields get their own goroutine: all of
+// them at the query root; those with custom resolvers elsewhere, when
+// there are at least two; none for mutations.
+func (e *execution) concurrentFields(objType *ast.Definition, groups []*fieldGroup, mode fieldMode) []bool {
+	out := make([]bool, len(groups))
+	if mode == modeSerial || len(groups) < 2 {
+		return out
+	}
+	n := 0
+	for i, g := range groups {
+		out[i] = mode == modeParallel || e.s.resolver(objType.Name, g.fields[0].Name) != nil
+		if out[i] {
+			n++
+		}
+	}
+	if n < 2 {
+		clear(out)
+	}
+	return out
+}
+
+// addError records a field error. Safe for concurrent use.
+func (e *execution) addError(err *Error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.errs = append(e.errs, err)
+}
+
+// path is a response path as a linked list (cheap to extend).
+type path struct {
+	parent *path
+	key    any // string or int
+}
+
+// with returns p extended by key.
+func (p *path) with(key any) *path { return &path{parent: p, key: key} }
+
+// slice materializes the path, root first.
+func (p *path) slice() []any {
+	n := 0
+	for q := p; q != nil; q = q.parent {
+		n++
+	}
+	out := make([]any, n)
+	for q := p; q != nil; q = q.parent {
+		n--
+		out[n] = q.key
+	}
+	return out
+}

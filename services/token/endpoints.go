@@ -1,0 +1,49 @@
+package token
+
+import (
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+
+	"github.com/cbnats/circuitbreaker/shared/rpc"
+	"github.com/cbnats/circuitbreaker/shared/subjects"
+)
+
+// Version is the token service's semantic version.
+const Version = "0.1.0"
+
+const tokenReply = "Token {id, workflowId, place, data, metadata, createdAt, updatedAt, history, transitionHistory, natsSequence, natsSubject, natsTimestamp, revision}"
+
+// Start registers the token service's endpoints on nc; requests run on srv.
+func (s *Service) Start(nc *nats.Conn, srv *rpc.Server) (micro.Service, error) {
+	return rpc.AddService(nc, rpc.Service{
+		Name:        subjects.TokenService,
+		Version:     Version,
+		Description: "Tokens (workflow instances): create, read, list by workflow or place, explain and fire transitions",
+	}, []rpc.Spec{
+		{Name: "create", Subject: subjects.TokenCreate, Handler: rpc.Endpoint(srv, s.create),
+			Description: "Create a token in its workflow's initial place (or initialPlace); emits token_created",
+			Request:     `{workflowId, initialPlace?, data?: JSON, metadata?: JSON object, triggeredBy?, idempotencyKey?}`,
+			Response:    tokenReply},
+		{Name: "get", Subject: subjects.TokenGet, Handler: rpc.Endpoint(srv, s.get),
+			Description: "Get a token by id", Request: `{id: uuid}`, Response: tokenReply},
+		{Name: "find", Subject: subjects.TokenFind, Handler: rpc.Endpoint(srv, s.find),
+			Description: "Get a token of a known workflow", Request: `{workflowId, tokenId: uuid}`, Response: tokenReply},
+		{Name: "list", Subject: subjects.TokenList, Handler: rpc.Endpoint(srv, s.list),
+			Description: "List a workflow's tokens, oldest change first",
+			Request:     `{workflowId, first?: int (≤1000), after?: cursor}`, Response: `{items: [Token], next?: cursor}`},
+		{Name: "inplace", Subject: subjects.TokenInPlace, Handler: rpc.Endpoint(srv, s.inPlace),
+			Description: "List the tokens currently in a place",
+			Request:     `{workflowId, place, first?: int (≤1000), after?: cursor}`, Response: `{items: [Token], next?: cursor}`},
+		{Name: "available", Subject: subjects.TokenAvailable, Handler: rpc.Endpoint(srv, s.available),
+			Description: "Transitions that can fire now (place and guards), with an explanation for every transition",
+			Request:     `{tokenId: uuid}`, Response: `{token: Token, transitions: [Transition], evaluations: [Evaluation]}`},
+		{Name: "fire", Subject: subjects.TokenFire, Handler: rpc.Endpoint(srv, s.fire),
+			Description: "Fire a transition (compare-and-swap on the revision read); emits token_transitioned",
+			Request:     `{tokenId: uuid, transitionId, newPlace?, data?: JSON merge patch, replaceData?, triggeredBy?, expectedRevision?, idempotencyKey?}`,
+			Response:    tokenReply},
+		{Name: "update", Subject: subjects.TokenUpdate, Handler: rpc.Endpoint(srv, s.update),
+			Description: "Change a token's data or metadata without a transition; emits token_updated",
+			Request:     `{tokenId: uuid, data?: JSON merge patch, replaceData?, metadata?: JSON merge patch, triggeredBy?, expectedRevision?}`,
+			Response:    tokenReply},
+	})
+}

@@ -1,0 +1,56 @@
+package token
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nats.go/micro"
+	"github.com/rs/zerolog"
+
+	"github.com/cbnats/circuitbreaker/services/token/store"
+	"github.com/cbnats/circuitbreaker/shared/config"
+	"github.com/cbnats/circuitbreaker/shared/rpc"
+)
+
+// Options configure a running token service.
+type Options struct {
+	Store       config.Store
+	Concurrency int // requests served at once
+	Log         zerolog.Logger
+}
+
+// Instance is a running token service.
+type Instance struct {
+	micro micro.Service
+	srv   *rpc.Server
+	store *store.Store
+}
+
+// Start opens the store and serves the endpoints on nc.
+func Start(ctx context.Context, nc *nats.Conn, o Options) (*Instance, error) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("token: %w", err)
+	}
+	st, err := store.Open(ctx, js, o.Log, store.Options{Replicas: o.Store.Replicas, EventTTL: o.Store.EventMaxAge})
+	if err != nil {
+		return nil, fmt.Errorf("token: open store: %w", err)
+	}
+	srv := rpc.NewServer(o.Log, rpc.Options{Concurrency: o.Concurrency, Timeout: o.Store.RequestTimeout})
+	ms, err := New(st).Start(nc, srv)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	return &Instance{micro: ms, srv: srv, store: st}, nil
+}
+
+// Stop stops taking requests, finishes those in flight and stops the
+// committers.
+func (i *Instance) Stop() {
+	_ = i.micro.Stop()
+	i.srv.Wait()
+	i.store.Close()
+}

@@ -1,0 +1,350 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+	"github.com/synadia-io/orbit.go/jetstreamext"
+
+	"github.com/cbnats/circuitbreaker/shared/fail"
+	"github.com/cbnats/circuitbreaker/shared/jserr"
+	"github.com/cbnats/circuitbreaker/shared/flow"
+	"github.com/cbnats/circuitbreaker/shared/subjects"
+	"github.com/cbnats/circuitbreaker/shared/wire"
+)
+
+// Batch limits: the server takes at most 1000 messages in an atomic batch
+// and a change writes at most 3.
+const (
+	maxBatchMsgs  = 1000
+	maxGroup      = maxBatchMsgs / 3
+	foreignRetry  = 5 // group retries after another writer moved the stream on
+	knownMax      = 100_000
+	tombstoneTTL  = 2 * time.Minute
+	commitTimeout = 10 * time.Second
+)
+
+// change is one token write waiting to be committed: a create (prevSubject
+// empty), a move to another place, or a change in place. The committer fills
+// in the stream sequence of the new state before encoding it.
+type change struct {
+	token       *flow.Token
+	prevSubject string // current state subject; "" for a create
+	prevSeq     uint64 // its sequence: the per-token compare-and-swap
+	event       wire.Event
+	done        chan error // buffered; receives the outcome once
+}
+
+func (ch *change) subject() string {
+	return subjects.TokenState(ch.token.WorkflowID, ch.token.Place, ch.token.ID)
+}
+
+func (ch *change) size() int {
+	if ch.prevSubject != "" && ch.prevSubject != ch.subject() {
+		return 3
+	}
+	return 2
+}
+
+// committer serialises the writes to one workflow stream and commits the
+// changes queued while a batch is in flight as one atomic batch (group
+// commit): one fsync and one round trip for many changes.
+//
+// Because it knows the stream's last sequence and pins it with
+// Nats-Expected-Last-Sequence, it knows the sequence every message will get
+// and writes it into the token and the event before they are stored.
+type committer struct {
+	js       jetstream.JetStream
+	stream   jetstream.Stream
+	log      zerolog.Logger
+	eventTTL time.Duration
+	queue    chan *change
+
+	// Owned by the run goroutine only.
+	last      uint64            // the stream's last sequence, when lastKnown
+	lastKnown bool              //
+	known     map[string]uint64 // token id → state sequence we committed last
+	held      []*change         // changes deferred to the next group
+}
+
+func newCommitter(js jetstream.JetStream, st jetstream.Stream, log zerolog.Logger, eventTTL time.Duration) *committer {
+	return &committer{
+		js: js, stream: st, log: log, eventTTL: eventTTL,
+		queue: make(chan *change, 4096),
+		known: make(map[string]uint64),
+	}
+}
+
+// submit queues ch and waits for its outcome.
+func (c *committer) submit(ctx context.Context, ch *change) error {
+	ch.done = make(chan error, 1)
+	select {
+	case c.queue <- ch:
+	case <-ctx.Done():
+		return fail.New(fail.Unavailable, "token service busy: write not queued")
+	}
+	select {
+	case err := <-ch.done:
+		return err
+	case <-ctx.Done():
+		return fail.New(fail.Timeout, "write outcome unknown: deadline passed while committing; read the token to settle it")
+	}
+}
+
+// run commits groups until ctx ends.
+func (c *committer) run(ctx context.Context) {
+	for {
+		var first *change
+		if len(c.held) > 0 {
+			first, c.held = c.held[0], c.held[1:]
+		} else {
+			select {
+			case first = <-c.queue:
+			case <-ctx.Done():
+				c.drain()
+				return
+			}
+		}
+		c.commit(ctx, c.collect(first))
+	}
+}
+
+// collect builds a group from first and whatever else is queued: at most one
+// change per token and at most maxBatchMsgs messages.
+func (c *committer) collect(first *change) []*change {
+	group := make([]*change, 0, 16)
+	inGroup := make(map[string]bool)
+	msgs := 0
+	add := func(ch *change) bool {
+		switch {
+		case c.stale(ch):
+			return true
+		case inGroup[ch.token.ID]:
+			c.held = append(c.held, ch)
+			return true
+		case msgs+ch.size() > maxBatchMsgs:
+			c.held = append(c.held, ch)
+			return false
+		}
+		inGroup[ch.token.ID] = true
+		msgs += ch.size()
+		group = append(group, ch)
+		return true
+	}
+	add(first)
+	for len(group) < maxGroup {
+		select {
+		case ch := <-c.queue:
+			if !add(ch) {
+				return group
+			}
+		default:
+			return group
+		}
+	}
+	return group
+}
+
+// stale fails a change whose expected sequence we know to be outdated.
+func (c *committer) stale(ch *change) bool {
+	seq, ok := c.known[ch.token.ID]
+	if !ok || ch.prevSubject == "" || seq == ch.prevSeq {
+		return false
+	}
+	ch.done <- errConflict
+	return true
+}
+
+var errConflict = fail.New(fail.Conflict, "token changed concurrently; read it again and retry")
+
+// commit writes group, retrying after foreign writes and splitting the group
+// to find the changes whose compare-and-swap failed.
+func (c *committer) commit(ctx context.Context, group []*change) {
+	if len(group) == 0 {
+		return
+	}
+	for try := 0; ; try++ {
+		err := c.publish(ctx, group)
+		if err == nil {
+			c.done(group)
+			return
+		}
+		if !jserr.WrongSequence(err) {
+			c.lastKnown = false
+			c.fail(group, storeError(err))
+			return
+		}
+		moved, rerr := c.refresh(ctx)
+		switch {
+		case rerr != nil:
+			c.fail(group, rerr)
+			return
+		case moved && try < foreignRetry:
+			continue
+		case len(group) > 1:
+			for _, ch := range group {
+				c.commit(ctx, []*change{ch})
+			}
+			return
+		}
+		c.fail(group, errConflict)
+		return
+	}
+}
+
+// refresh reloads the stream's last sequence and reports whether it moved.
+func (c *committer) refresh(ctx context.Context) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, commitTimeout)
+	defer cancel()
+	info, err := c.stream.Info(ctx)
+	if err != nil {
+		c.lastKnown = false
+		return false, storeError(err)
+	}
+	moved := !c.lastKnown || info.State.LastSeq != c.last
+	c.last, c.lastKnown = info.State.LastSeq, true
+	return moved, nil
+}
+
+func (c *committer) publish(ctx context.Context, group []*change) error {
+	if !c.lastKnown {
+		if _, err := c.refresh(ctx); err != nil {
+			return err
+		}
+	}
+	msgs, err := c.encode(group)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, commitTimeout)
+	defer cancel()
+	ack, err := jetstreamext.PublishMsgBatch(ctx, c.js, msgs,
+		jetstreamext.BatchFlowControl{AckFirst: false, AckTimeout: commitTimeout})
+	if err != nil {
+		return err
+	}
+	c.last = ack.Sequence
+	return nil
+}
+
+func (c *committer) done(group []*change) {
+	if len(c.known) > knownMax {
+		clear(c.known)
+	}
+	for _, ch := range group {
+		c.known[ch.token.ID] = ch.token.NatsSequence
+		ch.done <- nil
+	}
+}
+
+func (c *committer) fail(group []*change, err error) {
+	for _, ch := range group {
+		ch.done <- err
+	}
+}
+
+func (c *committer) drain() {
+	for _, ch := range c.held {
+		ch.done <- fail.New(fail.Unavailable, "token service shutting down")
+	}
+	for {
+		select {
+		case ch := <-c.queue:
+			ch.done <- fail.New(fail.Unavailable, "token service shutting down")
+		default:
+			return
+		}
+	}
+}
+
+// encode lays out the group's messages, assigning each the sequence it will
+// get, and stamps those sequences into the tokens and events.
+func (c *committer) encode(group []*change) ([]*nats.Msg, error) {
+	msgs := make([]*nats.Msg, 0, 3*len(group))
+	now := time.Now().UTC()
+	for _, ch := range group {
+		next := c.last + uint64(len(msgs)) + 1
+		if ch.size() == 3 {
+			msgs = append(msgs, tombstone(ch))
+			next++
+		}
+		stampSequence(ch, next, now)
+		state, err := c.stateMsg(ch)
+		if err != nil {
+			return nil, err
+		}
+		ev, err := c.eventMsg(ch)
+		if err != nil {
+			return nil, err
+		}
+		msgs = append(msgs, state, ev)
+	}
+	msgs[0].Header.Set(jetstream.ExpectedLastSeqHeader, strconv.FormatUint(c.last, 10))
+	return msgs, nil
+}
+
+func stampSequence(ch *change, seq uint64, now time.Time) {
+	t := ch.token
+	t.NatsSequence, t.NatsSubject, t.NatsTimestamp = seq, ch.subject(), now
+	if n := len(t.TransitionHistory); n > 0 {
+		rec := &t.TransitionHistory[n-1]
+		rec.NatsSequence = seq
+		if rec.TransitionID == "create" {
+			rec.Metadata = createRecordMetadata(t.WorkflowID, seq)
+		}
+	}
+	ch.event.NatsSequence = seq
+	ch.event.Revision = t.Revision
+}
+
+func createRecordMetadata(wf string, seq uint64) json.RawMessage {
+	b, _ := json.Marshal(map[string]any{"event_type": wire.EventTokenCreated, "workflow_id": wf, "nats_sequence": seq})
+	return b
+}
+
+func tombstone(ch *change) *nats.Msg {
+	m := nats.NewMsg(ch.prevSubject)
+	m.Header.Set(subjects.HeaderTokenOp, subjects.TokenOpDelete)
+	m.Header.Set(jetstream.MsgRollup, jetstream.MsgRollupSubject)
+	m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(ch.prevSeq, 10))
+	m.Header.Set(jetstream.MsgTTLHeader, tombstoneTTL.String())
+	return m
+}
+
+func (c *committer) stateMsg(ch *change) (*nats.Msg, error) {
+	data, err := json.Marshal(ch.token)
+	if err != nil {
+		return nil, fail.Wrap(fail.Internal, err, "encode token")
+	}
+	m := nats.NewMsg(ch.subject())
+	m.Data = data
+	m.Header.Set(jetstream.MsgRollup, jetstream.MsgRollupSubject)
+	m.Header.Set(subjects.HeaderTokenRev, strconv.FormatUint(ch.token.Revision, 10))
+	if ch.size() == 2 { // create (CAS 0) or change in place (CAS on this subject)
+		m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(ch.prevSeq, 10))
+	}
+	return m, nil
+}
+
+func (c *committer) eventMsg(ch *change) (*nats.Msg, error) {
+	data, err := json.Marshal(ch.event)
+	if err != nil {
+		return nil, fail.Wrap(fail.Internal, err, "encode event")
+	}
+	subj := subjects.LifecycleEvents(ch.token.WorkflowID)
+	if ch.event.EventType == wire.EventTokenTransitioned {
+		subj = subjects.TransitionEvents(ch.token.WorkflowID)
+	}
+	m := nats.NewMsg(subj)
+	m.Data = data
+	m.Header.Set(jetstream.MsgIDHeader, ch.token.ID+":"+strconv.FormatUint(ch.token.Revision, 10))
+	if c.eventTTL >= time.Second {
+		m.Header.Set(jetstream.MsgTTLHeader, c.eventTTL.String())
+	}
+	return m, nil
+}

@@ -1,0 +1,137 @@
+// Package store keeps tokens in JetStream, following the storage contract:
+// one live message per token on workflows.<wf>.places.<place>.tokens.<id>
+// in the workflow's stream, every change one atomic batch with its event
+// (group-committed per stream), reads through direct get only, and a KV
+// index from token id to workflow id.
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/cbnats/circuitbreaker/shared/fail"
+	"github.com/cbnats/circuitbreaker/shared/jserr"
+	"github.com/cbnats/circuitbreaker/shared/flow"
+	"github.com/cbnats/circuitbreaker/shared/subjects"
+)
+
+// Options configure a Store.
+type Options struct {
+	Replicas int           // replicas of the token index bucket
+	EventTTL time.Duration // per-event TTL (0 keeps events)
+}
+
+// Store reads and writes tokens. It is safe for concurrent use.
+type Store struct {
+	js    jetstream.JetStream
+	index jetstream.KeyValue
+	log   zerolog.Logger
+	opts  Options
+	ctx   context.Context // lifetime of the committers
+	stop  context.CancelFunc
+
+	mu        sync.Mutex // guards workflows
+	workflows map[string]*workflow
+	wg        sync.WaitGroup // committer goroutines
+}
+
+// workflow is what the store caches of one workflow: its definition (which
+// never changes once created), its stream handle and its committer.
+type workflow struct {
+	machine   *flow.Machine
+	stream    jetstream.Stream
+	committer *committer
+}
+
+// Open binds the store, creating the token index bucket if needed.
+func Open(ctx context.Context, js jetstream.JetStream, log zerolog.Logger, o Options) (*Store, error) {
+	if o.Replicas <= 0 {
+		o.Replicas = 1
+	}
+	idx, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      subjects.TokenIndexBucket,
+		Description: "token id → workflow id",
+		Replicas:    o.Replicas,
+		Storage:     jetstream.FileStorage,
+	})
+	if err != nil {
+		return nil, storeError(err)
+	}
+	runCtx, stop := context.WithCancel(context.Background())
+	return &Store{js: js, index: idx, log: log, opts: o, ctx: runCtx, stop: stop,
+		workflows: make(map[string]*workflow)}, nil
+}
+
+// Close stops the committers after failing what is still queued.
+func (s *Store) Close() {
+	s.stop()
+	s.wg.Wait()
+}
+
+// Workflow returns the cached workflow, loading its definition on first use.
+func (s *Store) Workflow(ctx context.Context, id string) (*flow.Machine, error) {
+	wf, err := s.workflow(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return wf.machine, nil
+}
+
+func (s *Store) workflow(ctx context.Context, id string) (*workflow, error) {
+	s.mu.Lock()
+	wf, ok := s.workflows[id]
+	s.mu.Unlock()
+	if ok {
+		return wf, nil
+	}
+	wf, err := s.load(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if cur, ok := s.workflows[id]; ok {
+		return cur, nil
+	}
+	s.workflows[id] = wf
+	s.wg.Add(1)
+	go func() { defer s.wg.Done(); wf.committer.run(s.ctx) }()
+	return wf, nil
+}
+
+func (s *Store) load(ctx context.Context, id string) (*workflow, error) {
+	st, err := s.js.Stream(ctx, subjects.StreamName(id))
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil, workflowNotFound(id)
+	}
+	if err != nil {
+		return nil, storeError(err)
+	}
+	msg, err := st.GetLastMsgForSubject(ctx, subjects.Definition(id))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil, workflowNotFound(id)
+	}
+	if err != nil {
+		return nil, storeError(err)
+	}
+	def := new(flow.Definition)
+	if err := json.Unmarshal(msg.Data, def); err != nil {
+		return nil, fail.Wrap(fail.Internal, err, "stored definition of "+id+" is unreadable")
+	}
+	m, err := flow.NewMachine(def)
+	if err != nil {
+		return nil, fail.Wrap(fail.Internal, err, "stored definition of "+id+" is invalid")
+	}
+	log := s.log.With().Str("workflow", id).Logger()
+	return &workflow{machine: m, stream: st, committer: newCommitter(s.js, st, log, s.opts.EventTTL)}, nil
+}
+
+func workflowNotFound(id string) error { return fail.New(fail.NotFound, "Workflow not found: %s", id) }
+
+func storeError(err error) error { return jserr.Classify(err) }

@@ -1,0 +1,168 @@
+// Package token is the token service: it creates workflow instances
+// (tokens), reads them, lists them by workflow and by place, explains which
+// transitions can fire, and fires them, all over NATS micro endpoints.
+package token
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/cbnats/circuitbreaker/services/token/store"
+	"github.com/cbnats/circuitbreaker/shared/fail"
+	"github.com/cbnats/circuitbreaker/shared/flow"
+	"github.com/cbnats/circuitbreaker/shared/wire"
+)
+
+// maxAttempts bounds how often a fire re-reads and re-validates a token
+// after losing a race to a concurrent change.
+const maxAttempts = 16
+
+// idempotencyNS derives token ids from idempotency keys, so a retried
+// create lands on the token the first attempt made.
+var idempotencyNS = uuid.MustParse("6f1e8d5a-3c1b-4f7e-9a42-0c2b7d9e5f10")
+
+// Service implements the token endpoints on a Store.
+type Service struct {
+	store *store.Store
+	now   func() time.Time
+}
+
+// New returns a Service on st.
+func New(st *store.Store) *Service {
+	return &Service{store: st, now: func() time.Time { return time.Now().UTC() }}
+}
+
+func (s *Service) create(ctx context.Context, r *wire.CreateTokenRequest) (*flow.Token, error) {
+	m, err := s.store.Workflow(ctx, r.WorkflowID)
+	if err != nil {
+		return nil, err
+	}
+	id := uuid.NewString()
+	if r.IdempotencyKey != "" {
+		id = uuid.NewSHA1(idempotencyNS, []byte(r.WorkflowID+"\x00"+r.IdempotencyKey)).String()
+		if t, err := s.store.Find(ctx, r.WorkflowID, id); err == nil {
+			return t, nil
+		}
+	}
+	t, err := m.Create(flow.CreateRequest{TokenID: id, InitialPlace: r.InitialPlace, Data: r.Data,
+		Metadata: r.Metadata, TriggeredBy: r.TriggeredBy, IdempotencyKey: r.IdempotencyKey, Now: s.now()})
+	if err != nil {
+		return nil, err
+	}
+	err = s.store.Create(ctx, t, r.TriggeredBy)
+	if r.IdempotencyKey != "" && errors.Is(err, fail.ErrConflict) {
+		return s.store.Find(ctx, r.WorkflowID, id)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+func (s *Service) get(ctx context.Context, r *wire.GetTokenRequest) (*flow.Token, error) {
+	return s.store.Get(ctx, r.ID)
+}
+
+func (s *Service) find(ctx context.Context, r *wire.FindTokenRequest) (*flow.Token, error) {
+	return s.store.Find(ctx, r.WorkflowID, r.TokenID)
+}
+
+func (s *Service) list(ctx context.Context, r *wire.ListTokensRequest) (*wire.TokenPage, error) {
+	return s.store.List(ctx, r.WorkflowID, r.Page)
+}
+
+func (s *Service) inPlace(ctx context.Context, r *wire.TokensInPlaceRequest) (*wire.TokenPage, error) {
+	return s.store.InPlace(ctx, r.WorkflowID, r.Place, r.Page)
+}
+
+// current reads a token by id with the machine of its workflow.
+func (s *Service) current(ctx context.Context, tokenID string) (*flow.Token, *flow.Machine, error) {
+	t, err := s.store.Get(ctx, tokenID)
+	if err != nil {
+		return nil, nil, err
+	}
+	m, err := s.store.Workflow(ctx, t.WorkflowID)
+	if err != nil {
+		return nil, nil, err
+	}
+	return t, m, nil
+}
+
+func (s *Service) available(ctx context.Context, r *wire.AvailableRequest) (*wire.AvailableReply, error) {
+	t, m, err := s.current(ctx, r.TokenID)
+	if err != nil {
+		return nil, err
+	}
+	return &wire.AvailableReply{Token: t, Transitions: m.Available(t), Evaluations: m.Evaluate(t)}, nil
+}
+
+// mutation computes a token's next state from its current one.
+type mutation func(m *flow.Machine, cur *flow.Token) (next *flow.Token, ev wire.Event, err error)
+
+// apply reads the token, computes the change and commits it with a
+// compare-and-swap on the revision read. When a concurrent change wins, it
+// reads again and re-validates, unless the caller pinned a revision.
+func (s *Service) apply(ctx context.Context, tokenID string, expected uint64, idemKey string, f mutation) (*flow.Token, error) {
+	for attempt := 1; ; attempt++ {
+		cur, m, err := s.current(ctx, tokenID)
+		if err != nil {
+			return nil, err
+		}
+		if expected != 0 && cur.Revision != expected {
+			return nil, fail.New(fail.Conflict, "token %s is at revision %d, not %d", tokenID, cur.Revision, expected)
+		}
+		if idemKey != "" && m.FindIdempotent(cur, idemKey) {
+			return cur, nil
+		}
+		next, ev, err := f(m, cur)
+		if err != nil {
+			return nil, err
+		}
+		err = s.store.Change(ctx, cur, next, ev)
+		if errors.Is(err, fail.ErrConflict) && expected == 0 && attempt < maxAttempts {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		return next, nil
+	}
+}
+
+func (s *Service) fire(ctx context.Context, r *wire.FireRequest) (*flow.Token, error) {
+	return s.apply(ctx, r.TokenID, r.ExpectedRevision, r.IdempotencyKey,
+		func(m *flow.Machine, cur *flow.Token) (*flow.Token, wire.Event, error) {
+			now := s.now()
+			next, err := m.Fire(cur, flow.FireRequest{TransitionID: r.TransitionID, NewPlace: r.NewPlace,
+				Data: r.Data, ReplaceData: r.ReplaceData, TriggeredBy: r.TriggeredBy,
+				IdempotencyKey: r.IdempotencyKey, Now: now})
+			ev := wire.Event{EventType: wire.EventTokenTransitioned, TokenID: cur.ID, WorkflowID: cur.WorkflowID,
+				FromPlace: cur.Place, TransitionID: r.TransitionID, Timestamp: now, TriggeredBy: optional(r.TriggeredBy)}
+			if next != nil {
+				ev.ToPlace = next.Place
+			}
+			return next, ev, err
+		})
+}
+
+func (s *Service) update(ctx context.Context, r *wire.UpdateTokenRequest) (*flow.Token, error) {
+	return s.apply(ctx, r.TokenID, r.ExpectedRevision, "",
+		func(m *flow.Machine, cur *flow.Token) (*flow.Token, wire.Event, error) {
+			now := s.now()
+			next, err := m.Update(cur, flow.UpdateRequest{Data: r.Data, ReplaceData: r.ReplaceData,
+				Metadata: r.Metadata, Now: now})
+			ev := wire.Event{EventType: wire.EventTokenUpdated, TokenID: cur.ID, WorkflowID: cur.WorkflowID,
+				Place: cur.Place, Timestamp: now, TriggeredBy: optional(r.TriggeredBy)}
+			return next, ev, err
+		})
+}
+
+func optional(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}

@@ -1,0 +1,33 @@
+package workflow
+
+import (
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+
+	"github.com/cbnats/circuitbreaker/shared/rpc"
+	"github.com/cbnats/circuitbreaker/shared/subjects"
+)
+
+// Version is the workflow service's semantic version.
+const Version = "0.1.0"
+
+const definitionReply = "Definition {id, name, description, places, initialPlace, transitions, createdAt, updatedAt, version, analysis}"
+
+// Start registers the workflow service's endpoints on nc; requests run on srv.
+func (s *Service) Start(nc *nats.Conn, srv *rpc.Server) (micro.Service, error) {
+	return rpc.AddService(nc, rpc.Service{
+		Name:        subjects.WorkflowService,
+		Version:     Version,
+		Description: "Workflow definitions: validate, analyse, store, get and list",
+	}, []rpc.Spec{
+		{Name: "create", Subject: subjects.WorkflowCreate, Handler: rpc.Endpoint(srv, s.create),
+			Description: "Validate and store a definition; creates its stream and emits workflow_created",
+			Request:     `{id?, name, description?, places: [place], initialPlace, transitions: [{id, name?, description?, fromPlaces, toPlace, conditions?, rules?}], idempotencyKey?}`,
+			Response:    definitionReply},
+		{Name: "get", Subject: subjects.WorkflowGet, Handler: rpc.Endpoint(srv, s.get),
+			Description: "Get a definition by id", Request: `{id}`, Response: definitionReply},
+		{Name: "list", Subject: subjects.WorkflowList, Handler: rpc.Endpoint(srv, s.list),
+			Description: "List definitions ordered by id",
+			Request:     `{first?: int (≤1000), after?: cursor}`, Response: `{items: [Definition], next?: cursor}`},
+	})
+}

@@ -1,0 +1,52 @@
+package workflow
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nats.go/micro"
+	"github.com/rs/zerolog"
+
+	"github.com/cbnats/circuitbreaker/shared/config"
+	"github.com/cbnats/circuitbreaker/shared/rpc"
+)
+
+// Options configure a running workflow service.
+type Options struct {
+	Store       config.Store
+	Concurrency int // requests served at once
+	Log         zerolog.Logger
+}
+
+// Instance is a running workflow service.
+type Instance struct {
+	micro micro.Service
+	srv   *rpc.Server
+}
+
+// Start opens the store and serves the endpoints on nc.
+func Start(ctx context.Context, nc *nats.Conn, o Options) (*Instance, error) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("workflow: %w", err)
+	}
+	svc, err := New(ctx, js, StoreOptions{Replicas: o.Store.Replicas, DedupeWindow: o.Store.DedupeWindow,
+		EventTTL: o.Store.EventMaxAge})
+	if err != nil {
+		return nil, fmt.Errorf("workflow: open store: %w", err)
+	}
+	srv := rpc.NewServer(o.Log, rpc.Options{Concurrency: o.Concurrency, Timeout: o.Store.RequestTimeout})
+	ms, err := svc.Start(nc, srv)
+	if err != nil {
+		return nil, err
+	}
+	return &Instance{micro: ms, srv: srv}, nil
+}
+
+// Stop stops taking requests and finishes those in flight.
+func (i *Instance) Stop() {
+	_ = i.micro.Stop()
+	i.srv.Wait()
+}

@@ -1,0 +1,194 @@
+package workflow
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/synadia-io/orbit.go/jetstreamext"
+
+	"github.com/cbnats/circuitbreaker/shared/fail"
+	"github.com/cbnats/circuitbreaker/shared/jserr"
+	"github.com/cbnats/circuitbreaker/shared/flow"
+	"github.com/cbnats/circuitbreaker/shared/subjects"
+	"github.com/cbnats/circuitbreaker/shared/wire"
+)
+
+// StoreOptions configure the workflow store.
+type StoreOptions struct {
+	Replicas     int           // replicas of workflow streams and the catalogue
+	DedupeWindow time.Duration // duplicate window of workflow streams
+	EventTTL     time.Duration // per-event TTL (0 keeps events)
+}
+
+// store keeps definitions: each in its workflow's stream (the authority,
+// so a stream backup is self-contained) and in a catalogue bucket for listing.
+type store struct {
+	js      jetstream.JetStream
+	catalog jetstream.KeyValue
+	opts    StoreOptions
+}
+
+func openStore(ctx context.Context, js jetstream.JetStream, o StoreOptions) (*store, error) {
+	if o.Replicas <= 0 {
+		o.Replicas = 1
+	}
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      subjects.CatalogBucket,
+		Description: "workflow definitions by id, for listing",
+		Replicas:    o.Replicas,
+		Storage:     jetstream.FileStorage,
+	})
+	if err != nil {
+		return nil, storeError(err)
+	}
+	return &store{js: js, catalog: kv, opts: o}, nil
+}
+
+// streamConfig is the layout of a workflow's stream. Limits retention with
+// no limits at all: state is never discarded, and DiscardNew makes a write
+// fail rather than drop data should a limit ever be added by hand.
+func (s *store) streamConfig(id string) jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:               subjects.StreamName(id),
+		Description:        "Circuit Breaker workflow " + id + ": definition, tokens and events",
+		Subjects:           subjects.StreamSubjects(id),
+		Retention:          jetstream.LimitsPolicy,
+		Discard:            jetstream.DiscardNew,
+		Storage:            jetstream.FileStorage,
+		Replicas:           s.opts.Replicas,
+		Duplicates:         s.opts.DedupeWindow,
+		AllowDirect:        true,
+		AllowRollup:        true,
+		AllowAtomicPublish: true,
+		AllowMsgTTL:        true,
+		DenyDelete:         true,
+	}
+}
+
+// create stores a new definition and its workflow_created event in one
+// atomic batch; fail.Conflict if the id is taken.
+func (s *store) create(ctx context.Context, d *flow.Definition) error {
+	st, err := s.js.CreateStream(ctx, s.streamConfig(d.ID))
+	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+		st, err = s.js.Stream(ctx, subjects.StreamName(d.ID))
+	}
+	if err != nil {
+		return storeError(err)
+	}
+	body, err := json.Marshal(d)
+	if err != nil {
+		return fail.Wrap(fail.Internal, err, "encode definition")
+	}
+	if err := s.publish(ctx, st, d, body); err != nil {
+		return err
+	}
+	if _, err := s.catalog.Put(ctx, d.ID, body); err != nil {
+		return storeError(err)
+	}
+	return nil
+}
+
+func (s *store) publish(ctx context.Context, st jetstream.Stream, d *flow.Definition, body []byte) error {
+	info, err := st.Info(ctx)
+	if err != nil {
+		return storeError(err)
+	}
+	def := nats.NewMsg(subjects.Definition(d.ID))
+	def.Data = body
+	def.Header.Set(jetstream.ExpectedLastSubjSeqHeader, "0")
+	def.Header.Set(jetstream.ExpectedLastSeqHeader, strconv.FormatUint(info.State.LastSeq, 10))
+	ev, err := json.Marshal(wire.Event{EventType: wire.EventWorkflowCreated, WorkflowID: d.ID,
+		Timestamp: d.CreatedAt, NatsSequence: info.State.LastSeq + 1})
+	if err != nil {
+		return fail.Wrap(fail.Internal, err, "encode event")
+	}
+	evm := nats.NewMsg(subjects.LifecycleEvents(d.ID))
+	evm.Data = ev
+	evm.Header.Set(jetstream.MsgIDHeader, "workflow:"+d.ID)
+	if s.opts.EventTTL >= time.Second {
+		evm.Header.Set(jetstream.MsgTTLHeader, s.opts.EventTTL.String())
+	}
+	_, err = jetstreamext.PublishMsgBatch(ctx, s.js, []*nats.Msg{def, evm},
+		jetstreamext.BatchFlowControl{AckFirst: false, AckTimeout: 5 * time.Second})
+	if jserr.WrongSequence(err) {
+		s.repair(ctx, st, d.ID)
+		return fail.New(fail.Conflict, "Workflow '%s' already exists", d.ID)
+	}
+	return storeError(err)
+}
+
+// repair puts a definition that is in its stream but missing from the
+// catalogue (a crash between the two writes) back into the catalogue.
+func (s *store) repair(ctx context.Context, st jetstream.Stream, id string) {
+	if _, err := s.catalog.Get(ctx, id); !errors.Is(err, jetstream.ErrKeyNotFound) {
+		return
+	}
+	if msg, err := st.GetLastMsgForSubject(ctx, subjects.Definition(id)); err == nil {
+		_, _ = s.catalog.Create(ctx, id, msg.Data)
+	}
+}
+
+func (s *store) get(ctx context.Context, id string) (*flow.Definition, error) {
+	e, err := s.catalog.Get(ctx, id)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, fail.New(fail.NotFound, "Workflow not found: %s", id)
+	}
+	if err != nil {
+		return nil, storeError(err)
+	}
+	return decode(e.Value())
+}
+
+func decode(b []byte) (*flow.Definition, error) {
+	d := new(flow.Definition)
+	if err := json.Unmarshal(b, d); err != nil {
+		return nil, fail.Wrap(fail.Internal, err, "stored definition is unreadable")
+	}
+	return d, nil
+}
+
+// list returns a page of definitions ordered by id.
+func (s *store) list(ctx context.Context, p wire.Page) (*wire.WorkflowPage, error) {
+	keys, err := s.keys(ctx)
+	if err != nil {
+		return nil, err
+	}
+	slices.Sort(keys)
+	start, _ := slices.BinarySearch(keys, p.After)
+	if start < len(keys) && keys[start] == p.After {
+		start++
+	}
+	end := min(start+p.Size(), len(keys))
+	page := &wire.WorkflowPage{Items: make([]*flow.Definition, 0, end-start)}
+	for _, k := range keys[start:end] {
+		d, err := s.get(ctx, k)
+		if err != nil {
+			return nil, err
+		}
+		page.Items = append(page.Items, d)
+	}
+	if end < len(keys) {
+		page.Next = keys[end-1]
+	}
+	return page, nil
+}
+
+func (s *store) keys(ctx context.Context) ([]string, error) {
+	lister, err := s.catalog.ListKeys(ctx)
+	if err != nil {
+		return nil, storeError(err)
+	}
+	var keys []string
+	for k := range lister.Keys() {
+		keys = append(keys, k)
+	}
+	return keys, nil
+}
+
+func storeError(err error) error { return jserr.Classify(err) }

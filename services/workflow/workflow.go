@@ -1,0 +1,71 @@
+// Package workflow is the workflow service: it validates, analyses, stores,
+// gets and lists workflow definitions over NATS micro endpoints. Creating a
+// workflow creates its stream and publishes workflow_created.
+package workflow
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/cbnats/circuitbreaker/shared/fail"
+	"github.com/cbnats/circuitbreaker/shared/flow"
+	"github.com/cbnats/circuitbreaker/shared/wire"
+)
+
+// idempotencyNS derives workflow ids from idempotency keys.
+var idempotencyNS = uuid.MustParse("0b9d7c4e-2f61-4a8b-8e3d-5c7a1f2e9b64")
+
+// Service implements the workflow endpoints.
+type Service struct {
+	store *store
+	now   func() time.Time
+}
+
+// New opens the workflow store (creating the catalogue bucket if needed).
+func New(ctx context.Context, js jetstream.JetStream, o StoreOptions) (*Service, error) {
+	st, err := openStore(ctx, js, o)
+	if err != nil {
+		return nil, err
+	}
+	return &Service{store: st, now: func() time.Time { return time.Now().UTC() }}, nil
+}
+
+func (s *Service) create(ctx context.Context, r *wire.CreateWorkflowRequest) (*flow.Definition, error) {
+	now := s.now()
+	d := &flow.Definition{ID: r.ID, Name: r.Name, Description: r.Description, Places: r.Places,
+		InitialPlace: r.InitialPlace, Transitions: r.Transitions, CreatedAt: now, UpdatedAt: now, Version: 1}
+	if d.ID == "" && r.IdempotencyKey != "" {
+		d.ID = uuid.NewSHA1(idempotencyNS, []byte(r.IdempotencyKey)).String()
+	} else if d.ID == "" {
+		d.ID = uuid.NewString()
+	}
+	for i := range d.Transitions {
+		if d.Transitions[i].Conditions == nil {
+			d.Transitions[i].Conditions = []string{}
+		}
+	}
+	if err := d.Validate(); err != nil {
+		return nil, err
+	}
+	d.Analysis = flow.Analyze(d)
+	err := s.store.create(ctx, d)
+	if r.ID == "" && r.IdempotencyKey != "" && errors.Is(err, fail.ErrConflict) {
+		return s.store.get(ctx, d.ID)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+func (s *Service) get(ctx context.Context, r *wire.GetWorkflowRequest) (*flow.Definition, error) {
+	return s.store.get(ctx, r.ID)
+}
+
+func (s *Service) list(ctx context.Context, r *wire.ListWorkflowsRequest) (*wire.WorkflowPage, error) {
+	return s.store.list(ctx, r.Page)
+}

@@ -1,0 +1,84 @@
+// Package client is the Go API of Circuit Breaker over NATS: typed calls for
+// every endpoint of the workflow and token services. Errors are *fail.Error
+// values rebuilt from the services' replies, so errors.Is(err,
+// fail.ErrNotFound) and friends work. The edge and the tests use it too.
+package client
+
+import (
+	"context"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/cbnats/circuitbreaker/shared/flow"
+	"github.com/cbnats/circuitbreaker/shared/rpc"
+	"github.com/cbnats/circuitbreaker/shared/subjects"
+	"github.com/cbnats/circuitbreaker/shared/wire"
+)
+
+// Client calls the services over one NATS connection. It is safe for
+// concurrent use.
+type Client struct {
+	nc *nats.Conn
+}
+
+// New returns a Client on nc.
+func New(nc *nats.Conn) *Client { return &Client{nc: nc} }
+
+// CreateWorkflow validates and stores a workflow definition.
+func (c *Client) CreateWorkflow(ctx context.Context, r *wire.CreateWorkflowRequest) (*flow.Definition, error) {
+	return rpc.Call[wire.CreateWorkflowRequest, flow.Definition](ctx, c.nc, subjects.WorkflowCreate, r)
+}
+
+// GetWorkflow returns a definition by id.
+func (c *Client) GetWorkflow(ctx context.Context, id string) (*flow.Definition, error) {
+	return rpc.Call[wire.GetWorkflowRequest, flow.Definition](ctx, c.nc, subjects.WorkflowGet, &wire.GetWorkflowRequest{ID: id})
+}
+
+// ListWorkflows returns a page of definitions ordered by id.
+func (c *Client) ListWorkflows(ctx context.Context, p wire.Page) (*wire.WorkflowPage, error) {
+	return rpc.Call[wire.ListWorkflowsRequest, wire.WorkflowPage](ctx, c.nc, subjects.WorkflowList, &wire.ListWorkflowsRequest{Page: p})
+}
+
+// CreateToken creates a workflow instance.
+func (c *Client) CreateToken(ctx context.Context, r *wire.CreateTokenRequest) (*flow.Token, error) {
+	return rpc.Call[wire.CreateTokenRequest, flow.Token](ctx, c.nc, subjects.TokenCreate, r)
+}
+
+// GetToken returns a token by id.
+func (c *Client) GetToken(ctx context.Context, id string) (*flow.Token, error) {
+	return rpc.Call[wire.GetTokenRequest, flow.Token](ctx, c.nc, subjects.TokenGet, &wire.GetTokenRequest{ID: id})
+}
+
+// FindToken returns a token of a known workflow.
+func (c *Client) FindToken(ctx context.Context, workflowID, tokenID string) (*flow.Token, error) {
+	return rpc.Call[wire.FindTokenRequest, flow.Token](ctx, c.nc, subjects.TokenFind,
+		&wire.FindTokenRequest{WorkflowID: workflowID, TokenID: tokenID})
+}
+
+// ListTokens returns a page of a workflow's tokens.
+func (c *Client) ListTokens(ctx context.Context, workflowID string, p wire.Page) (*wire.TokenPage, error) {
+	return rpc.Call[wire.ListTokensRequest, wire.TokenPage](ctx, c.nc, subjects.TokenList,
+		&wire.ListTokensRequest{WorkflowID: workflowID, Page: p})
+}
+
+// TokensInPlace returns a page of the tokens currently in a place.
+func (c *Client) TokensInPlace(ctx context.Context, workflowID, place string, p wire.Page) (*wire.TokenPage, error) {
+	return rpc.Call[wire.TokensInPlaceRequest, wire.TokenPage](ctx, c.nc, subjects.TokenInPlace,
+		&wire.TokensInPlaceRequest{WorkflowID: workflowID, Place: place, Page: p})
+}
+
+// Available explains which transitions a token can fire now.
+func (c *Client) Available(ctx context.Context, tokenID string) (*wire.AvailableReply, error) {
+	return rpc.Call[wire.AvailableRequest, wire.AvailableReply](ctx, c.nc, subjects.TokenAvailable,
+		&wire.AvailableRequest{TokenID: tokenID})
+}
+
+// Fire fires a transition on a token.
+func (c *Client) Fire(ctx context.Context, r *wire.FireRequest) (*flow.Token, error) {
+	return rpc.Call[wire.FireRequest, flow.Token](ctx, c.nc, subjects.TokenFire, r)
+}
+
+// UpdateToken changes a token's data or metadata without a transition.
+func (c *Client) UpdateToken(ctx context.Context, r *wire.UpdateTokenRequest) (*flow.Token, error) {
+	return rpc.Call[wire.UpdateTokenRequest, flow.Token](ctx, c.nc, subjects.TokenUpdate, r)
+}

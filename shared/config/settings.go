@@ -1,0 +1,54 @@
+package config
+
+import "time"
+
+// NATS says how a process reaches NATS.
+type NATS struct {
+	URL             string        // comma-separated server URLs
+	Creds           string        // .creds file (JWT + nkey seed)
+	NKey            string        // nkey seed file
+	User, Password  string        // user/password login
+	TLSCert, TLSKey string        // client certificate for mutual TLS
+	TLSCA           string        // CA to verify the server
+	InboxPrefix     string        // custom inbox prefix, for least-privilege accounts
+	ConnectTimeout  time.Duration // per connection attempt
+	ReconnectBuffer int           // bytes buffered while reconnecting
+}
+
+// Register declares the NATS flags.
+func (n *NATS) Register(f *Flags, defURL string) {
+	f.String(&n.URL, "nats", "NATS_URL", defURL, "NATS server URLs, comma separated")
+	f.String(&n.Creds, "creds", "NATS_CREDS", "", "NATS credentials file")
+	f.String(&n.NKey, "nkey", "NATS_NKEY", "", "NATS nkey seed file")
+	f.String(&n.User, "nats-user", "NATS_USER", "", "NATS user")
+	f.String(&n.Password, "nats-password", "NATS_PASSWORD", "", "NATS password")
+	f.String(&n.TLSCert, "tls-cert", "NATS_TLS_CERT", "", "client certificate (PEM) for mutual TLS")
+	f.String(&n.TLSKey, "tls-key", "NATS_TLS_KEY", "", "client key (PEM) for mutual TLS")
+	f.String(&n.TLSCA, "tls-ca", "NATS_TLS_CA", "", "CA certificate (PEM) to verify the server")
+	f.String(&n.InboxPrefix, "inbox-prefix", "NATS_INBOX_PREFIX", "", "custom inbox prefix (least-privilege deployments)")
+	f.Duration(&n.ConnectTimeout, "connect-timeout", "NATS_CONNECTION_TIMEOUT", 10*time.Second, "NATS connection timeout")
+	f.Int(&n.ReconnectBuffer, "reconnect-buffer", "NATS_RECONNECT_BUFFER_SIZE", 8<<20, "bytes buffered while reconnecting")
+}
+
+// Store says how workflows, tokens and events are stored in JetStream.
+// State (definitions, tokens) never expires; the limits apply to events only.
+type Store struct {
+	Replicas       int           // stream and bucket replicas (1 embedded, 3 in a cluster)
+	EventMaxAge    time.Duration // events older than this expire (0 = keep)
+	EventMaxMsgs   int64         // reserved for the event service: per-workflow event count limit
+	EventMaxBytes  int64         // reserved for the event service: per-workflow event bytes limit
+	DedupeWindow   time.Duration // JetStream duplicate window for event message ids
+	MaxDeliver     int           // redeliveries for durable event subscribers
+	RequestTimeout time.Duration // bound on a request whose caller sent no deadline
+}
+
+// Register declares the storage flags.
+func (s *Store) Register(f *Flags) {
+	f.Int(&s.Replicas, "replicas", "CB_REPLICAS", 1, "replicas of every stream and bucket")
+	f.Duration(&s.EventMaxAge, "event-max-age", "NATS_MAX_AGE", 30*24*time.Hour, "event retention by age (0 keeps events)")
+	f.Int64(&s.EventMaxMsgs, "event-max-msgs", "NATS_MAX_MESSAGES", 1_000_000, "event retention by count, per workflow")
+	f.Int64(&s.EventMaxBytes, "event-max-bytes", "NATS_MAX_BYTES", 1<<30, "event retention by size, per workflow")
+	f.Duration(&s.DedupeWindow, "dedupe-window", "NATS_DEDUPE_WINDOW", 2*time.Minute, "duplicate window for event ids")
+	f.Int(&s.MaxDeliver, "max-deliver", "NATS_MAX_DELIVER", 5, "deliveries per event for durable subscribers")
+	f.Duration(&s.RequestTimeout, "request-timeout", "CB_REQUEST_TIMEOUT", 10*time.Second, "bound on requests without a deadline")
+}

@@ -1,0 +1,112 @@
+package flow
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/cbnats/circuitbreaker/shared/rules"
+)
+
+// Evaluation explains whether one transition can fire for a token.
+type Evaluation struct {
+	TransitionID    string         `json:"transitionId"`
+	Name            string         `json:"name,omitempty"`
+	ToPlace         string         `json:"toPlace"`
+	FromPlaces      []string       `json:"fromPlaces"`
+	PlaceCompatible bool           `json:"placeCompatible"`
+	RulesPassed     bool           `json:"rulesPassed"`
+	CanFire         bool           `json:"canFire"`
+	RuleResults     []rules.Result `json:"ruleResults"`
+	Explanation     string         `json:"explanation"`
+}
+
+// Evaluate explains, for every transition of the definition in order,
+// whether it can fire for t. Guards are evaluated even when the place does
+// not match, so the results show what else would block the transition.
+func (m *Machine) Evaluate(t *Token) []Evaluation {
+	f, ferr := tokenFacts(t)
+	out := make([]Evaluation, len(m.Def.Transitions))
+	for i, tr := range m.Def.Transitions {
+		e := Evaluation{
+			TransitionID: tr.ID, Name: tr.Name, ToPlace: tr.ToPlace,
+			FromPlaces:      slices.Clone(tr.FromPlaces),
+			PlaceCompatible: slices.Contains(tr.FromPlaces, t.Place),
+			RuleResults:     m.results(i, f, ferr),
+		}
+		failed := failures(e.RuleResults)
+		e.RulesPassed = len(failed) == 0
+		e.CanFire = e.PlaceCompatible && e.RulesPassed
+		e.Explanation = explain(e, t.Place, failed)
+		out[i] = e
+	}
+	return out
+}
+
+// results evaluates every guard of transition i; when the token's facts
+// could not be decoded, every guard fails with that error.
+func (m *Machine) results(i int, f rules.Facts, ferr error) []rules.Result {
+	rs := make([]rules.Result, len(m.guards[i]))
+	for j, g := range m.guards[i] {
+		if ferr != nil {
+			rs[j] = rules.Result{RuleID: g.name, Explanation: ferr.Error()}
+			continue
+		}
+		rs[j] = g.rule.Evaluate(f)
+		rs[j].RuleID = g.name
+	}
+	return rs
+}
+
+// failures returns the results that did not pass.
+func failures(rs []rules.Result) []rules.Result {
+	var failed []rules.Result
+	for _, r := range rs {
+		if !r.Passed {
+			failed = append(failed, r)
+		}
+	}
+	return failed
+}
+
+// explain words an Evaluation the way the original engine did.
+func explain(e Evaluation, place string, failed []rules.Result) string {
+	if !e.PlaceCompatible {
+		return fmt.Sprintf("Token is in place '%s' but transition requires one of: [%s]", place, strings.Join(e.FromPlaces, ", "))
+	}
+	if len(failed) > 0 {
+		parts := make([]string, len(failed))
+		for i, r := range failed {
+			parts[i] = fmt.Sprintf("rule '%s': %s", r.RuleID, r.Explanation)
+		}
+		return fmt.Sprintf("%d of %d rules failed: %s", len(failed), len(e.RuleResults), strings.Join(parts, "; "))
+	}
+	return "All conditions met - transition can fire"
+}
+
+// Available returns the transitions that can fire for t now: t's place is
+// one of their FromPlaces and all their guards pass.
+func (m *Machine) Available(t *Token) []Transition {
+	out := []Transition{}
+	f, ferr := tokenFacts(t)
+	for i, tr := range m.Def.Transitions {
+		if !slices.Contains(tr.FromPlaces, t.Place) {
+			continue
+		}
+		if len(m.guards[i]) > 0 && (ferr != nil || !allPass(m.guards[i], f)) {
+			continue
+		}
+		out = append(out, tr)
+	}
+	return out
+}
+
+// allPass reports whether every guard passes for f.
+func allPass(gs []guard, f rules.Facts) bool {
+	for _, g := range gs {
+		if !g.rule.Evaluate(f).Passed {
+			return false
+		}
+	}
+	return true
+}

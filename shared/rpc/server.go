@@ -1,0 +1,131 @@
+// Package rpc is the one way requests cross NATS: Endpoint adapts a typed
+// handler to a micro endpoint, and Call is its client twin.
+//
+// Endpoint decodes and validates the request, derives a context with the
+// caller's deadline, attaches a request-scoped logger, runs the handler on a
+// bounded pool (a micro endpoint delivers one message at a time, so work is
+// handed off), turns panics into 500s and errors into micro error headers.
+package rpc
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/micro"
+	"github.com/rs/zerolog"
+
+	"github.com/cbnats/circuitbreaker/shared/fail"
+	"github.com/cbnats/circuitbreaker/shared/subjects"
+)
+
+// Handler is a typed endpoint implementation.
+type Handler[Req, Resp any] func(ctx context.Context, req *Req) (*Resp, error)
+
+// Options configure a Server. The zero value is usable.
+type Options struct {
+	// Concurrency bounds the requests handled at once (default 256).
+	Concurrency int
+	// Timeout bounds a request whose caller sent no deadline (default 10s).
+	Timeout time.Duration
+}
+
+// Server runs endpoint handlers on a bounded pool.
+type Server struct {
+	log     zerolog.Logger
+	timeout time.Duration
+	sem     chan struct{}
+	wg      sync.WaitGroup
+}
+
+// NewServer returns a Server logging to log.
+func NewServer(log zerolog.Logger, o Options) *Server {
+	if o.Concurrency <= 0 {
+		o.Concurrency = 256
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 10 * time.Second
+	}
+	return &Server{log: log, timeout: o.Timeout, sem: make(chan struct{}, o.Concurrency)}
+}
+
+// Wait blocks until every request in flight has been answered.
+func (s *Server) Wait() { s.wg.Wait() }
+
+// validator is implemented by requests that check themselves.
+type validator interface{ Validate() error }
+
+// Endpoint adapts h to a micro handler served by s.
+func Endpoint[Req, Resp any](s *Server, h Handler[Req, Resp]) micro.Handler {
+	return micro.HandlerFunc(func(r micro.Request) {
+		ctx, cancel := s.context(r)
+		select {
+		case s.sem <- struct{}{}:
+		case <-ctx.Done():
+			cancel()
+			s.reply(r, nil, fail.New(fail.Unavailable, "service overloaded, retry later"))
+			return
+		}
+		s.wg.Add(1)
+		go func() {
+			defer func() { <-s.sem; s.wg.Done(); cancel() }()
+			resp, err := serve(ctx, r, h)
+			s.reply(r, resp, err)
+		}()
+	})
+}
+
+// context derives the request's context: the caller's deadline (or the
+// default timeout) and a logger carrying the request id.
+func (s *Server) context(r micro.Request) (context.Context, context.CancelFunc) {
+	dl := time.Now().Add(s.timeout)
+	if v := r.Headers().Get(subjects.HeaderDeadline); v != "" {
+		if t, err := time.Parse(time.RFC3339Nano, v); err == nil && t.Before(dl) {
+			dl = t
+		}
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), dl)
+	id := r.Headers().Get(subjects.HeaderRequestID)
+	log := s.log.With().Str("subject", r.Subject()).Str("request_id", id).Logger()
+	return WithRequestID(log.WithContext(ctx), id), cancel
+}
+
+func serve[Req, Resp any](ctx context.Context, r micro.Request, h Handler[Req, Resp]) (resp *Resp, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("panic: %v", p)
+		}
+	}()
+	req := new(Req)
+	if len(r.Data()) > 0 {
+		if err := json.Unmarshal(r.Data(), req); err != nil {
+			return nil, fail.Wrap(fail.BadInput, err, "invalid request body: "+err.Error())
+		}
+	}
+	if v, ok := any(req).(validator); ok {
+		if err := v.Validate(); err != nil {
+			return nil, err
+		}
+	}
+	return h(ctx, req)
+}
+
+func (s *Server) reply(r micro.Request, resp any, err error) {
+	if err == nil {
+		if err = r.RespondJSON(resp); err == nil {
+			return
+		}
+	}
+	msg, kind := err.Error(), fail.KindOf(err)
+	if kind == fail.Internal {
+		s.log.Error().Err(err).Str("subject", r.Subject()).Msg("internal error")
+		msg = "internal error"
+	}
+	h := micro.Headers{subjects.HeaderErrorKind: []string{kind.String()}}
+	if e := r.Error(strconv.Itoa(Code(err)), msg, nil, micro.WithHeaders(h)); e != nil {
+		s.log.Warn().Err(e).Msg("reply failed")
+	}
+}

@@ -1,0 +1,52 @@
+package rpc
+
+import (
+	"fmt"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+
+	"github.com/cbnats/circuitbreaker/shared/subjects"
+)
+
+// Spec describes one endpoint; its texts are published as endpoint
+// metadata, so `nats micro info` documents requests and replies.
+type Spec struct {
+	Name        string
+	Subject     string
+	Description string
+	Request     string // the request body, e.g. `{"id": "<uuid>"}`
+	Response    string // the reply body
+	Handler     micro.Handler
+}
+
+// Service names and describes a micro service.
+type Service struct {
+	Name        string
+	Version     string
+	Description string
+	Metadata    map[string]string
+}
+
+// AddService registers svc with its endpoints on nc, in the shared queue group.
+func AddService(nc *nats.Conn, svc Service, specs []Spec) (micro.Service, error) {
+	ms, err := micro.AddService(nc, micro.Config{
+		Name:        svc.Name,
+		Version:     svc.Version,
+		Description: svc.Description,
+		Metadata:    svc.Metadata,
+		QueueGroup:  subjects.QueueGroup,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("rpc: add service %s: %w", svc.Name, err)
+	}
+	for _, s := range specs {
+		meta := map[string]string{"description": s.Description, "request": s.Request, "response": s.Response}
+		err := ms.AddEndpoint(s.Name, s.Handler, micro.WithEndpointSubject(s.Subject), micro.WithEndpointMetadata(meta))
+		if err != nil {
+			_ = ms.Stop()
+			return nil, fmt.Errorf("rpc: add endpoint %s.%s: %w", svc.Name, s.Name, err)
+		}
+	}
+	return ms, nil
+}

@@ -1,0 +1,110 @@
+// Package subjects names every NATS subject, stream, bucket and header the
+// system uses. Nothing else in the code base spells a subject literally.
+//
+// Request subjects live under "cb.>"; stored data lives under "workflows.>",
+// which per-workflow streams capture. The two trees never overlap, so a
+// request can never be captured by a stream.
+package subjects
+
+import "strings"
+
+// Service names, as registered with micro and shown by `nats micro ls`.
+const (
+	WorkflowService = "workflow"
+	TokenService    = "token"
+	EventService    = "event"
+)
+
+// QueueGroup is the queue group every endpoint of every service joins.
+const QueueGroup = "cb"
+
+// Request subjects of the workflow service.
+const (
+	WorkflowCreate = "cb.workflow.create"
+	WorkflowGet    = "cb.workflow.get"
+	WorkflowList   = "cb.workflow.list"
+)
+
+// Request subjects of the token service.
+const (
+	TokenCreate    = "cb.token.create"
+	TokenGet       = "cb.token.get"
+	TokenFind      = "cb.token.find"
+	TokenList      = "cb.token.list"
+	TokenInPlace   = "cb.token.inplace"
+	TokenAvailable = "cb.token.available"
+	TokenFire      = "cb.token.fire"
+	TokenUpdate    = "cb.token.update"
+)
+
+// Buckets.
+const (
+	// CatalogBucket is the KV bucket listing workflow definitions (id → definition).
+	CatalogBucket = "CB_WORKFLOWS"
+	// TokenIndexBucket is the KV bucket mapping a token id to its workflow id.
+	TokenIndexBucket = "CB_TOKEN_INDEX"
+)
+
+// Headers carried on stored messages and requests.
+const (
+	// HeaderTokenOp marks a tombstone left in a place a token has left.
+	HeaderTokenOp = "Token-Op"
+	// TokenOpDelete is the value of HeaderTokenOp on a tombstone.
+	TokenOpDelete = "DEL"
+	// HeaderTokenRev carries a token state's revision.
+	HeaderTokenRev = "Token-Rev"
+	// HeaderRequestID carries the edge's request id through NATS.
+	HeaderRequestID = "Cb-Request-Id"
+	// HeaderErrorKind carries the exact error kind beside micro's numeric code.
+	HeaderErrorKind = "Cb-Error-Kind"
+	// HeaderDeadline carries the caller's deadline (RFC 3339 nano) so a
+	// service stops working on a request its caller has given up on.
+	HeaderDeadline = "Cb-Deadline"
+)
+
+// StreamName is the stream holding one workflow: its definition, its tokens
+// and its events. Workflow ids are case-sensitive and restricted to
+// [A-Za-z0-9_-], so the mapping is injective.
+func StreamName(workflowID string) string { return "WORKFLOW_" + workflowID }
+
+// StreamSubjects are the subjects the workflow's stream captures.
+func StreamSubjects(workflowID string) []string { return []string{"workflows." + workflowID + ".>"} }
+
+// Definition is the subject of a workflow's definition message.
+func Definition(workflowID string) string { return "workflows." + workflowID + ".definition" }
+
+// TokenState is the subject of a token's state while it sits in place.
+func TokenState(workflowID, place, tokenID string) string {
+	return join("workflows", workflowID, "places", place, "tokens", tokenID)
+}
+
+// TokenAnyPlace matches a token's state subject in every place.
+func TokenAnyPlace(workflowID, tokenID string) string { return TokenState(workflowID, "*", tokenID) }
+
+// PlaceTokens matches every token state subject of one place.
+func PlaceTokens(workflowID, place string) string { return TokenState(workflowID, place, "*") }
+
+// AllTokens matches every token state subject of a workflow.
+func AllTokens(workflowID string) string { return TokenState(workflowID, "*", "*") }
+
+// LifecycleEvents is the subject of token_created and workflow_created events.
+func LifecycleEvents(workflowID string) string { return "workflows." + workflowID + ".events.lifecycle" }
+
+// TransitionEvents is the subject of token_transitioned events.
+func TransitionEvents(workflowID string) string {
+	return "workflows." + workflowID + ".events.transitions"
+}
+
+// AllEvents matches every event subject of a workflow.
+func AllEvents(workflowID string) string { return "workflows." + workflowID + ".events.>" }
+
+// PlaceFromSubject returns the place token of a token state subject.
+func PlaceFromSubject(subject string) string {
+	parts := strings.Split(subject, ".")
+	if len(parts) != 6 {
+		return ""
+	}
+	return parts[3]
+}
+
+func join(parts ...string) string { return strings.Join(parts, ".") }

@@ -1,0 +1,131 @@
+package wire
+
+import (
+	"encoding/json"
+
+	"github.com/google/uuid"
+
+	"github.com/cbnats/circuitbreaker/shared/fail"
+	"github.com/cbnats/circuitbreaker/shared/flow"
+)
+
+// Limits on free-form request fields.
+const (
+	MaxKeyLen  = 128  // idempotency keys and cursors
+	MaxTextLen = 1024 // triggeredBy and similar labels
+)
+
+// CanonicalUUID reports whether s is a UUID in its canonical lowercase form.
+func CanonicalUUID(s string) bool {
+	u, err := uuid.Parse(s)
+	return err == nil && u.String() == s
+}
+
+func tokenID(id string) error {
+	if !CanonicalUUID(id) {
+		return fail.New(fail.BadInput, "Invalid token ID format")
+	}
+	return nil
+}
+
+func workflowID(id string) error {
+	if id == "" {
+		return fail.New(fail.BadInput, "workflowId is required")
+	}
+	if !flow.ValidName(id) {
+		return fail.New(fail.BadInput, "Invalid workflow ID format: use letters, digits, '_' and '-' (at most 128)")
+	}
+	return nil
+}
+
+func name(field, v string, required bool) error {
+	if v == "" && !required {
+		return nil
+	}
+	if !flow.ValidName(v) {
+		return fail.New(fail.BadInput, "Invalid %s '%s': use letters, digits, '_' and '-' (at most 128)", field, v)
+	}
+	return nil
+}
+
+func text(field, v string, max int) error {
+	if len(v) > max {
+		return fail.New(fail.BadInput, "%s is longer than %d bytes", field, max)
+	}
+	return nil
+}
+
+func validJSON(field string, v json.RawMessage) error {
+	if len(v) > 0 && !json.Valid(v) {
+		return fail.New(fail.BadInput, "%s is not valid JSON", field)
+	}
+	return nil
+}
+
+func first(errs ...error) error {
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Validate checks the page cursor's size.
+func (p Page) Validate() error {
+	if p.First < 0 {
+		return fail.New(fail.BadInput, "first must not be negative")
+	}
+	return text("after", p.After, MaxKeyLen)
+}
+
+// Validate checks the request's shape; the definition itself is validated by flow.
+func (r *CreateWorkflowRequest) Validate() error {
+	return first(name("workflow id", r.ID, false), text("idempotencyKey", r.IdempotencyKey, MaxKeyLen))
+}
+
+// Validate checks the id.
+func (r *GetWorkflowRequest) Validate() error { return workflowID(r.ID) }
+
+// Validate checks the page.
+func (r *ListWorkflowsRequest) Validate() error { return r.Page.Validate() }
+
+// Validate checks ids, JSON and labels.
+func (r *CreateTokenRequest) Validate() error {
+	return first(workflowID(r.WorkflowID), name("place", r.InitialPlace, false),
+		validJSON("data", r.Data), validJSON("metadata", r.Metadata),
+		text("triggeredBy", r.TriggeredBy, MaxTextLen), text("idempotencyKey", r.IdempotencyKey, MaxKeyLen))
+}
+
+// Validate checks the id.
+func (r *GetTokenRequest) Validate() error { return tokenID(r.ID) }
+
+// Validate checks both ids.
+func (r *FindTokenRequest) Validate() error { return first(workflowID(r.WorkflowID), tokenID(r.TokenID)) }
+
+// Validate checks the workflow id and page.
+func (r *ListTokensRequest) Validate() error { return first(workflowID(r.WorkflowID), r.Page.Validate()) }
+
+// Validate checks ids and page.
+func (r *TokensInPlaceRequest) Validate() error {
+	return first(workflowID(r.WorkflowID), name("place", r.Place, true), r.Page.Validate())
+}
+
+// Validate checks the id.
+func (r *AvailableRequest) Validate() error { return tokenID(r.TokenID) }
+
+// Validate checks ids, JSON and labels.
+func (r *FireRequest) Validate() error {
+	return first(tokenID(r.TokenID), name("transition id", r.TransitionID, true),
+		name("place", r.NewPlace, false), validJSON("data", r.Data),
+		text("triggeredBy", r.TriggeredBy, MaxTextLen), text("idempotencyKey", r.IdempotencyKey, MaxKeyLen))
+}
+
+// Validate checks the id, JSON and that something changes.
+func (r *UpdateTokenRequest) Validate() error {
+	if len(r.Data) == 0 && len(r.Metadata) == 0 {
+		return fail.New(fail.BadInput, "nothing to update: give data or metadata")
+	}
+	return first(tokenID(r.TokenID), validJSON("data", r.Data), validJSON("metadata", r.Metadata),
+		text("triggeredBy", r.TriggeredBy, MaxTextLen))
+}

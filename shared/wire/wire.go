@@ -1,0 +1,171 @@
+// Package wire holds the request and reply bodies of every NATS endpoint and
+// the JSON of every event. Bodies are JSON with camelCase keys; events keep
+// the original system's snake_case keys so its subscribers keep working.
+package wire
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/cbnats/circuitbreaker/shared/flow"
+)
+
+// Page limits shared by every list endpoint.
+const (
+	DefaultPageSize = 100
+	MaxPageSize     = 1000
+)
+
+// CreateWorkflowRequest asks the workflow service to store a new definition.
+// ID is optional: a UUID is assigned when it is empty.
+type CreateWorkflowRequest struct {
+	ID           string            `json:"id,omitempty"`
+	Name         string            `json:"name"`
+	Description  string            `json:"description,omitempty"`
+	Places       []string          `json:"places"`
+	InitialPlace string            `json:"initialPlace"`
+	Transitions  []flow.Transition `json:"transitions"`
+	// IdempotencyKey makes a retried create without ID return the first result.
+	IdempotencyKey string `json:"idempotencyKey,omitempty"`
+}
+
+// GetWorkflowRequest asks for one definition.
+type GetWorkflowRequest struct {
+	ID string `json:"id"`
+}
+
+// ListWorkflowsRequest asks for a page of definitions, ordered by id.
+type ListWorkflowsRequest struct {
+	Page
+}
+
+// WorkflowPage is one page of definitions.
+type WorkflowPage struct {
+	Items []*flow.Definition `json:"items"`
+	// Next is the cursor of the following page; empty on the last page.
+	Next string `json:"next,omitempty"`
+}
+
+// Page selects a page of a list: at most First items after the cursor After.
+type Page struct {
+	First int    `json:"first,omitempty"`
+	After string `json:"after,omitempty"`
+}
+
+// Size returns the page size to use: First within [1, MaxPageSize], or the default.
+func (p Page) Size() int {
+	switch {
+	case p.First <= 0:
+		return DefaultPageSize
+	case p.First > MaxPageSize:
+		return MaxPageSize
+	}
+	return p.First
+}
+
+// CreateTokenRequest creates a token (a workflow instance). It serves both
+// createToken and createWorkflowInstance of the original API.
+type CreateTokenRequest struct {
+	WorkflowID     string          `json:"workflowId"`
+	InitialPlace   string          `json:"initialPlace,omitempty"`
+	Data           json.RawMessage `json:"data,omitempty"`
+	Metadata       json.RawMessage `json:"metadata,omitempty"`
+	TriggeredBy    string          `json:"triggeredBy,omitempty"`
+	IdempotencyKey string          `json:"idempotencyKey,omitempty"`
+}
+
+// GetTokenRequest asks for a token by id alone.
+type GetTokenRequest struct {
+	ID string `json:"id"`
+}
+
+// FindTokenRequest asks for a token of a known workflow.
+type FindTokenRequest struct {
+	WorkflowID string `json:"workflowId"`
+	TokenID    string `json:"tokenId"`
+}
+
+// ListTokensRequest asks for a page of a workflow's tokens, ordered by the
+// stream sequence of their current state (oldest change first).
+type ListTokensRequest struct {
+	WorkflowID string `json:"workflowId"`
+	Page
+}
+
+// TokensInPlaceRequest asks for a page of the tokens currently in a place.
+type TokensInPlaceRequest struct {
+	WorkflowID string `json:"workflowId"`
+	Place      string `json:"place"`
+	Page
+}
+
+// TokenPage is one page of tokens.
+type TokenPage struct {
+	Items []*flow.Token `json:"items"`
+	// Next is the cursor of the following page; empty on the last page.
+	Next string `json:"next,omitempty"`
+}
+
+// AvailableRequest asks which transitions a token can fire now.
+type AvailableRequest struct {
+	TokenID string `json:"tokenId"`
+}
+
+// AvailableReply lists the transitions that can fire now (place and guards)
+// and, for every transition of the workflow, why it can or cannot fire.
+type AvailableReply struct {
+	Token       *flow.Token       `json:"token"`
+	Transitions []flow.Transition `json:"transitions"`
+	Evaluations []flow.Evaluation `json:"evaluations"`
+}
+
+// FireRequest fires a transition on a token. It serves fireTransition and
+// transitionTokenWithNats (which also names NewPlace) of the original API.
+type FireRequest struct {
+	TokenID      string          `json:"tokenId"`
+	TransitionID string          `json:"transitionId"`
+	NewPlace     string          `json:"newPlace,omitempty"`
+	Data         json.RawMessage `json:"data,omitempty"`
+	// ReplaceData replaces the token's data instead of merge-patching it.
+	ReplaceData bool   `json:"replaceData,omitempty"`
+	TriggeredBy string `json:"triggeredBy,omitempty"`
+	// ExpectedRevision, when set, makes the fire fail with a conflict unless
+	// the token is still at that revision.
+	ExpectedRevision uint64 `json:"expectedRevision,omitempty"`
+	IdempotencyKey   string `json:"idempotencyKey,omitempty"`
+}
+
+// UpdateTokenRequest changes a token's data or metadata without a transition.
+type UpdateTokenRequest struct {
+	TokenID          string          `json:"tokenId"`
+	Data             json.RawMessage `json:"data,omitempty"`
+	ReplaceData      bool            `json:"replaceData,omitempty"`
+	Metadata         json.RawMessage `json:"metadata,omitempty"`
+	TriggeredBy      string          `json:"triggeredBy,omitempty"`
+	ExpectedRevision uint64          `json:"expectedRevision,omitempty"`
+}
+
+// Event types.
+const (
+	EventWorkflowCreated   = "workflow_created"
+	EventTokenCreated      = "token_created"
+	EventTokenTransitioned = "token_transitioned"
+	EventTokenUpdated      = "token_updated"
+)
+
+// Event is the JSON of every event, in the original system's shape.
+// NatsSequence is the stream sequence of the state message the change wrote
+// (the definition for workflow_created).
+type Event struct {
+	EventType    string    `json:"event_type"`
+	TokenID      string    `json:"token_id,omitempty"`
+	WorkflowID   string    `json:"workflow_id"`
+	Place        string    `json:"place,omitempty"`
+	FromPlace    string    `json:"from_place,omitempty"`
+	ToPlace      string    `json:"to_place,omitempty"`
+	TransitionID string    `json:"transition_id,omitempty"`
+	Timestamp    time.Time `json:"timestamp"`
+	TriggeredBy  *string   `json:"triggered_by"`
+	NatsSequence uint64    `json:"nats_sequence"`
+	Revision     uint64    `json:"revision,omitempty"`
+}
