@@ -23,16 +23,17 @@ type Options struct {
 	Server      embedded.Options
 	Store       config.Store
 	Concurrency int
-	Log         zerolog.Logger
+	// TokenInstances is how many token services to run in the queue group
+	// (default 1); more than one makes them race each other.
+	TokenInstances int
+	Log            zerolog.Logger
 }
 
 // Stack is a running system.
 type Stack struct {
-	Server   *server.Server
-	conns    []*nats.Conn
-	stops    []func()
-	workflow *workflow.Instance
-	token    *token.Instance
+	Server *server.Server
+	conns  []*nats.Conn
+	stops  []func()
 }
 
 // Start starts the server and the services.
@@ -60,15 +61,17 @@ func (s *Stack) startServices(ctx context.Context, o Options) error {
 		return err
 	}
 	s.stops = append(s.stops, wf.Stop)
-	if nc, err = s.Connect("token-service"); err != nil {
-		return err
+	for i := range max(o.TokenInstances, 1) {
+		if nc, err = s.Connect(fmt.Sprintf("token-service-%d", i+1)); err != nil {
+			return err
+		}
+		tk, err := token.Start(ctx, nc, token.Options{Store: o.Store, Concurrency: o.Concurrency,
+			Log: o.Log.With().Str("service", "token").Logger()})
+		if err != nil {
+			return err
+		}
+		s.stops = append(s.stops, tk.Stop)
 	}
-	tk, err := token.Start(ctx, nc, token.Options{Store: o.Store, Concurrency: o.Concurrency,
-		Log: o.Log.With().Str("service", "token").Logger()})
-	if err != nil {
-		return err
-	}
-	s.stops = append(s.stops, tk.Stop)
 	return nil
 }
 

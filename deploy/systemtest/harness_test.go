@@ -3,8 +3,8 @@ package systemtest
 import (
 	"context"
 	"encoding/json"
-	"reflect"
 	"os"
+	"reflect"
 	"testing"
 	"time"
 
@@ -29,9 +29,21 @@ func defaultStore() config.Store {
 	return config.Store{Replicas: 1, DedupeWindow: 2 * time.Minute, EventMaxAge: time.Hour, RequestTimeout: 10 * time.Second}
 }
 
+type storeOpts = config.Store
+
 // start runs the system on dir (a fresh temporary directory when "").
 func start(t testing.TB, dir string) *system {
 	t.Helper()
+	return startWith(t, dir, nil)
+}
+
+// startWith is start with changed storage settings.
+func startWith(t testing.TB, dir string, change func(*config.Store)) *system {
+	t.Helper()
+	store := defaultStore()
+	if change != nil {
+		change(&store)
+	}
 	if dir == "" {
 		dir = t.TempDir()
 	}
@@ -41,8 +53,11 @@ func start(t testing.TB, dir string) *system {
 	}
 	st, err := stack.Start(context.Background(), stack.Options{
 		Server: embedded.Options{DataDir: dir, Port: -1},
-		Store:  defaultStore(),
-		Log:    log,
+		Store:  store,
+		// Two token services race each other, so the compare-and-swap in
+		// storage, not only the in-process lock, is under test.
+		TokenInstances: 2,
+		Log:            log,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -6,6 +6,7 @@ package token
 import (
 	"context"
 	"errors"
+	"math/rand/v2"
 	"time"
 
 	"github.com/google/uuid"
@@ -16,9 +17,12 @@ import (
 	"github.com/cbnats/circuitbreaker/shared/wire"
 )
 
-// maxAttempts bounds how often a fire re-reads and re-validates a token
-// after losing a race to a concurrent change.
-const maxAttempts = 16
+// maxAttempts bounds how often a change re-reads and re-validates a token
+// after losing a race to another instance; backoff spreads the retries.
+const (
+	maxAttempts = 100
+	maxBackoff  = 5 * time.Millisecond
+)
 
 // idempotencyNS derives token ids from idempotency keys, so a retried
 // create lands on the token the first attempt made.
@@ -27,12 +31,13 @@ var idempotencyNS = uuid.MustParse("6f1e8d5a-3c1b-4f7e-9a42-0c2b7d9e5f10")
 // Service implements the token endpoints on a Store.
 type Service struct {
 	store *store.Store
+	locks *tokenLocks
 	now   func() time.Time
 }
 
 // New returns a Service on st.
 func New(st *store.Store) *Service {
-	return &Service{store: st, now: func() time.Time { return time.Now().UTC() }}
+	return &Service{store: st, locks: newTokenLocks(), now: func() time.Time { return time.Now().UTC() }}
 }
 
 func (s *Service) create(ctx context.Context, r *wire.CreateTokenRequest) (*flow.Token, error) {
@@ -106,6 +111,7 @@ type mutation func(m *flow.Machine, cur *flow.Token) (next *flow.Token, ev wire.
 // compare-and-swap on the revision read. When a concurrent change wins, it
 // reads again and re-validates, unless the caller pinned a revision.
 func (s *Service) apply(ctx context.Context, tokenID string, expected uint64, idemKey string, f mutation) (*flow.Token, error) {
+	defer s.locks.lock(tokenID)()
 	for attempt := 1; ; attempt++ {
 		cur, m, err := s.current(ctx, tokenID)
 		if err != nil {
@@ -123,6 +129,9 @@ func (s *Service) apply(ctx context.Context, tokenID string, expected uint64, id
 		}
 		err = s.store.Change(ctx, cur, next, ev)
 		if errors.Is(err, fail.ErrConflict) && expected == 0 && attempt < maxAttempts {
+			if err := backoff(ctx, attempt); err != nil {
+				return nil, err
+			}
 			continue
 		}
 		if err != nil {
@@ -165,4 +174,15 @@ func optional(s string) *string {
 		return nil
 	}
 	return &s
+}
+
+// backoff sleeps a random time that grows with attempt, or until ctx ends.
+func backoff(ctx context.Context, attempt int) error {
+	d := time.Duration(rand.Int64N(int64(min(time.Duration(attempt)*250*time.Microsecond, maxBackoff)) + 1))
+	select {
+	case <-time.After(d):
+		return nil
+	case <-ctx.Done():
+		return fail.New(fail.Conflict, "token kept changing concurrently; gave up at the deadline")
+	}
 }

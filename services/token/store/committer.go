@@ -150,10 +150,11 @@ func (c *committer) collect(first *change) []*change {
 	return group
 }
 
-// stale fails a change whose expected sequence we know to be outdated.
+// stale fails a change that read a state older than one we committed since
+// (a newer read means another instance wrote since; the server decides).
 func (c *committer) stale(ch *change) bool {
 	seq, ok := c.known[ch.token.ID]
-	if !ok || ch.prevSubject == "" || seq == ch.prevSeq {
+	if !ok || ch.prevSubject == "" || ch.prevSeq >= seq {
 		return false
 	}
 	ch.done <- errConflict
