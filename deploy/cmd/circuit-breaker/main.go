@@ -1,0 +1,77 @@
+// Command circuit-breaker runs the whole system in one process: an embedded
+// NATS server with JetStream storing under a data directory, the workflow
+// and token services, and the GraphQL edge. Data survives a restart.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/cbnats/circuitbreaker/deploy/stack"
+	"github.com/cbnats/circuitbreaker/shared/config"
+	"github.com/cbnats/circuitbreaker/shared/embedded"
+	"github.com/cbnats/circuitbreaker/shared/logging"
+)
+
+func main() {
+	if err := run(os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}
+
+type settings struct {
+	Server      embedded.Options
+	Store       config.Store
+	Concurrency int
+	LogLevel    string
+}
+
+func parse(args []string, getenv func(string) string) (settings, error) {
+	var s settings
+	fs := flag.NewFlagSet("circuit-breaker", flag.ContinueOnError)
+	f := &config.Flags{FS: fs, Getenv: getenv}
+	f.String(&s.Server.DataDir, "data-dir", "CB_DATA_DIR", "data", "JetStream data directory")
+	f.String(&s.Server.Host, "nats-host", "CB_NATS_HOST", "127.0.0.1", "host the embedded NATS server listens on")
+	f.Int(&s.Server.Port, "nats-port", "CB_NATS_PORT", 4222, "port of the embedded NATS server (-1: any free port)")
+	f.Bool(&s.Server.SyncAlways, "sync-always", "CB_SYNC_ALWAYS", false, "fsync every write (slower; survives power loss)")
+	f.Bool(&s.Server.Logs, "nats-logs", "CB_NATS_LOGS", false, "print the NATS server's own log")
+	s.Store.Register(f)
+	f.Int(&s.Concurrency, "concurrency", "CB_CONCURRENCY", 256, "requests each service serves at once")
+	f.String(&s.LogLevel, "log-level", "LOG_LEVEL", "info", "log level: debug, info, warn, error")
+	if err := f.Err(); err != nil {
+		return s, err
+	}
+	if err := fs.Parse(args); err != nil {
+		return s, err
+	}
+	abs, err := filepath.Abs(s.Server.DataDir)
+	s.Server.DataDir = abs
+	return s, err
+}
+
+func run(args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	s, err := parse(args, getenv)
+	if err != nil {
+		return err
+	}
+	log := logging.New(stderr, s.LogLevel, "circuit-breaker")
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	st, err := stack.Start(ctx, stack.Options{Server: s.Server, Store: s.Store, Concurrency: s.Concurrency, Log: log})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "Circuit Breaker is running.\n  NATS:     %s   (try: nats micro ls --server %s)\n  data dir: %s\nPress Ctrl-C to stop.\n",
+		st.ClientURL(), st.ClientURL(), s.Server.DataDir)
+	<-ctx.Done()
+	log.Info().Msg("shutting down")
+	st.Stop()
+	return nil
+}
