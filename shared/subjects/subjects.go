@@ -88,7 +88,9 @@ func PlaceTokens(workflowID, place string) string { return TokenState(workflowID
 func AllTokens(workflowID string) string { return TokenState(workflowID, "*", "*") }
 
 // LifecycleEvents is the subject of token_created and workflow_created events.
-func LifecycleEvents(workflowID string) string { return "workflows." + workflowID + ".events.lifecycle" }
+func LifecycleEvents(workflowID string) string {
+	return "workflows." + workflowID + ".events.lifecycle"
+}
 
 // TransitionEvents is the subject of token_transitioned events.
 func TransitionEvents(workflowID string) string {

@@ -101,10 +101,14 @@ func (r *CreateTokenRequest) Validate() error {
 func (r *GetTokenRequest) Validate() error { return tokenID(r.ID) }
 
 // Validate checks both ids.
-func (r *FindTokenRequest) Validate() error { return first(workflowID(r.WorkflowID), tokenID(r.TokenID)) }
+func (r *FindTokenRequest) Validate() error {
+	return first(workflowID(r.WorkflowID), tokenID(r.TokenID))
+}
 
 // Validate checks the workflow id and page.
-func (r *ListTokensRequest) Validate() error { return first(workflowID(r.WorkflowID), r.Page.Validate()) }
+func (r *ListTokensRequest) Validate() error {
+	return first(workflowID(r.WorkflowID), r.Page.Validate())
+}
 
 // Validate checks ids and page.
 func (r *TokensInPlaceRequest) Validate() error {

@@ -16,8 +16,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/cbnats/circuitbreaker/shared/fail"
-	"github.com/cbnats/circuitbreaker/shared/jserr"
 	"github.com/cbnats/circuitbreaker/shared/flow"
+	"github.com/cbnats/circuitbreaker/shared/jserr"
 	"github.com/cbnats/circuitbreaker/shared/subjects"
 )
 
