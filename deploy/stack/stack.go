@@ -5,7 +5,6 @@ package stack
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -95,17 +94,15 @@ func (s *Stack) ClientURL() string {
 	return s.Server.ClientURL()
 }
 
-// Stop stops the services (finishing requests in flight), drains the
+// Stop stops the services (finishing requests in flight), closes the
 // connections and shuts the server down.
 func (s *Stack) Stop() {
 	for i := len(s.stops) - 1; i >= 0; i-- {
 		s.stops[i]()
 	}
-	var errs []error
 	for _, nc := range s.conns {
-		errs = append(errs, nc.Drain())
+		nc.Close()
 	}
-	_ = errors.Join(errs...)
 	s.Server.Shutdown()
 	s.Server.WaitForShutdown()
 }

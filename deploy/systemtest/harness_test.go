@@ -40,6 +40,14 @@ func start(t testing.TB, dir string) *system {
 // startWith is start with changed storage settings.
 func startWith(t testing.TB, dir string, change func(*config.Store)) *system {
 	t.Helper()
+	// Two token services race each other, so the compare-and-swap in
+	// storage, not only the in-process lock, is under test.
+	return startN(t, dir, 2, change)
+}
+
+// startN runs the system with n token service instances.
+func startN(t testing.TB, dir string, n int, change func(*config.Store)) *system {
+	t.Helper()
 	store := defaultStore()
 	if change != nil {
 		change(&store)
@@ -54,9 +62,7 @@ func startWith(t testing.TB, dir string, change func(*config.Store)) *system {
 	st, err := stack.Start(context.Background(), stack.Options{
 		Server: embedded.Options{DataDir: dir, Port: -1},
 		Store:  store,
-		// Two token services race each other, so the compare-and-swap in
-		// storage, not only the in-process lock, is under test.
-		TokenInstances: 2,
+		TokenInstances: n,
 		Log:            log,
 	})
 	if err != nil {
@@ -104,3 +110,7 @@ func jsonEqual(a json.RawMessage, b string) bool {
 	}
 	return reflect.DeepEqual(x, y)
 }
+
+const rpcTimeout = 10 * time.Second
+
+func jsonBody(v any) ([]byte, error) { return json.Marshal(v) }

@@ -23,7 +23,6 @@ import (
 const (
 	maxBatchMsgs  = 1000
 	maxGroup      = maxBatchMsgs / 3
-	foreignRetry  = 5 // group retries after another writer moved the stream on
 	knownMax      = 100_000
 	tombstoneTTL  = 2 * time.Minute
 	commitTimeout = 10 * time.Second
@@ -163,14 +162,18 @@ func (c *committer) stale(ch *change) bool {
 
 var errConflict = fail.New(fail.Conflict, "token changed concurrently; read it again and retry")
 
-// commit writes group, retrying after foreign writes and splitting the group
-// to find the changes whose compare-and-swap failed.
+// commit writes group, retrying after foreign writes (another instance
+// moved the stream on: our sequences were wrong, not the tokens) and
+// splitting the group to find the changes whose compare-and-swap failed.
 func (c *committer) commit(ctx context.Context, group []*change) {
 	if len(group) == 0 {
 		return
 	}
-	for try := 0; ; try++ {
+	deadline := time.Now().Add(commitTimeout)
+	for {
+		t0 := time.Now()
 		err := c.publish(ctx, group)
+		c.log.Debug().Int("group", len(group)).Dur("took", time.Since(t0)).Err(err).Msg("commit")
 		if err == nil {
 			c.done(group)
 			return
@@ -185,7 +188,7 @@ func (c *committer) commit(ctx context.Context, group []*change) {
 		case rerr != nil:
 			c.fail(group, rerr)
 			return
-		case moved && try < foreignRetry:
+		case moved && time.Now().Before(deadline):
 			continue
 		case len(group) > 1:
 			for _, ch := range group {
