@@ -1,16 +1,20 @@
 // Package stack runs the whole system in one process: an embedded
 // nats-server with JetStream and every service on in-process connections.
-// It is the one-command mode, and the fixture of the system tests.
+// and the GraphQL edge. It is the one-command mode, and the fixture of the
+// system tests.
 package stack
 
 import (
 	"context"
 	"fmt"
+	"net"
+	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
 
+	edge "github.com/cbnats/circuitbreaker/edge/server"
 	"github.com/cbnats/circuitbreaker/services/token"
 	"github.com/cbnats/circuitbreaker/services/workflow"
 	"github.com/cbnats/circuitbreaker/shared/config"
@@ -25,14 +29,18 @@ type Options struct {
 	// TokenInstances is how many token services to run in the queue group
 	// (default 1); more than one makes them race each other.
 	TokenInstances int
-	Log            zerolog.Logger
+	// HTTP configures the GraphQL edge; an empty Addr runs no edge.
+	HTTP config.HTTP
+	Log  zerolog.Logger
 }
 
 // Stack is a running system.
 type Stack struct {
 	Server *server.Server
-	conns  []*nats.Conn
-	stops  []func()
+	// GraphQL is the edge's GraphQL URL, or "" without an edge.
+	GraphQL string
+	conns   []*nats.Conn
+	stops   []func()
 }
 
 // Start starts the server and the services.
@@ -46,7 +54,36 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 		s.Stop()
 		return nil, err
 	}
+	if o.HTTP.Addr != "" {
+		if err := s.startEdge(o); err != nil {
+			s.Stop()
+			return nil, err
+		}
+	}
 	return s, nil
+}
+
+func (s *Stack) startEdge(o Options) error {
+	nc, err := s.Connect("edge")
+	if err != nil {
+		return err
+	}
+	srv, err := edge.New(nc, edge.OptionsFrom(o.HTTP, o.Log.With().Str("service", "edge").Logger()))
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", o.HTTP.Addr)
+	if err != nil {
+		return fmt.Errorf("stack: edge: %w", err)
+	}
+	s.GraphQL = "http://" + ln.Addr().String() + "/graphql"
+	go func() { _ = srv.Serve(ln) }()
+	s.stops = append(s.stops, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	})
+	return nil
 }
 
 func (s *Stack) startServices(ctx context.Context, o Options) error {

@@ -29,6 +29,7 @@ func main() {
 type settings struct {
 	Server      embedded.Options
 	Store       config.Store
+	HTTP        config.HTTP
 	Concurrency int
 	LogLevel    string
 }
@@ -43,6 +44,7 @@ func parse(args []string, getenv func(string) string) (settings, error) {
 	f.Bool(&s.Server.SyncAlways, "sync-always", "CB_SYNC_ALWAYS", false, "fsync every write (slower; survives power loss)")
 	f.Bool(&s.Server.Logs, "nats-logs", "CB_NATS_LOGS", false, "print the NATS server's own log")
 	s.Store.Register(f)
+	s.HTTP.Register(f, "127.0.0.1:4000", "*")
 	f.Int(&s.Concurrency, "concurrency", "CB_CONCURRENCY", 256, "requests each service serves at once")
 	f.String(&s.LogLevel, "log-level", "LOG_LEVEL", "info", "log level: debug, info, warn, error")
 	if err := f.Err(); err != nil {
@@ -64,12 +66,12 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) er
 	log := logging.New(stderr, s.LogLevel, "circuit-breaker")
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	st, err := stack.Start(ctx, stack.Options{Server: s.Server, Store: s.Store, Concurrency: s.Concurrency, Log: log})
+	st, err := stack.Start(ctx, stack.Options{Server: s.Server, Store: s.Store, HTTP: s.HTTP, Concurrency: s.Concurrency, Log: log})
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "Circuit Breaker is running.\n  NATS:     %s   (try: nats micro ls --server %s)\n  data dir: %s\nPress Ctrl-C to stop.\n",
-		st.ClientURL(), st.ClientURL(), s.Server.DataDir)
+	fmt.Fprintf(stdout, "Circuit Breaker is running.\n  GraphQL:  %s   (GraphiQL: open it in a browser)\n  NATS:     %s   (try: nats micro ls --server %s)\n  data dir: %s\nPress Ctrl-C to stop.\n",
+		st.GraphQL, st.ClientURL(), st.ClientURL(), s.Server.DataDir)
 	<-ctx.Done()
 	log.Info().Msg("shutting down")
 	st.Stop()

@@ -1,0 +1,83 @@
+// Command edge serves the GraphQL API over HTTP and calls the services over
+// NATS. Run as many as you like behind a load balancer: it holds no state.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/cbnats/circuitbreaker/edge/server"
+	"github.com/cbnats/circuitbreaker/shared/config"
+	"github.com/cbnats/circuitbreaker/shared/logging"
+	"github.com/cbnats/circuitbreaker/shared/natsconn"
+)
+
+func main() {
+	if err := run(os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}
+
+type settings struct {
+	NATS     config.NATS
+	HTTP     config.HTTP
+	LogLevel string
+}
+
+func parse(args []string, getenv func(string) string) (settings, error) {
+	var s settings
+	fs := flag.NewFlagSet("edge", flag.ContinueOnError)
+	f := &config.Flags{FS: fs, Getenv: getenv}
+	s.NATS.Register(f, nats.DefaultURL)
+	s.HTTP.Register(f, "127.0.0.1:4000", "")
+	f.String(&s.LogLevel, "log-level", "LOG_LEVEL", "info", "log level: debug, info, warn, error")
+	if err := f.Err(); err != nil {
+		return s, err
+	}
+	return s, fs.Parse(args)
+}
+
+func run(args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	s, err := parse(args, getenv)
+	if err != nil {
+		return err
+	}
+	log := logging.New(stderr, s.LogLevel, "edge")
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	nc, err := natsconn.Connect(s.NATS, "edge", log)
+	if err != nil {
+		return fmt.Errorf("edge: connect to NATS at %s: %w", s.NATS.URL, err)
+	}
+	defer nc.Close()
+	srv, err := server.New(nc, server.OptionsFrom(s.HTTP, log))
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", s.HTTP.Addr)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "GraphQL at http://%s/graphql (GraphiQL in a browser)\n", ln.Addr())
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	shutdown, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	return srv.Shutdown(shutdown)
+}
+

@@ -1,0 +1,153 @@
+// Package server is the edge's HTTP front: GraphQL over HTTP on /graphql
+// (and POST / as the original did), GraphiQL for browsers, health and
+// readiness, CORS, request ids and an access log.
+package server
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
+	"github.com/rs/zerolog"
+	"github.com/vektah/gqlparser/v2/ast"
+
+	"github.com/cbnats/circuitbreaker/edge/api"
+	"github.com/cbnats/circuitbreaker/edge/gql"
+	"github.com/cbnats/circuitbreaker/schema"
+	"github.com/cbnats/circuitbreaker/shared/client"
+	"github.com/cbnats/circuitbreaker/shared/config"
+	"github.com/cbnats/circuitbreaker/shared/rpc"
+	"github.com/cbnats/circuitbreaker/shared/subjects"
+)
+
+// Options configure the edge.
+type Options struct {
+	Limits      gql.Limits
+	CORSOrigins []string // allowed origins; "*" allows any; empty disables CORS
+	Log         zerolog.Logger
+}
+
+// Server is the edge's HTTP handler and its lifecycle.
+type Server struct {
+	nc      *nats.Conn
+	opts    Options
+	schema  *gql.Schema
+	handler http.Handler
+	http    *http.Server
+}
+
+// New builds the edge on a NATS connection.
+func New(nc *nats.Conn, o Options) (*Server, error) {
+	var sdl []*ast.Source
+	for _, f := range schema.Files() {
+		sdl = append(sdl, &ast.Source{Name: f.Name, Input: f.Text})
+	}
+	sch, err := gql.NewSchema(sdl, api.New(client.New(nc)).Resolvers())
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{nc: nc, opts: o, schema: sch}
+	s.handler = s.routes()
+	return s, nil
+}
+
+// Handler returns the edge's HTTP handler.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	graphql := s.schema.Handler(gql.HandlerOptions{Limits: s.opts.Limits})
+	page := graphiqlPage()
+	mux.Handle("/graphql", browser(page, graphql))
+	mux.Handle("/{$}", browser(page, graphql))
+	mux.Handle("/graphiql/", graphiqlAssets())
+	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("Circuit Breaker GraphQL Server is running!\n"))
+	})
+	mux.HandleFunc("GET /ready", s.ready)
+	return s.requestID(s.accessLog(cors(s.opts.CORSOrigins, mux)))
+}
+
+// browser sends GET requests from browsers (Accept: text/html) to the
+// GraphiQL page and everything else to the GraphQL handler.
+func browser(page, graphql http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet && strings.Contains(r.Header.Get("Accept"), "text/html") {
+			page.ServeHTTP(w, r)
+			return
+		}
+		graphql.ServeHTTP(w, r)
+	})
+}
+
+// ready reports whether NATS is connected and every service answers.
+func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), time.Second)
+	defer cancel()
+	problem := ""
+	if !s.nc.IsConnected() {
+		problem = "NATS is not connected"
+	}
+	for _, svc := range []string{subjects.WorkflowService, subjects.TokenService} {
+		if problem == "" {
+			if _, err := s.nc.RequestWithContext(ctx, "$SRV.PING."+svc, nil); err != nil {
+				problem = "service " + svc + " does not answer: " + err.Error()
+			}
+		}
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if problem != "" {
+		w.Header().Set("Retry-After", "1")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte(problem + "\n"))
+		return
+	}
+	_, _ = w.Write([]byte("ready\n"))
+}
+
+// requestID takes the client's X-Request-Id or makes one, returns it in
+// the response and passes it to the services in a NATS header.
+func (s *Server) requestID(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.Header.Get("X-Request-Id")
+		if id == "" || len(id) > 128 {
+			id = uuid.NewString()
+		}
+		w.Header().Set("X-Request-Id", id)
+		ctx := rpc.WithRequestID(r.Context(), id)
+		next.ServeHTTP(w, r.WithContext(s.opts.Log.With().Str("request_id", id).Logger().WithContext(ctx)))
+	})
+}
+
+// Serve serves HTTP on ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	s.http = &http.Server{Handler: s.handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	if err := s.http.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// Shutdown stops taking requests and waits for those in flight.
+func (s *Server) Shutdown(ctx context.Context) error {
+	if s.http == nil {
+		return nil
+	}
+	return s.http.Shutdown(ctx)
+}
+
+// OptionsFrom builds Options from the HTTP configuration.
+func OptionsFrom(h config.HTTP, log zerolog.Logger) Options {
+	return Options{
+		Limits: gql.Limits{MaxTokens: h.MaxTokens, MaxDepth: h.MaxDepth, MaxAliases: h.MaxAliases,
+			MaxBodyBytes: h.MaxBodyBytes, Timeout: h.Timeout, DisableIntrospection: h.NoIntrospect},
+		CORSOrigins: h.Origins(),
+		Log:         log,
+	}
+}
