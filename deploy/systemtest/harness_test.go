@@ -60,8 +60,8 @@ func startN(t testing.TB, dir string, n int, change func(*config.Store)) *system
 		log = zerolog.New(os.Stderr)
 	}
 	st, err := stack.Start(context.Background(), stack.Options{
-		Server: embedded.Options{DataDir: dir, Port: -1},
-		Store:  store,
+		Server:         embedded.Options{DataDir: dir, Port: -1},
+		Store:          store,
 		TokenInstances: n,
 		Log:            log,
 	})

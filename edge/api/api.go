@@ -78,9 +78,11 @@ func (a *API) Resolvers() gql.Resolvers {
 		"Subscription.tokenUpdates":   notYet,
 		"Subscription.workflowEvents": notYet,
 
-		"Token.workflow":     a.tokenWorkflow,
-		"Token.natsSequence": func(_ context.Context, p gql.Params) (any, error) { return seq(p.Parent.(*flow.Token).NatsSequence), nil },
-		"Token.revision":     func(_ context.Context, p gql.Params) (any, error) { return int64(p.Parent.(*flow.Token).Revision), nil },
+		"Token.workflow": a.tokenWorkflow,
+		"Token.natsSequence": func(_ context.Context, p gql.Params) (any, error) {
+			return seq(p.Parent.(*flow.Token).NatsSequence), nil
+		},
+		"Token.revision": func(_ context.Context, p gql.Params) (any, error) { return int64(p.Parent.(*flow.Token).Revision), nil },
 
 		"HistoryEvent.fromPlace": func(_ context.Context, p gql.Params) (any, error) { return p.Parent.(flow.HistoryEvent).From, nil },
 		"HistoryEvent.toPlace":   func(_ context.Context, p gql.Params) (any, error) { return p.Parent.(flow.HistoryEvent).To, nil },

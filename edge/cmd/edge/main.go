@@ -80,4 +80,3 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) er
 	defer cancel()
 	return srv.Shutdown(shutdown)
 }
-
