@@ -63,6 +63,7 @@ func startN(t testing.TB, dir string, n int, change func(*config.Store)) *system
 		Server:         embedded.Options{DataDir: dir, Port: -1},
 		Store:          store,
 		TokenInstances: n,
+		HTTP:           config.HTTP{Addr: "127.0.0.1:0", CORS: "*", MaxBodyBytes: 1 << 20, Timeout: 10 * time.Second},
 		Log:            log,
 	})
 	if err != nil {

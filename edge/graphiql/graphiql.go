@@ -108,12 +108,18 @@ func (o Options) withDefaults() Options {
 // the browser's localStorage).
 const DefaultQuery = `# Circuit Breaker GraphQL API
 #
-# Workflows are Petri-net definitions (places and transitions); tokens move
-# between places when a transition fires. Open the Docs panel (book icon) to
-# browse the schema: queries read workflows and tokens, mutations create and
-# fire them, subscriptions stream changes (graphql-transport-ws).
+# Workflows are Petri-net definitions: places
+# and transitions. Tokens move between places
+# when a transition fires.
 #
-# Keys: Ctrl-Space autocomplete, Ctrl-Enter run, Shift-Ctrl-P prettify.
+# Docs panel (book icon, top left): the schema.
+# Queries read workflows and tokens, mutations
+# create them and fire transitions,
+# subscriptions stream changes over
+# graphql-transport-ws.
+#
+# Ctrl-Space: autocomplete  Ctrl-Enter: run
+# Shift-Ctrl-P: prettify
 
 query {
   workflows {
@@ -144,7 +150,6 @@ var pageTmpl = template.Must(template.New("page").Parse(`<!DOCTYPE html>
   var endpoint = {{.Endpoint}};
   var subscriptionUrl = {{.SubscriptionURL}};
   if (!subscriptionUrl) {
-    // Same host as the page, ws:// or wss:// to match http:// or https://.
     var u = new URL(endpoint, window.location.href);
     u.protocol = u.protocol === "https:" ? "wss:" : "ws:";
     subscriptionUrl = u.href;
@@ -163,8 +168,13 @@ var pageTmpl = template.Must(template.New("page").Parse(`<!DOCTYPE html>
 </html>
 `))
 
-// Page returns a handler that serves the GraphiQL HTML page for GET and HEAD at
-// whatever path it is mounted on. The page is rendered once, here.
+// Page returns a handler that serves the GraphiQL HTML page. With an empty
+// Options.SubscriptionURL the page computes the graphql-transport-ws URL in the
+// browser: Endpoint resolved against the page location, with ws:// for http://
+// and wss:// for https://.
+//
+// It serves GET and HEAD at whatever path it is mounted on (other methods get
+// 405). The page is rendered once, here; a bad Options value cannot fail later.
 func Page(o Options) http.Handler {
 	o = o.withDefaults()
 	url := func(name string) string {
