@@ -2,14 +2,15 @@ package server
 
 import (
 	"net/http"
+
+	"github.com/cbnats/circuitbreaker/edge/graphiql"
 )
 
-// graphiqlPage and graphiqlAssets serve the offline GraphiQL (edge/graphiql).
+const assetPrefix = "/graphiql/"
+
+// graphiqlPage and graphiqlAssets serve the offline GraphiQL.
 func graphiqlPage() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		_, _ = w.Write([]byte("<!doctype html><title>Circuit Breaker</title><p>GraphiQL is being added.</p>"))
-	})
+	return graphiql.Page(graphiql.Options{Endpoint: "/graphql", AssetPrefix: assetPrefix, Title: "Circuit Breaker"})
 }
 
-func graphiqlAssets() http.Handler { return http.NotFoundHandler() }
+func graphiqlAssets() http.Handler { return graphiql.Assets(assetPrefix) }

@@ -65,7 +65,7 @@ func (s *Server) routes() http.Handler {
 	page := graphiqlPage()
 	mux.Handle("/graphql", browser(page, graphql))
 	mux.Handle("/{$}", browser(page, graphql))
-	mux.Handle("/graphiql/", graphiqlAssets())
+	mux.Handle(assetPrefix, graphiqlAssets())
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("Circuit Breaker GraphQL Server is running!\n"))
