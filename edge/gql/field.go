@@ -139,12 +139,14 @@ func (e *execution) completeList(ctx context.Context, elem *ast.Type, g *fieldGr
 		return nil, true
 	}
 	out := make([]any, len(items))
+	failed := false
 	for i, it := range items {
 		r, ok := e.completeValue(ctx, elem, g, p.with(i), it)
-		if !ok {
-			return nil, true
-		}
+		failed = failed || !ok // keep going: report every item's errors
 		out[i] = r
+	}
+	if failed {
+		return nil, true
 	}
 	return out, false
 }

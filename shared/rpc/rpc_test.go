@@ -1,0 +1,146 @@
+package rpc_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+	"github.com/rs/zerolog"
+
+	"github.com/cbnats/circuitbreaker/shared/fail"
+	"github.com/cbnats/circuitbreaker/shared/natstest"
+	"github.com/cbnats/circuitbreaker/shared/rpc"
+)
+
+type echoReq struct {
+	Name string `json:"name"`
+}
+
+func (r *echoReq) Validate() error {
+	if r.Name == "bad" {
+		return fail.New(fail.BadInput, "name must not be bad")
+	}
+	return nil
+}
+
+type echoResp struct {
+	Hello string `json:"hello"`
+	ID    string `json:"id"`
+}
+
+// serve runs h as endpoint cb.echo and returns a client connection.
+func serve(t *testing.T, o rpc.Options, h rpc.Handler[echoReq, echoResp]) *nats.Conn {
+	t.Helper()
+	ns := natstest.Server(t)
+	srv := rpc.NewServer(zerolog.Nop(), o)
+	svc, err := rpc.AddService(natstest.Connect(t, ns), rpc.Service{Name: "echo", Version: "1.0.0"},
+		[]rpc.Spec{{Name: "echo", Subject: "cb.echo", Handler: rpc.Endpoint(srv, h)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = svc.Stop(); srv.Wait() })
+	return natstest.Connect(t, ns)
+}
+
+func echo(ctx context.Context, r *echoReq) (*echoResp, error) {
+	switch r.Name {
+	case "missing":
+		return nil, fail.New(fail.NotFound, "Token not found: x")
+	case "guard":
+		return nil, fail.New(fail.GuardFailed, "Guard failed: rule 'r'")
+	case "oops":
+		return nil, errors.New("database on fire")
+	case "panic":
+		panic("boom")
+	case "slow":
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	return &echoResp{Hello: r.Name, ID: rpc.RequestID(ctx)}, nil
+}
+
+func TestErrorsCrossTheWire(t *testing.T) {
+	nc := serve(t, rpc.Options{}, echo)
+	ctx := rpc.WithRequestID(context.Background(), "req-1")
+	cases := []struct {
+		name string
+		kind *fail.Error
+		msg  string
+	}{
+		{"bad", fail.ErrBadInput, "name must not be bad"},
+		{"missing", fail.ErrNotFound, "Token not found: x"},
+		{"guard", fail.ErrGuardFailed, "Guard failed: rule 'r'"},
+		{"oops", fail.ErrInternal, "internal error"},
+		{"panic", fail.ErrInternal, "internal error"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := rpc.Call[echoReq, echoResp](ctx, nc, "cb.echo", &echoReq{Name: tc.name})
+			if !errors.Is(err, tc.kind) || err.Error() != tc.msg {
+				t.Fatalf("err = %v (%v), want %v %q", err, fail.KindOf(err), tc.kind.Kind, tc.msg)
+			}
+		})
+	}
+	resp, err := rpc.Call[echoReq, echoResp](ctx, nc, "cb.echo", &echoReq{Name: "ok"})
+	if err != nil || resp.Hello != "ok" || resp.ID != "req-1" {
+		t.Fatalf("resp = %+v, %v", resp, err)
+	}
+}
+
+func TestMalformedBody(t *testing.T) {
+	nc := serve(t, rpc.Options{}, echo)
+	msg, err := nc.Request("cb.echo", []byte(`{"name":`), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if msg.Header.Get(micro.ErrorCodeHeader) != "400" || !strings.HasPrefix(msg.Header.Get(micro.ErrorHeader), "invalid request body") {
+		t.Fatalf("headers = %v", msg.Header)
+	}
+}
+
+// TestCallerDeadlineReachesHandler: the handler's ctx ends when the
+// caller's does, so services stop working for callers that left.
+func TestCallerDeadlineReachesHandler(t *testing.T) {
+	nc := serve(t, rpc.Options{Timeout: time.Minute}, echo)
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := rpc.Call[echoReq, echoResp](ctx, nc, "cb.echo", &echoReq{Name: "slow"})
+	if !errors.Is(err, fail.ErrTimeout) || time.Since(start) > 5*time.Second {
+		t.Fatalf("err = %v after %v", err, time.Since(start))
+	}
+}
+
+// TestOverloadFailsFast: with the pool full, a request whose deadline
+// passes while waiting gets UNAVAILABLE instead of queueing forever.
+func TestOverloadFailsFast(t *testing.T) {
+	held, release := make(chan struct{}), make(chan struct{})
+	nc := serve(t, rpc.Options{Concurrency: 1}, func(ctx context.Context, r *echoReq) (*echoResp, error) {
+		if r.Name == "hold" {
+			close(held)
+			<-release
+		}
+		return &echoResp{Hello: r.Name}, nil
+	})
+	defer close(release)
+	go func() { _, _ = rpc.Call[echoReq, echoResp](context.Background(), nc, "cb.echo", &echoReq{Name: "hold"}) }()
+	<-held // "hold" has the only slot
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	_, err := rpc.Call[echoReq, echoResp](ctx, nc, "cb.echo", &echoReq{Name: "next"})
+	if !errors.Is(err, fail.ErrUnavailable) && !errors.Is(err, fail.ErrTimeout) {
+		t.Fatalf("err = %v, want UNAVAILABLE or TIMEOUT", err)
+	}
+}
+
+func TestNoResponders(t *testing.T) {
+	nc := natstest.Connect(t, natstest.Server(t))
+	_, err := rpc.Call[echoReq, echoResp](context.Background(), nc, "cb.nobody", &echoReq{})
+	if !errors.Is(err, fail.ErrUnavailable) {
+		t.Fatalf("err = %v", err)
+	}
+}
