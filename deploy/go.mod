@@ -3,6 +3,7 @@ module github.com/cbnats/circuitbreaker/deploy
 go 1.26.0
 
 require (
+	github.com/cbnats/circuitbreaker/services/event v0.0.0
 	github.com/cbnats/circuitbreaker/services/token v0.0.0
 	github.com/cbnats/circuitbreaker/services/workflow v0.0.0
 	github.com/cbnats/circuitbreaker/shared v0.0.0
@@ -31,6 +32,7 @@ require (
 )
 
 replace (
+	github.com/cbnats/circuitbreaker/services/event => ../services/event
 	github.com/cbnats/circuitbreaker/services/token => ../services/token
 	github.com/cbnats/circuitbreaker/services/workflow => ../services/workflow
 	github.com/cbnats/circuitbreaker/shared => ../shared

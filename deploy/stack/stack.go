@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 
 	edge "github.com/cbnats/circuitbreaker/edge/server"
+	"github.com/cbnats/circuitbreaker/services/event"
 	"github.com/cbnats/circuitbreaker/services/token"
 	"github.com/cbnats/circuitbreaker/services/workflow"
 	"github.com/cbnats/circuitbreaker/shared/config"
@@ -97,6 +98,15 @@ func (s *Stack) startServices(ctx context.Context, o Options) error {
 		return err
 	}
 	s.stops = append(s.stops, wf.Stop)
+	if nc, err = s.Connect("event-service"); err != nil {
+		return err
+	}
+	ev, err := event.Start(ctx, nc, event.Options{Store: o.Store, Concurrency: o.Concurrency,
+		Log: o.Log.With().Str("service", "event").Logger()})
+	if err != nil {
+		return err
+	}
+	s.stops = append(s.stops, ev.Stop)
 	for i := range max(o.TokenInstances, 1) {
 		if nc, err = s.Connect(fmt.Sprintf("token-service-%d", i+1)); err != nil {
 			return err

@@ -129,4 +129,3 @@ func TestGraphQLScenarioS7(t *testing.T) {
 		t.Fatalf("tokensInPlace(review) = %+v", review)
 	}
 }
-

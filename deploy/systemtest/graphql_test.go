@@ -96,4 +96,3 @@ func inPlace(t testing.TB, s *system, wf, place string) []gqlToken {
 		map[string]any{"w": wf, "p": place}, "tokensInPlace", &toks)
 	return toks
 }
-

@@ -26,7 +26,7 @@ type system struct {
 }
 
 func defaultStore() config.Store {
-	return config.Store{Replicas: 1, DedupeWindow: 2 * time.Minute, EventMaxAge: time.Hour, RequestTimeout: 10 * time.Second}
+	return config.Store{Replicas: 1, DedupeWindow: 2 * time.Minute, EventMaxAge: time.Hour, MaxDeliver: 5, RequestTimeout: 10 * time.Second}
 }
 
 type storeOpts = config.Store

@@ -244,7 +244,7 @@ func TestStateNeverExpires(t *testing.T) {
 	js := must(jetstream.New(s.nc))
 	info := must(must(js.Stream(c, subjects.StreamName(wf.ID))).Info(c))
 	cfg := info.Config
-	if cfg.MaxAge != 0 || cfg.MaxMsgs > 0 || cfg.MaxBytes > 0 || cfg.MaxMsgsPerSubject > 0 || cfg.Discard != jetstream.DiscardNew {
+	if cfg.MaxAge != 0 || cfg.MaxMsgs > 0 || cfg.MaxBytes > 0 || cfg.Discard != jetstream.DiscardNew {
 		t.Fatalf("stream limits could drop state: %+v", cfg)
 	}
 	poll(t, 10*time.Second, func() bool { return len(events(t, s, wf.ID)) == 0 })

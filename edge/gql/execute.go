@@ -26,7 +26,8 @@ const (
 	modeSerial                    // document order (mutation root)
 )
 
-// Execute runs a query or mutation. A Limits.Timeout bounds the request.
+// Execute runs a query or mutation (a subscription is a request error: use
+// Subscribe). Limits.Timeout bounds the request.
 func (s *Schema) Execute(ctx context.Context, req Request, l Limits) *Response {
 	l = l.withDefaults()
 	ctx, cancel := context.WithTimeout(ctx, l.Timeout)
@@ -34,6 +35,9 @@ func (s *Schema) Execute(ctx context.Context, req Request, l Limits) *Response {
 	p, resp := s.prepare(req, l)
 	if resp != nil {
 		return resp
+	}
+	if p.op.Operation == ast.Subscription {
+		return requestError(CodeOperationFailed, "Subscriptions must be run with Subscribe.")
 	}
 	return s.execute(withMemo(ctx), p, nil)
 }
@@ -114,11 +118,17 @@ func (e *execution) concurrentFields(objType *ast.Definition, groups []*fieldGro
 	return out
 }
 
+// maxFieldErrors caps the field errors in one response; later ones are
+// dropped (their fields are still null).
+const maxFieldErrors = 100
+
 // addError records a field error. Safe for concurrent use.
 func (e *execution) addError(err *Error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.errs = append(e.errs, err)
+	if len(e.errs) < maxFieldErrors {
+		e.errs = append(e.errs, err)
+	}
 }
 
 // path is a response path as a linked list (cheap to extend).

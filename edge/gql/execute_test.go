@@ -31,6 +31,7 @@ func TestExecuteGolden(t *testing.T) {
 		{name: "operation_unknown", op: "Three", query: `query One { __typename }`},
 		{name: "parse_error", query: `{ items { id `},
 		{name: "validation_error", query: `{ nope items { id bogus } }`},
+		{name: "subscription_via_execute", query: `subscription { ticks(count: 1) }`},
 		{name: "defer_rejected", query: `{ ... @defer { items { id } } }`},
 	})
 }

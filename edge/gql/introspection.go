@@ -66,7 +66,7 @@ func (s *Schema) introSchema(field string) any {
 		return nilIfEmpty(s.schema.Description)
 	case "types":
 		out := make([]*introType, 0, len(s.schema.Types))
-		for _, d := range sortedDefs(s.schema.Types) {
+		for _, d := range sortedDefs(s.schema.Types, s.srcOrder) {
 			out = append(out, &introType{def: d})
 		}
 		return out
@@ -77,7 +77,7 @@ func (s *Schema) introSchema(field string) any {
 	case "subscriptionType":
 		return namedType(s.schema.Subscription)
 	case "directives":
-		return sortedDefs(s.schema.Directives)
+		return sortedDefs(s.schema.Directives, s.srcOrder)
 	}
 	return nil
 }
@@ -98,7 +98,7 @@ type positioned interface {
 // sortedDefs orders definitions as written in the SDL (user definitions
 // first, by source and offset), then built-ins by name. The order matters
 // for clients that print the schema (graphql-js printSchema).
-func sortedDefs[T positioned](m map[string]T) []T {
+func sortedDefs[T positioned](m map[string]T, srcOrder map[*ast.Source]int) []T {
 	out := make([]T, 0, len(m))
 	for _, d := range m {
 		out = append(out, d)
@@ -115,7 +115,7 @@ func sortedDefs[T positioned](m map[string]T) []T {
 		if ba || pa == nil || pb == nil {
 			return strings.Compare(na, nb)
 		}
-		if c := strings.Compare(pa.Src.Name, pb.Src.Name); c != 0 && pa.Src != pb.Src {
+		if c := cmp.Compare(srcOrder[pa.Src], srcOrder[pb.Src]); c != 0 {
 			return c
 		}
 		return cmp.Compare(pa.Start, pb.Start)

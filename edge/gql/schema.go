@@ -38,8 +38,9 @@ type Params struct {
 type Schema struct {
 	schema    *ast.Schema
 	resolvers Resolvers
-	docs      *docCache    // parsed+validated documents, bounded LRU
-	structs   *structCache // json-tag field indices per struct type
+	docs      *docCache           // parsed+validated documents, bounded LRU
+	structs   *structCache        // json-tag field indices per struct type
+	srcOrder  map[*ast.Source]int // SDL source → index, for introspection order
 }
 
 // NewSchema loads sdl with gqlparser.LoadSchema and checks that every
@@ -66,6 +67,7 @@ func NewSchema(sdl []*ast.Source, resolvers Resolvers) (*Schema, error) {
 		resolvers: rs,
 		docs:      newDocCache(512),
 		structs:   &structCache{},
+		srcOrder:  sourceOrder(sdl),
 	}, nil
 }
 
@@ -100,4 +102,13 @@ func (s *Schema) resolver(typ, field string) ResolveFunc {
 // structCache caches, per struct type, the index path of each json field.
 type structCache struct {
 	m sync.Map // reflect.Type → map[string][]int
+}
+
+// sourceOrder indexes the SDL sources in the order given.
+func sourceOrder(sdl []*ast.Source) map[*ast.Source]int {
+	m := make(map[*ast.Source]int, len(sdl))
+	for i, src := range sdl {
+		m[src] = i
+	}
+	return m
 }

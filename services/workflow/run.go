@@ -33,7 +33,7 @@ func Start(ctx context.Context, nc *nats.Conn, o Options) (*Instance, error) {
 		return nil, fmt.Errorf("workflow: %w", err)
 	}
 	svc, err := New(ctx, js, StoreOptions{Replicas: o.Store.Replicas, DedupeWindow: o.Store.DedupeWindow,
-		EventTTL: o.Store.EventMaxAge})
+		EventTTL: o.Store.EventMaxAge, EventMaxMsgs: o.Store.EventMaxMsgs})
 	if err != nil {
 		return nil, fmt.Errorf("workflow: open store: %w", err)
 	}

@@ -24,6 +24,7 @@ type StoreOptions struct {
 	Replicas     int           // replicas of workflow streams and the catalogue
 	DedupeWindow time.Duration // duplicate window of workflow streams
 	EventTTL     time.Duration // per-event TTL (0 keeps events)
+	EventMaxMsgs int64         // events kept per event subject (0 = no limit)
 }
 
 // store keeps definitions: each in its workflow's stream (the authority,
@@ -51,8 +52,11 @@ func openStore(ctx context.Context, js jetstream.JetStream, o StoreOptions) (*st
 }
 
 // streamConfig is the layout of a workflow's stream. Limits retention with
-// no limits at all: state is never discarded, and DiscardNew makes a write
-// fail rather than drop data should a limit ever be added by hand.
+// no stream-wide limit: state is never discarded, and DiscardNew makes a
+// write fail rather than drop data should such a limit be added by hand.
+// The per-subject limit bounds the events only: every state subject (the
+// definition, each token in each place) holds exactly one message, because
+// every state write rolls its subject up.
 func (s *store) streamConfig(id string) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name:               subjects.StreamName(id),
@@ -68,7 +72,17 @@ func (s *store) streamConfig(id string) jetstream.StreamConfig {
 		AllowAtomicPublish: true,
 		AllowMsgTTL:        true,
 		DenyDelete:         true,
+		MaxMsgsPerSubject:  eventLimit(s.opts.EventMaxMsgs),
 	}
+}
+
+// eventLimit is the per-subject message limit for an event retention
+// count; below 2 it could touch state, so it means no limit.
+func eventLimit(n int64) int64 {
+	if n < 2 {
+		return 0
+	}
+	return n
 }
 
 // create stores a new definition and its workflow_created event in one

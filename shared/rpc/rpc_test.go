@@ -127,7 +127,9 @@ func TestOverloadFailsFast(t *testing.T) {
 		return &echoResp{Hello: r.Name}, nil
 	})
 	defer close(release)
-	go func() { _, _ = rpc.Call[echoReq, echoResp](context.Background(), nc, "cb.echo", &echoReq{Name: "hold"}) }()
+	go func() {
+		_, _ = rpc.Call[echoReq, echoResp](context.Background(), nc, "cb.echo", &echoReq{Name: "hold"})
+	}()
 	<-held // "hold" has the only slot
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()

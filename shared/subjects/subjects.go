@@ -110,3 +110,13 @@ func PlaceFromSubject(subject string) string {
 }
 
 func join(parts ...string) string { return strings.Join(parts, ".") }
+
+// Request subjects of the event service.
+const (
+	EventHistory       = "cb.event.history"
+	EventReplay        = "cb.event.replay"
+	EventStats         = "cb.event.stats"
+	EventSubscribe     = "cb.event.subscribe"
+	EventSubscriptions = "cb.event.subscriptions"
+	EventUnsubscribe   = "cb.event.unsubscribe"
+)

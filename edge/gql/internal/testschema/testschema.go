@@ -154,7 +154,6 @@ func (f *Fixture) owner(ctx context.Context, p gql.Params) (any, error) {
 	id := p.Parent.(*Item).OwnerID
 	return gql.Memo(ctx, "user:"+id, func() (any, error) {
 		f.UserFetches.Add(1)
-		time.Sleep(time.Millisecond) // widen the window for concurrent callers
 		return users()[id], nil
 	})
 }

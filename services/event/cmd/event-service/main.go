@@ -1,0 +1,26 @@
+// Command event-service runs the event service against a NATS server.
+// Run many for more throughput and availability: they share the queue group.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	"github.com/nats-io/nats.go"
+	"github.com/rs/zerolog"
+
+	"github.com/cbnats/circuitbreaker/services/event"
+	"github.com/cbnats/circuitbreaker/shared/process"
+)
+
+func main() {
+	if err := process.Serve("event-service", os.Args[1:], os.Getenv, os.Stderr, start); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}
+
+func start(ctx context.Context, nc *nats.Conn, s process.Settings, log zerolog.Logger) (process.Stopper, error) {
+	return event.Start(ctx, nc, event.Options{Store: s.Store, Concurrency: s.Concurrency, Log: log})
+}

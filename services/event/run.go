@@ -1,0 +1,51 @@
+package event
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nats.go/micro"
+	"github.com/rs/zerolog"
+
+	"github.com/cbnats/circuitbreaker/shared/config"
+	"github.com/cbnats/circuitbreaker/shared/rpc"
+)
+
+// Options configure a running event service.
+type Options struct {
+	Store       config.Store
+	Concurrency int
+	Log         zerolog.Logger
+}
+
+// Instance is a running event service.
+type Instance struct {
+	micro micro.Service
+	srv   *rpc.Server
+}
+
+// Start serves the endpoints on nc.
+func Start(_ context.Context, nc *nats.Conn, o Options) (*Instance, error) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("event: %w", err)
+	}
+	srv := rpc.NewServer(o.Log, rpc.Options{Concurrency: o.Concurrency, Timeout: o.Store.RequestTimeout})
+	maxDeliver := o.Store.MaxDeliver
+	if maxDeliver <= 0 {
+		maxDeliver = 5 // the original's default
+	}
+	ms, err := New(js, maxDeliver).Start(nc, srv)
+	if err != nil {
+		return nil, err
+	}
+	return &Instance{micro: ms, srv: srv}, nil
+}
+
+// Stop stops taking requests and finishes those in flight.
+func (i *Instance) Stop() {
+	_ = i.micro.Stop()
+	i.srv.Wait()
+}

@@ -1,0 +1,97 @@
+package event
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/cbnats/circuitbreaker/shared/fail"
+	"github.com/cbnats/circuitbreaker/shared/jserr"
+	"github.com/cbnats/circuitbreaker/shared/subjects"
+	"github.com/cbnats/circuitbreaker/shared/wire"
+)
+
+// consumerPrefix marks the durable consumers that are subscriptions.
+const consumerPrefix = "sub_"
+
+// subscribe creates the named durable consumer on the workflow's events, or
+// returns it if it exists with the same delivery policy.
+func (s *Service) subscribe(ctx context.Context, r *wire.SubscribeRequest) (*wire.SubscriptionInfo, error) {
+	st, err := s.stream(ctx, r.WorkflowID)
+	if err != nil {
+		return nil, err
+	}
+	cfg := jetstream.ConsumerConfig{
+		Durable:       consumerPrefix + r.Name,
+		Description:   "Circuit Breaker event subscription " + r.Name,
+		FilterSubject: subjects.AllEvents(r.WorkflowID),
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       30 * time.Second,
+		MaxDeliver:    s.maxDeliver,
+		DeliverPolicy: jetstream.DeliverNewPolicy,
+	}
+	switch r.Deliver {
+	case wire.DeliverAll:
+		cfg.DeliverPolicy = jetstream.DeliverAllPolicy
+	case wire.DeliverSequence:
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, r.StartSequence
+	}
+	c, err := st.Consumer(ctx, cfg.Durable)
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		c, err = st.CreateConsumer(ctx, cfg)
+	}
+	if err != nil {
+		return nil, jserr.Classify(err)
+	}
+	return s.describe(ctx, r.WorkflowID, c)
+}
+
+func (s *Service) describe(ctx context.Context, wf string, c jetstream.Consumer) (*wire.SubscriptionInfo, error) {
+	info, err := c.Info(ctx)
+	if err != nil {
+		return nil, jserr.Classify(err)
+	}
+	return toInfo(wf, info), nil
+}
+
+func toInfo(wf string, info *jetstream.ConsumerInfo) *wire.SubscriptionInfo {
+	return &wire.SubscriptionInfo{
+		WorkflowID: wf, Name: strings.TrimPrefix(info.Name, consumerPrefix),
+		Stream: info.Stream, Consumer: info.Name, Filter: info.Config.FilterSubject,
+		MaxDeliver: info.Config.MaxDeliver, Pending: info.NumPending, AckPending: info.NumAckPending,
+		Redelivered: info.NumRedelivered, AckFloor: info.AckFloor.Stream,
+	}
+}
+
+func (s *Service) listSubscriptions(ctx context.Context, r *wire.ListSubscriptionsRequest) (*wire.SubscriptionList, error) {
+	st, err := s.stream(ctx, r.WorkflowID)
+	if err != nil {
+		return nil, err
+	}
+	out := &wire.SubscriptionList{Items: []wire.SubscriptionInfo{}}
+	lister := st.ListConsumers(ctx)
+	for info := range lister.Info() {
+		if strings.HasPrefix(info.Name, consumerPrefix) {
+			out.Items = append(out.Items, *toInfo(r.WorkflowID, info))
+		}
+	}
+	return out, jserr.Classify(lister.Err())
+}
+
+func (s *Service) unsubscribe(ctx context.Context, r *wire.SubscriptionRef) (*wire.SubscriptionRef, error) {
+	st, err := s.stream(ctx, r.WorkflowID)
+	if err != nil {
+		return nil, err
+	}
+	err = st.DeleteConsumer(ctx, consumerPrefix+r.Name)
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return nil, fail.New(fail.NotFound, "subscription '%s' not found on workflow '%s'", r.Name, r.WorkflowID)
+	}
+	if err != nil {
+		return nil, jserr.Classify(err)
+	}
+	return r, nil
+}
