@@ -6,7 +6,10 @@ import { readFileSync } from 'node:fs';
 import { buildClientSchema, buildSchema, getIntrospectionQuery, printSchema } from 'graphql';
 import { startServer } from './server.mjs';
 
-const sdl = readFileSync(new URL('../internal/testschema/schema.graphql', import.meta.url), 'utf8');
+// GRAPHQL_SDL names the SDL file of the server under test (with
+// GRAPHQL_URL); by default it is the audit server's test schema.
+const sdlPath = process.env.GRAPHQL_SDL ?? new URL('../internal/testschema/schema.graphql', import.meta.url);
+const sdl = readFileSync(sdlPath, 'utf8');
 let server;
 before(async () => { server = await startServer(); });
 after(() => server?.stop());
