@@ -75,8 +75,9 @@ func (a *API) Resolvers() gql.Resolvers {
 		"Mutation.transitionTokenWithNats": a.fire,
 		"Mutation.updateToken":             a.updateToken,
 
-		"Subscription.tokenUpdates":   notYet,
-		"Subscription.workflowEvents": notYet,
+		"Subscription.tokenUpdates":   a.tokenUpdates,
+		"Subscription.workflowEvents": a.workflowEvents,
+		"Subscription.placeEvents":    a.placeEvents,
 
 		"Token.workflow": a.tokenWorkflow,
 		"Token.natsSequence": func(_ context.Context, p gql.Params) (any, error) {
@@ -105,10 +106,6 @@ func (a *API) Resolvers() gql.Resolvers {
 		r[k] = coded(f)
 	}
 	return r
-}
-
-func notYet(context.Context, gql.Params) (any, error) {
-	return nil, fail.New(fail.Unavailable, "subscriptions are not served yet")
 }
 
 // seq renders a stream sequence as the original did: a decimal string, or
