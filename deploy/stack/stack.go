@@ -1,7 +1,7 @@
-// Package stack runs the whole system in one process: an embedded
-// nats-server with JetStream and every service on in-process connections.
-// and the GraphQL edge. It is the one-command mode, and the fixture of the
-// system tests.
+// Package stack runs the whole system in one process: the workflow, token
+// and event services and the GraphQL edge, on an embedded nats-server with
+// JetStream (in-process connections) or on an external NATS. It is the
+// one-command mode and the fixture of the system tests.
 package stack
 
 import (
@@ -24,7 +24,11 @@ import (
 
 // Options configure a Stack.
 type Options struct {
-	Server      embedded.Options
+	// Server configures the embedded server; unused when Dial is set.
+	Server embedded.Options
+	// Dial, when set, connects each component (named "workflow", "token",
+	// "event", "edge") to an external NATS instead of an embedded server.
+	Dial        func(component string) (*nats.Conn, error)
 	Store       config.Store
 	Concurrency int
 	// TokenInstances is how many token services to run in the queue group
@@ -37,94 +41,115 @@ type Options struct {
 
 // Stack is a running system.
 type Stack struct {
+	// Server is the embedded server, or nil on an external NATS.
 	Server *server.Server
 	// GraphQL is the edge's GraphQL URL, or "" without an edge.
 	GraphQL string
+	dial    func(string) (*nats.Conn, error)
 	conns   []*nats.Conn
 	stops   []func()
 }
 
-// Start starts the server and the services.
+// Start starts the server (unless external) and the components.
 func Start(ctx context.Context, o Options) (*Stack, error) {
-	ns, err := embedded.Start(o.Server)
-	if err != nil {
-		return nil, err
-	}
-	s := &Stack{Server: ns}
-	if err := s.startServices(ctx, o); err != nil {
-		s.Stop()
-		return nil, err
-	}
-	if o.HTTP.Addr != "" {
-		if err := s.startEdge(o); err != nil {
-			s.Stop()
+	s := &Stack{dial: o.Dial}
+	if s.dial == nil {
+		ns, err := embedded.Start(o.Server)
+		if err != nil {
 			return nil, err
 		}
+		s.Server = ns
+		s.dial = func(name string) (*nats.Conn, error) {
+			return nats.Connect("", nats.InProcessServer(ns), nats.Name(name), nats.MaxReconnects(-1))
+		}
+	}
+	if err := s.start(ctx, o); err != nil {
+		s.Stop()
+		return nil, err
 	}
 	return s, nil
 }
 
-func (s *Stack) startEdge(o Options) error {
-	nc, err := s.Connect("edge")
+func (s *Stack) start(ctx context.Context, o Options) error {
+	sub := func(name string) zerolog.Logger { return o.Log.With().Str("service", name).Logger() }
+	steps := []func() error{
+		func() error {
+			return s.run("workflow", func(nc *nats.Conn) (func(), error) {
+				i, err := workflow.Start(ctx, nc, workflow.Options{Store: o.Store, Concurrency: o.Concurrency, Log: sub("workflow")})
+				return stopper(i, err)
+			})
+		},
+		func() error {
+			return s.run("event", func(nc *nats.Conn) (func(), error) {
+				i, err := event.Start(ctx, nc, event.Options{Store: o.Store, Concurrency: o.Concurrency, Log: sub("event")})
+				return stopper(i, err)
+			})
+		},
+	}
+	for range max(o.TokenInstances, 1) {
+		steps = append(steps, func() error {
+			return s.run("token", func(nc *nats.Conn) (func(), error) {
+				i, err := token.Start(ctx, nc, token.Options{Store: o.Store, Concurrency: o.Concurrency, Log: sub("token")})
+				return stopper(i, err)
+			})
+		})
+	}
+	if o.HTTP.Addr != "" {
+		steps = append(steps, func() error {
+			return s.run("edge", func(nc *nats.Conn) (func(), error) { return s.startEdge(nc, o.HTTP, sub("edge")) })
+		})
+	}
+	for _, step := range steps {
+		if err := step(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// stopper returns the Stop of a started component.
+func stopper[T interface{ Stop() }](i T, err error) (func(), error) {
+	if err != nil {
+		return nil, err
+	}
+	return i.Stop, nil
+}
+
+// run connects a component and starts it; Stop stops it in reverse order.
+func (s *Stack) run(name string, start func(*nats.Conn) (func(), error)) error {
+	nc, err := s.Connect(name)
 	if err != nil {
 		return err
 	}
-	srv, err := edge.New(nc, edge.OptionsFrom(o.HTTP, o.Log.With().Str("service", "edge").Logger()))
+	stop, err := start(nc)
 	if err != nil {
-		return err
+		return fmt.Errorf("stack: %s: %w", name, err)
 	}
-	ln, err := net.Listen("tcp", o.HTTP.Addr)
+	s.stops = append(s.stops, stop)
+	return nil
+}
+
+func (s *Stack) startEdge(nc *nats.Conn, h config.HTTP, log zerolog.Logger) (func(), error) {
+	srv, err := edge.New(nc, edge.OptionsFrom(h, log))
 	if err != nil {
-		return fmt.Errorf("stack: edge: %w", err)
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", h.Addr)
+	if err != nil {
+		return nil, err
 	}
 	s.GraphQL = "http://" + ln.Addr().String() + "/graphql"
 	go func() { _ = srv.Serve(ln) }()
-	s.stops = append(s.stops, func() {
+	return func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 		defer cancel()
 		_ = srv.Shutdown(ctx)
-	})
-	return nil
+	}, nil
 }
 
-func (s *Stack) startServices(ctx context.Context, o Options) error {
-	nc, err := s.Connect("workflow-service")
-	if err != nil {
-		return err
-	}
-	wf, err := workflow.Start(ctx, nc, workflow.Options{Store: o.Store, Concurrency: o.Concurrency,
-		Log: o.Log.With().Str("service", "workflow").Logger()})
-	if err != nil {
-		return err
-	}
-	s.stops = append(s.stops, wf.Stop)
-	if nc, err = s.Connect("event-service"); err != nil {
-		return err
-	}
-	ev, err := event.Start(ctx, nc, event.Options{Store: o.Store, Concurrency: o.Concurrency,
-		Log: o.Log.With().Str("service", "event").Logger()})
-	if err != nil {
-		return err
-	}
-	s.stops = append(s.stops, ev.Stop)
-	for i := range max(o.TokenInstances, 1) {
-		if nc, err = s.Connect(fmt.Sprintf("token-service-%d", i+1)); err != nil {
-			return err
-		}
-		tk, err := token.Start(ctx, nc, token.Options{Store: o.Store, Concurrency: o.Concurrency,
-			Log: o.Log.With().Str("service", "token").Logger()})
-		if err != nil {
-			return err
-		}
-		s.stops = append(s.stops, tk.Stop)
-	}
-	return nil
-}
-
-// Connect opens an in-process connection to the embedded server; the Stack
-// closes it on Stop.
+// Connect opens a connection for a component; the Stack closes it on Stop.
 func (s *Stack) Connect(name string) (*nats.Conn, error) {
-	nc, err := nats.Connect("", nats.InProcessServer(s.Server), nats.Name(name), nats.MaxReconnects(-1))
+	nc, err := s.dial(name)
 	if err != nil {
 		return nil, fmt.Errorf("stack: connect %s: %w", name, err)
 	}
@@ -133,16 +158,17 @@ func (s *Stack) Connect(name string) (*nats.Conn, error) {
 }
 
 // ClientURL is the URL clients outside the process use, or "" when the
-// server does not listen.
+// embedded server does not listen (or the NATS is external).
 func (s *Stack) ClientURL() string {
-	if s.Server.Addr() == nil {
+	if s.Server == nil || s.Server.Addr() == nil {
 		return ""
 	}
 	return s.Server.ClientURL()
 }
 
-// Stop stops the services (finishing requests in flight), closes the
-// connections and shuts the server down.
+// Stop stops the components in reverse order (the edge first: stop intake,
+// then the services, finishing requests in flight), closes the connections
+// and shuts the embedded server down.
 func (s *Stack) Stop() {
 	for i := len(s.stops) - 1; i >= 0; i-- {
 		s.stops[i]()
@@ -150,6 +176,8 @@ func (s *Stack) Stop() {
 	for _, nc := range s.conns {
 		nc.Close()
 	}
-	s.Server.Shutdown()
-	s.Server.WaitForShutdown()
+	if s.Server != nil {
+		s.Server.Shutdown()
+		s.Server.WaitForShutdown()
+	}
 }
