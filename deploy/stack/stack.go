@@ -20,6 +20,7 @@ import (
 	"github.com/cbnats/circuitbreaker/services/workflow"
 	"github.com/cbnats/circuitbreaker/shared/config"
 	"github.com/cbnats/circuitbreaker/shared/embedded"
+	"github.com/cbnats/circuitbreaker/shared/metrics"
 )
 
 // Options configure a Stack.
@@ -36,7 +37,10 @@ type Options struct {
 	TokenInstances int
 	// HTTP configures the GraphQL edge; an empty Addr runs no edge.
 	HTTP config.HTTP
-	Log  zerolog.Logger
+	// Metrics collects every component's metrics (served by the edge at
+	// /metrics); a fresh registry when nil.
+	Metrics *metrics.Registry
+	Log     zerolog.Logger
 }
 
 // Stack is a running system.
@@ -71,17 +75,20 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 }
 
 func (s *Stack) start(ctx context.Context, o Options) error {
+	if o.Metrics == nil {
+		o.Metrics = metrics.NewRegistry()
+	}
 	sub := func(name string) zerolog.Logger { return o.Log.With().Str("service", name).Logger() }
 	steps := []func() error{
 		func() error {
 			return s.run("workflow", func(nc *nats.Conn) (func(), error) {
-				i, err := workflow.Start(ctx, nc, workflow.Options{Store: o.Store, Concurrency: o.Concurrency, Log: sub("workflow")})
+				i, err := workflow.Start(ctx, nc, workflow.Options{Store: o.Store, Concurrency: o.Concurrency, Metrics: o.Metrics, Log: sub("workflow")})
 				return stopper(i, err)
 			})
 		},
 		func() error {
 			return s.run("event", func(nc *nats.Conn) (func(), error) {
-				i, err := event.Start(ctx, nc, event.Options{Store: o.Store, Concurrency: o.Concurrency, Log: sub("event")})
+				i, err := event.Start(ctx, nc, event.Options{Store: o.Store, Concurrency: o.Concurrency, Metrics: o.Metrics, Log: sub("event")})
 				return stopper(i, err)
 			})
 		},
@@ -89,14 +96,14 @@ func (s *Stack) start(ctx context.Context, o Options) error {
 	for range max(o.TokenInstances, 1) {
 		steps = append(steps, func() error {
 			return s.run("token", func(nc *nats.Conn) (func(), error) {
-				i, err := token.Start(ctx, nc, token.Options{Store: o.Store, Concurrency: o.Concurrency, Log: sub("token")})
+				i, err := token.Start(ctx, nc, token.Options{Store: o.Store, Concurrency: o.Concurrency, Metrics: o.Metrics, Log: sub("token")})
 				return stopper(i, err)
 			})
 		})
 	}
 	if o.HTTP.Addr != "" {
 		steps = append(steps, func() error {
-			return s.run("edge", func(nc *nats.Conn) (func(), error) { return s.startEdge(nc, o.HTTP, sub("edge")) })
+			return s.run("edge", func(nc *nats.Conn) (func(), error) { return s.startEdge(nc, o.HTTP, o.Metrics, sub("edge")) })
 		})
 	}
 	for _, step := range steps {
@@ -129,8 +136,8 @@ func (s *Stack) run(name string, start func(*nats.Conn) (func(), error)) error {
 	return nil
 }
 
-func (s *Stack) startEdge(nc *nats.Conn, h config.HTTP, log zerolog.Logger) (func(), error) {
-	srv, err := edge.New(nc, edge.OptionsFrom(h, log))
+func (s *Stack) startEdge(nc *nats.Conn, h config.HTTP, reg *metrics.Registry, log zerolog.Logger) (func(), error) {
+	srv, err := edge.New(nc, edge.OptionsFrom(h, reg, log))
 	if err != nil {
 		return nil, err
 	}

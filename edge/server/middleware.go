@@ -3,9 +3,13 @@ package server
 import (
 	"net/http"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/cbnats/circuitbreaker/shared/metrics"
 )
 
 // cors answers preflights and sets the allow headers for allowed origins.
@@ -66,4 +70,59 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 		zerolog.Ctx(r.Context()).Info().Str("method", r.Method).Str("path", r.URL.Path).
 			Int("status", sw.status).Int("bytes", sw.bytes).Dur("took", time.Since(start)).Msg("http")
 	})
+}
+
+// limit refuses requests beyond max in flight with 503 and Retry-After, at
+// once, instead of queueing them. Long-lived subscriptions count too.
+func limit(max int, next http.Handler) http.Handler {
+	sem := make(chan struct{}, max)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case sem <- struct{}{}:
+			defer func() { <-sem }()
+			next.ServeHTTP(w, r)
+		default:
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, "edge overloaded, retry later", http.StatusServiceUnavailable)
+		}
+	})
+}
+
+// httpMetrics records requests and latency by route and status.
+type httpMetrics struct {
+	requests metrics.Counter
+	latency  metrics.Histogram
+}
+
+func newHTTPMetrics(r *metrics.Registry) httpMetrics {
+	return httpMetrics{
+		requests: r.Counter("cb_http_requests_total", "HTTP requests, by path and status.", "path", "status"),
+		latency:  r.Histogram("cb_http_request_duration_seconds", "HTTP request latency, by path.", "path"),
+	}
+}
+
+func (m httpMetrics) wrap(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw, ok := w.(*statusWriter)
+		if !ok {
+			sw = &statusWriter{ResponseWriter: w}
+		}
+		next.ServeHTTP(sw, r)
+		path := route(r.URL.Path)
+		m.requests.Inc(path, strconv.Itoa(max(sw.status, 200)))
+		m.latency.Observe(time.Since(start), path)
+	})
+}
+
+// route bounds the path label to the edge's routes.
+func route(p string) string {
+	switch p {
+	case "/", "/graphql", "/health", "/ready", "/metrics":
+		return p
+	}
+	if strings.HasPrefix(p, assetPrefix) {
+		return assetPrefix
+	}
+	return "other"
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/cbnats/circuitbreaker/schema"
 	"github.com/cbnats/circuitbreaker/shared/client"
 	"github.com/cbnats/circuitbreaker/shared/config"
+	"github.com/cbnats/circuitbreaker/shared/metrics"
 	"github.com/cbnats/circuitbreaker/shared/rpc"
 	"github.com/cbnats/circuitbreaker/shared/subjects"
 )
@@ -29,7 +30,12 @@ import (
 type Options struct {
 	Limits      gql.Limits
 	CORSOrigins []string // allowed origins; "*" allows any; empty disables CORS
-	Log         zerolog.Logger
+	// MaxInFlight bounds the requests served at once; more get 503 with
+	// Retry-After at once (default 1024).
+	MaxInFlight int
+	// Metrics is where the edge records; /metrics serves it.
+	Metrics *metrics.Registry
+	Log     zerolog.Logger
 }
 
 // Server is the edge's HTTP handler and its lifecycle.
@@ -51,6 +57,12 @@ func New(nc *nats.Conn, o Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	if o.Metrics == nil {
+		o.Metrics = metrics.NewRegistry()
+	}
+	if o.MaxInFlight <= 0 {
+		o.MaxInFlight = 1024
+	}
 	s := &Server{nc: nc, opts: o, schema: sch}
 	s.handler = s.routes()
 	return s, nil
@@ -71,7 +83,9 @@ func (s *Server) routes() http.Handler {
 		_, _ = w.Write([]byte("Circuit Breaker GraphQL Server is running!\n"))
 	})
 	mux.HandleFunc("GET /ready", s.ready)
-	return s.requestID(s.accessLog(cors(s.opts.CORSOrigins, mux)))
+	mux.Handle("GET /metrics", s.opts.Metrics.Handler())
+	limited := limit(s.opts.MaxInFlight, cors(s.opts.CORSOrigins, mux))
+	return s.requestID(s.accessLog(newHTTPMetrics(s.opts.Metrics).wrap(limited)))
 }
 
 // browser sends GET requests from browsers (Accept: text/html) to the
@@ -143,8 +157,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 }
 
 // OptionsFrom builds Options from the HTTP configuration.
-func OptionsFrom(h config.HTTP, log zerolog.Logger) Options {
+func OptionsFrom(h config.HTTP, reg *metrics.Registry, log zerolog.Logger) Options {
 	return Options{
+		MaxInFlight: h.MaxInFlight,
+		Metrics:     reg,
 		Limits: gql.Limits{MaxTokens: h.MaxTokens, MaxDepth: h.MaxDepth, MaxAliases: h.MaxAliases,
 			MaxBodyBytes: h.MaxBodyBytes, Timeout: h.Timeout, DisableIntrospection: h.NoIntrospect},
 		CORSOrigins: h.Origins(),

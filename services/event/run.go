@@ -10,13 +10,16 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/cbnats/circuitbreaker/shared/config"
+	"github.com/cbnats/circuitbreaker/shared/metrics"
 	"github.com/cbnats/circuitbreaker/shared/rpc"
+	"github.com/cbnats/circuitbreaker/shared/subjects"
 )
 
 // Options configure a running event service.
 type Options struct {
 	Store       config.Store
 	Concurrency int
+	Metrics     *metrics.Registry
 	Log         zerolog.Logger
 }
 
@@ -32,7 +35,8 @@ func Start(_ context.Context, nc *nats.Conn, o Options) (*Instance, error) {
 	if err != nil {
 		return nil, fmt.Errorf("event: %w", err)
 	}
-	srv := rpc.NewServer(o.Log, rpc.Options{Concurrency: o.Concurrency, Timeout: o.Store.RequestTimeout})
+	srv := rpc.NewServer(o.Log, rpc.Options{Concurrency: o.Concurrency, Timeout: o.Store.RequestTimeout,
+		Service: subjects.EventService, Metrics: o.Metrics})
 	maxDeliver := o.Store.MaxDeliver
 	if maxDeliver <= 0 {
 		maxDeliver = 5 // the original's default

@@ -11,13 +11,16 @@ import (
 
 	"github.com/cbnats/circuitbreaker/services/token/store"
 	"github.com/cbnats/circuitbreaker/shared/config"
+	"github.com/cbnats/circuitbreaker/shared/metrics"
 	"github.com/cbnats/circuitbreaker/shared/rpc"
+	"github.com/cbnats/circuitbreaker/shared/subjects"
 )
 
 // Options configure a running token service.
 type Options struct {
 	Store       config.Store
 	Concurrency int // requests served at once
+	Metrics     *metrics.Registry
 	Log         zerolog.Logger
 }
 
@@ -34,11 +37,12 @@ func Start(ctx context.Context, nc *nats.Conn, o Options) (*Instance, error) {
 	if err != nil {
 		return nil, fmt.Errorf("token: %w", err)
 	}
-	st, err := store.Open(ctx, js, o.Log, store.Options{Replicas: o.Store.Replicas, EventTTL: o.Store.EventMaxAge})
+	st, err := store.Open(ctx, js, o.Log, store.Options{Replicas: o.Store.Replicas, EventTTL: o.Store.EventMaxAge, Metrics: o.Metrics})
 	if err != nil {
 		return nil, fmt.Errorf("token: open store: %w", err)
 	}
-	srv := rpc.NewServer(o.Log, rpc.Options{Concurrency: o.Concurrency, Timeout: o.Store.RequestTimeout})
+	srv := rpc.NewServer(o.Log, rpc.Options{Concurrency: o.Concurrency, Timeout: o.Store.RequestTimeout,
+		Service: subjects.TokenService, Metrics: o.Metrics})
 	ms, err := New(st).Start(nc, srv)
 	if err != nil {
 		st.Close()

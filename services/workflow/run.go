@@ -10,13 +10,16 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/cbnats/circuitbreaker/shared/config"
+	"github.com/cbnats/circuitbreaker/shared/metrics"
 	"github.com/cbnats/circuitbreaker/shared/rpc"
+	"github.com/cbnats/circuitbreaker/shared/subjects"
 )
 
 // Options configure a running workflow service.
 type Options struct {
 	Store       config.Store
 	Concurrency int // requests served at once
+	Metrics     *metrics.Registry
 	Log         zerolog.Logger
 }
 
@@ -37,7 +40,8 @@ func Start(ctx context.Context, nc *nats.Conn, o Options) (*Instance, error) {
 	if err != nil {
 		return nil, fmt.Errorf("workflow: open store: %w", err)
 	}
-	srv := rpc.NewServer(o.Log, rpc.Options{Concurrency: o.Concurrency, Timeout: o.Store.RequestTimeout})
+	srv := rpc.NewServer(o.Log, rpc.Options{Concurrency: o.Concurrency, Timeout: o.Store.RequestTimeout,
+		Service: subjects.WorkflowService, Metrics: o.Metrics})
 	ms, err := svc.Start(nc, srv)
 	if err != nil {
 		return nil, err

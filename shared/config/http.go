@@ -15,6 +15,7 @@ type HTTP struct {
 	MaxAliases   int           // GraphQL alias limit
 	Timeout      time.Duration // per-request deadline, passed on to NATS
 	NoIntrospect bool          // disable introspection
+	MaxInFlight  int           // requests served at once; more get 503
 }
 
 // Register declares the HTTP flags; defCORS is the default CORS origins.
@@ -27,6 +28,7 @@ func (h *HTTP) Register(f *Flags, defAddr, defCORS string) {
 	f.Int(&h.MaxAliases, "max-aliases", "CB_MAX_ALIASES", 30, "maximum GraphQL aliases per document")
 	f.Duration(&h.Timeout, "http-timeout", "CB_HTTP_TIMEOUT", 10*time.Second, "deadline of one GraphQL request")
 	f.Bool(&h.NoIntrospect, "no-introspection", "CB_NO_INTROSPECTION", false, "disable GraphQL introspection")
+	f.Int(&h.MaxInFlight, "max-in-flight", "CB_MAX_IN_FLIGHT", 1024, "HTTP requests served at once (more get 503 + Retry-After)")
 }
 
 // Origins returns the allowed CORS origins.

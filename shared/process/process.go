@@ -8,14 +8,18 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
 
 	"github.com/cbnats/circuitbreaker/shared/config"
 	"github.com/cbnats/circuitbreaker/shared/logging"
+	"github.com/cbnats/circuitbreaker/shared/metrics"
 	"github.com/cbnats/circuitbreaker/shared/natsconn"
 )
 
@@ -25,6 +29,10 @@ type Settings struct {
 	Store       config.Store
 	Concurrency int
 	LogLevel    string
+	// HealthAddr, when set, serves /health, /ready and /metrics over HTTP.
+	HealthAddr string
+	// Metrics is the process's registry, made by Serve.
+	Metrics *metrics.Registry
 }
 
 // Stopper is a running service.
@@ -47,15 +55,48 @@ func Serve(name string, args []string, getenv func(string) string, stderr io.Wri
 		return fmt.Errorf("%s: connect to NATS at %s: %w", name, s.NATS.URL, err)
 	}
 	defer nc.Close()
+	s.Metrics = metrics.NewRegistry()
 	svc, err := start(ctx, nc, s, log)
 	if err != nil {
 		return err
+	}
+	if s.HealthAddr != "" {
+		stopHealth, err := serveHealth(s.HealthAddr, nc, s.Metrics, log)
+		if err != nil {
+			svc.Stop()
+			return err
+		}
+		defer stopHealth()
 	}
 	log.Info().Str("nats", nc.ConnectedUrlRedacted()).Msg("serving")
 	<-ctx.Done()
 	log.Info().Msg("shutting down")
 	svc.Stop()
 	return nc.Drain()
+}
+
+// serveHealth serves liveness (/health: the process runs), readiness
+// (/ready: NATS is connected) and /metrics.
+func serveHealth(addr string, nc *nats.Conn, reg *metrics.Registry, log zerolog.Logger) (func(), error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("health: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
+	mux.HandleFunc("GET /ready", func(w http.ResponseWriter, _ *http.Request) {
+		if !nc.IsConnected() {
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, "NATS is not connected", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = io.WriteString(w, "ready\n")
+	})
+	mux.Handle("GET /metrics", reg.Handler())
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	log.Info().Str("addr", ln.Addr().String()).Msg("health and metrics")
+	return func() { _ = srv.Close() }, nil
 }
 
 func parse(name string, args []string, getenv func(string) string) (Settings, error) {
@@ -66,6 +107,7 @@ func parse(name string, args []string, getenv func(string) string) (Settings, er
 	s.Store.Register(f)
 	f.Int(&s.Concurrency, "concurrency", "CB_CONCURRENCY", 256, "requests served at once")
 	f.String(&s.LogLevel, "log-level", "LOG_LEVEL", "info", "log level: debug, info, warn, error")
+	f.String(&s.HealthAddr, "health", "CB_HEALTH_ADDR", "", "address for /health, /ready and /metrics (off when empty)")
 	if err := f.Err(); err != nil {
 		return s, err
 	}

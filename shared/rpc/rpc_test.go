@@ -146,3 +146,37 @@ func TestNoResponders(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// TestQueueBoundRefusesAtOnce: past the pool and its queue, a request is
+// refused immediately, long before its deadline.
+func TestQueueBoundRefusesAtOnce(t *testing.T) {
+	held, release := make(chan struct{}, 2), make(chan struct{})
+	nc := serve(t, rpc.Options{Concurrency: 1, MaxQueue: 1}, func(ctx context.Context, r *echoReq) (*echoResp, error) {
+		held <- struct{}{}
+		<-release
+		return &echoResp{Hello: r.Name}, nil
+	})
+	defer close(release)
+	for range 2 { // one runs, one waits for the slot
+		go func() {
+			_, _ = rpc.Call[echoReq, echoResp](context.Background(), nc, "cb.echo", &echoReq{Name: "hold"})
+		}()
+	}
+	<-held
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	start := time.Now()
+	// The waiting request may not have been admitted yet: retry until the queue is full.
+	for {
+		_, err := rpc.Call[echoReq, echoResp](ctx, nc, "cb.echo", &echoReq{Name: "third"})
+		if errors.Is(err, fail.ErrUnavailable) && strings.Contains(err.Error(), "overloaded") {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("never refused: %v", err)
+		}
+	}
+	if time.Since(start) > 4*time.Second {
+		t.Fatalf("refusal took %v", time.Since(start))
+	}
+}

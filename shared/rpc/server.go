@@ -10,15 +10,19 @@ package rpc
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 	"github.com/rs/zerolog"
 
 	"github.com/cbnats/circuitbreaker/shared/fail"
+	"github.com/cbnats/circuitbreaker/shared/metrics"
 	"github.com/cbnats/circuitbreaker/shared/subjects"
 )
 
@@ -29,16 +33,29 @@ type Handler[Req, Resp any] func(ctx context.Context, req *Req) (*Resp, error)
 type Options struct {
 	// Concurrency bounds the requests handled at once (default 256).
 	Concurrency int
+	// MaxQueue bounds the requests waiting for a slot (default
+	// 4×Concurrency); above it a request is refused at once with
+	// UNAVAILABLE instead of queueing without bound.
+	MaxQueue int
 	// Timeout bounds a request whose caller sent no deadline (default 10s).
 	Timeout time.Duration
+	// Metrics, when set, records requests, errors and latency per subject.
+	Metrics *metrics.Registry
+	// Service names the service in metrics.
+	Service string
 }
 
 // Server runs endpoint handlers on a bounded pool.
 type Server struct {
-	log     zerolog.Logger
-	timeout time.Duration
-	sem     chan struct{}
-	wg      sync.WaitGroup
+	log      zerolog.Logger
+	timeout  time.Duration
+	sem      chan struct{}
+	limit    int64        // Concurrency + MaxQueue
+	admitted atomic.Int64 // requests running or waiting for a slot
+	wg       sync.WaitGroup
+	service  string
+	requests metrics.Counter
+	latency  metrics.Histogram
 }
 
 // NewServer returns a Server logging to log.
@@ -46,10 +63,20 @@ func NewServer(log zerolog.Logger, o Options) *Server {
 	if o.Concurrency <= 0 {
 		o.Concurrency = 256
 	}
+	if o.MaxQueue <= 0 {
+		o.MaxQueue = 4 * o.Concurrency
+	}
 	if o.Timeout <= 0 {
 		o.Timeout = 10 * time.Second
 	}
-	return &Server{log: log, timeout: o.Timeout, sem: make(chan struct{}, o.Concurrency)}
+	if o.Metrics == nil {
+		o.Metrics = metrics.NewRegistry()
+	}
+	return &Server{log: log, timeout: o.Timeout, sem: make(chan struct{}, o.Concurrency),
+		limit: int64(o.Concurrency + o.MaxQueue), service: o.Service,
+		requests: o.Metrics.Counter("cb_service_requests_total", "Requests served, by service, subject and reply code.", "service", "subject", "code"),
+		latency:  o.Metrics.Histogram("cb_service_request_duration_seconds", "Time from receipt to reply, by service and subject.", "service", "subject"),
+	}
 }
 
 // Wait blocks until every request in flight has been answered.
@@ -61,22 +88,31 @@ type validator interface{ Validate() error }
 // Endpoint adapts h to a micro handler served by s.
 func Endpoint[Req, Resp any](s *Server, h Handler[Req, Resp]) micro.Handler {
 	return micro.HandlerFunc(func(r micro.Request) {
-		ctx, cancel := s.context(r)
-		select {
-		case s.sem <- struct{}{}:
-		case <-ctx.Done():
-			cancel()
-			s.reply(r, nil, fail.New(fail.Unavailable, "service overloaded, retry later"))
+		start := time.Now()
+		if s.admitted.Add(1) > s.limit {
+			s.admitted.Add(-1)
+			s.reply(r, start, nil, errOverloaded)
 			return
 		}
 		s.wg.Add(1)
 		go func() {
-			defer func() { <-s.sem; s.wg.Done(); cancel() }()
+			defer func() { s.admitted.Add(-1); s.wg.Done() }()
+			ctx, cancel := s.context(r)
+			defer cancel()
+			select {
+			case s.sem <- struct{}{}:
+			case <-ctx.Done():
+				s.reply(r, start, nil, errOverloaded)
+				return
+			}
+			defer func() { <-s.sem }()
 			resp, err := serve(ctx, r, h)
-			s.reply(r, resp, err)
+			s.reply(r, start, resp, err)
 		}()
 	})
 }
+
+var errOverloaded = fail.New(fail.Unavailable, "service overloaded, retry later")
 
 // context derives the request's context: the caller's deadline (or the
 // default timeout) and a logger carrying the request id.
@@ -113,12 +149,18 @@ func serve[Req, Resp any](ctx context.Context, r micro.Request, h Handler[Req, R
 	return h(ctx, req)
 }
 
-func (s *Server) reply(r micro.Request, resp any, err error) {
+func (s *Server) reply(r micro.Request, start time.Time, resp any, err error) {
+	defer func() { s.latency.Observe(time.Since(start), s.service, r.Subject()) }()
 	if err == nil {
 		if err = r.RespondJSON(resp); err == nil {
+			s.requests.Inc(s.service, r.Subject(), "200")
 			return
 		}
+		if errors.Is(err, nats.ErrMaxPayload) {
+			err = fail.Wrap(fail.BadInput, err, "reply too large: ask for a smaller page")
+		}
 	}
+	s.requests.Inc(s.service, r.Subject(), strconv.Itoa(Code(err)))
 	msg, kind := err.Error(), fail.KindOf(err)
 	if kind == fail.Internal {
 		s.log.Error().Err(err).Str("subject", r.Subject()).Msg("internal error")

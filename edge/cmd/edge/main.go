@@ -18,6 +18,7 @@ import (
 	"github.com/cbnats/circuitbreaker/edge/server"
 	"github.com/cbnats/circuitbreaker/shared/config"
 	"github.com/cbnats/circuitbreaker/shared/logging"
+	"github.com/cbnats/circuitbreaker/shared/metrics"
 	"github.com/cbnats/circuitbreaker/shared/natsconn"
 )
 
@@ -60,7 +61,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) er
 		return fmt.Errorf("edge: connect to NATS at %s: %w", s.NATS.URL, err)
 	}
 	defer nc.Close()
-	srv, err := server.New(nc, server.OptionsFrom(s.HTTP, log))
+	srv, err := server.New(nc, server.OptionsFrom(s.HTTP, metrics.NewRegistry(), log))
 	if err != nil {
 		return err
 	}

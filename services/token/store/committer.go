@@ -14,6 +14,7 @@ import (
 	"github.com/cbnats/circuitbreaker/shared/fail"
 	"github.com/cbnats/circuitbreaker/shared/flow"
 	"github.com/cbnats/circuitbreaker/shared/jserr"
+	"github.com/cbnats/circuitbreaker/shared/metrics"
 	"github.com/cbnats/circuitbreaker/shared/subjects"
 	"github.com/cbnats/circuitbreaker/shared/wire"
 )
@@ -63,6 +64,7 @@ type committer struct {
 	log      zerolog.Logger
 	eventTTL time.Duration
 	queue    chan *change
+	metrics  commitMetrics
 
 	// Owned by the run goroutine only.
 	last      uint64            // the stream's last sequence, when lastKnown
@@ -71,9 +73,9 @@ type committer struct {
 	held      []*change         // changes deferred to the next group
 }
 
-func newCommitter(js jetstream.JetStream, st jetstream.Stream, log zerolog.Logger, eventTTL time.Duration) *committer {
+func newCommitter(js jetstream.JetStream, st jetstream.Stream, log zerolog.Logger, eventTTL time.Duration, m commitMetrics) *committer {
 	return &committer{
-		js: js, stream: st, log: log, eventTTL: eventTTL,
+		js: js, stream: st, log: log, eventTTL: eventTTL, metrics: m,
 		queue: make(chan *change, 4096),
 		known: make(map[string]uint64),
 	}
@@ -173,7 +175,7 @@ func (c *committer) commit(ctx context.Context, group []*change) {
 	for {
 		t0 := time.Now()
 		err := c.publish(ctx, group)
-		c.log.Debug().Int("group", len(group)).Dur("took", time.Since(t0)).Err(err).Msg("commit")
+		c.metrics.observe(time.Since(t0), len(group), err)
 		if err == nil {
 			c.done(group)
 			return
@@ -351,4 +353,32 @@ func (c *committer) eventMsg(ch *change) (*nats.Msg, error) {
 		m.Header.Set(jetstream.MsgTTLHeader, c.eventTTL.String())
 	}
 	return m, nil
+}
+
+// commitMetrics records what the committers do.
+type commitMetrics struct {
+	latency metrics.Histogram
+	batches metrics.Counter
+	changes metrics.Counter
+}
+
+func newCommitMetrics(r *metrics.Registry) commitMetrics {
+	return commitMetrics{
+		latency: r.Histogram("cb_jetstream_commit_duration_seconds", "Time to commit one atomic batch (group of changes)."),
+		batches: r.Counter("cb_jetstream_batches_total", "Atomic batches sent, by outcome.", "outcome"),
+		changes: r.Counter("cb_token_changes_committed_total", "Token changes committed."),
+	}
+}
+
+func (m commitMetrics) observe(d time.Duration, n int, err error) {
+	m.latency.Observe(d)
+	switch {
+	case err == nil:
+		m.batches.Inc("ok")
+		m.changes.Add(int64(n))
+	case jserr.WrongSequence(err):
+		m.batches.Inc("conflict")
+	default:
+		m.batches.Inc("error")
+	}
 }

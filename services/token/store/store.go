@@ -18,13 +18,15 @@ import (
 	"github.com/cbnats/circuitbreaker/shared/fail"
 	"github.com/cbnats/circuitbreaker/shared/flow"
 	"github.com/cbnats/circuitbreaker/shared/jserr"
+	"github.com/cbnats/circuitbreaker/shared/metrics"
 	"github.com/cbnats/circuitbreaker/shared/subjects"
 )
 
 // Options configure a Store.
 type Options struct {
-	Replicas int           // replicas of the token index bucket
-	EventTTL time.Duration // per-event TTL (0 keeps events)
+	Replicas int               // replicas of the token index bucket
+	EventTTL time.Duration     // per-event TTL (0 keeps events)
+	Metrics  *metrics.Registry // commit metrics, when set
 }
 
 // Store reads and writes tokens. It is safe for concurrent use.
@@ -53,6 +55,9 @@ type workflow struct {
 func Open(ctx context.Context, js jetstream.JetStream, log zerolog.Logger, o Options) (*Store, error) {
 	if o.Replicas <= 0 {
 		o.Replicas = 1
+	}
+	if o.Metrics == nil {
+		o.Metrics = metrics.NewRegistry()
 	}
 	idx, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      subjects.TokenIndexBucket,
@@ -129,7 +134,7 @@ func (s *Store) load(ctx context.Context, id string) (*workflow, error) {
 		return nil, fail.Wrap(fail.Internal, err, "stored definition of "+id+" is invalid")
 	}
 	log := s.log.With().Str("workflow", id).Logger()
-	return &workflow{machine: m, stream: st, committer: newCommitter(s.js, st, log, s.opts.EventTTL)}, nil
+	return &workflow{machine: m, stream: st, committer: newCommitter(s.js, st, log, s.opts.EventTTL, newCommitMetrics(s.opts.Metrics))}, nil
 }
 
 func workflowNotFound(id string) error { return fail.New(fail.NotFound, "Workflow not found: %s", id) }

@@ -22,5 +22,5 @@ func main() {
 }
 
 func start(ctx context.Context, nc *nats.Conn, s process.Settings, log zerolog.Logger) (process.Stopper, error) {
-	return workflow.Start(ctx, nc, workflow.Options{Store: s.Store, Concurrency: s.Concurrency, Log: log})
+	return workflow.Start(ctx, nc, workflow.Options{Store: s.Store, Concurrency: s.Concurrency, Metrics: s.Metrics, Log: log})
 }
