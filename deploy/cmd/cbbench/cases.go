@@ -1,0 +1,151 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/cbnats/circuitbreaker/shared/client"
+	"github.com/cbnats/circuitbreaker/shared/fail"
+	"github.com/cbnats/circuitbreaker/shared/flow"
+	"github.com/cbnats/circuitbreaker/shared/wire"
+)
+
+// bench runs the cases and remembers what it measured for ratios.
+type bench struct {
+	s        settings
+	t        *system
+	progress io.Writer
+	results  []Result
+	notes    []string
+}
+
+// benchWorkflow has two places and a transition "flip" from each to the
+// other, so every fire moves a token (a three-message change: tombstone,
+// state, event) and needs no client-side state.
+const benchWorkflow = "cbbench"
+
+func (b *bench) all() ([]Result, error) {
+	c := client.New(b.t.nc)
+	ctx := context.Background()
+	_, err := c.CreateWorkflow(ctx, &wire.CreateWorkflowRequest{ID: benchWorkflow, Name: "cbbench", Places: []string{"a", "b"},
+		InitialPlace: "a", Transitions: []flow.Transition{
+			{ID: "flip", FromPlaces: []string{"a"}, ToPlace: "b"}, {ID: "flip", FromPlaces: []string{"b"}, ToPlace: "a"}}})
+	if err != nil && !isConflict(err) {
+		return nil, fmt.Errorf("create the benchmark workflow: %w", err)
+	}
+	base, err := newBaselines(ctx, b.t)
+	if err != nil {
+		return nil, err
+	}
+	defer base.close()
+	for _, n := range b.s.clients {
+		if err := b.paths(ctx, c, base, n); err != nil {
+			return nil, err
+		}
+	}
+	if err := b.places(ctx, c); err != nil {
+		return nil, err
+	}
+	if err := b.fanout(ctx, c, base); err != nil {
+		return nil, err
+	}
+	return b.results, nil
+}
+
+// paths measures the baselines and our paths at n clients.
+func (b *bench) paths(ctx context.Context, c *client.Client, base *baselines, n int) error {
+	toks, err := tokensFor(ctx, c, n)
+	if err != nil {
+		return err
+	}
+
+	for _, bc := range base.cases(n) {
+		b.run(bc.name, n, bc.f, "")
+	}
+	b.run("create (NATS)", n, func(ctx context.Context, _, _ int) error {
+		_, err := c.CreateToken(ctx, &wire.CreateTokenRequest{WorkflowID: benchWorkflow})
+		return err
+	}, "raw: KV CAS update + event publish")
+	b.run("transition (NATS)", n, func(ctx context.Context, w, i int) error {
+		_, err := c.Fire(ctx, &wire.FireRequest{TokenID: toks[w], TransitionID: "flip"})
+		return err
+	}, "raw: KV CAS update + event publish")
+	b.ratio("transition (NATS)", n, "raw: atomic batch, 3 msgs", n)
+	b.run("get token (NATS)", n, func(ctx context.Context, w, _ int) error {
+		_, err := c.GetToken(ctx, toks[w])
+		return err
+	}, "raw: direct get")
+	if b.t.graphql == "" {
+		return nil
+	}
+	g := newGraphQL(b.t.graphql)
+	b.run("create (GraphQL)", n, func(ctx context.Context, _, _ int) error {
+		return g.do(ctx, `mutation{createToken(input:{workflowId:"`+benchWorkflow+`"}){id}}`)
+	}, "create (NATS)")
+	b.run("transition (GraphQL)", n, func(ctx context.Context, w, _ int) error {
+		return g.do(ctx, `mutation{fireTransition(input:{tokenId:"`+toks[w]+`",transitionId:"flip"}){place}}`)
+	}, "transition (NATS)")
+	b.run("get token (GraphQL)", n, func(ctx context.Context, w, _ int) error {
+		return g.do(ctx, `{token(id:"`+toks[w]+`"){id place revision}}`)
+	}, "get token (NATS)")
+	return nil
+}
+
+func isConflict(err error) bool { return errors.Is(err, fail.ErrConflict) }
+
+// tokensFor creates one token per worker.
+func tokensFor(ctx context.Context, c *client.Client, n int) ([]string, error) {
+	out := make([]string, n)
+	for i := range out {
+		t, err := c.CreateToken(ctx, &wire.CreateTokenRequest{WorkflowID: benchWorkflow})
+		if err != nil {
+			return nil, err
+		}
+		out[i] = t.ID
+	}
+	return out, nil
+}
+
+// run measures one case and adds its row, with its ratio to baseline.
+func (b *bench) run(name string, n int, f op, baseline string) {
+	if !b.s.only.MatchString(name) {
+		return
+	}
+	fmt.Fprintf(b.progress, "%-40s %3d clients ...", name, n)
+	r := measure(name, n, b.s.duration, b.s.maxOps, f)
+	fmt.Fprintf(b.progress, " %9.0f ops/s\n", r.PerSecond)
+	b.results = append(b.results, r)
+	if baseline != "" {
+		b.ratio(name, n, baseline, n)
+	}
+}
+
+// ratio compares a measured case to a baseline measured at baseN
+// clients: on the case's row, or on a copy when the row has a ratio already.
+func (b *bench) ratio(name string, n int, baseline string, baseN int) {
+	i, okR := b.find(name, n)
+	j, okB := b.find(baseline, baseN)
+	if !okR || !okB || b.results[j].PerSecond == 0 {
+		return
+	}
+	r, base := b.results[i], b.results[j]
+	r.Baseline, r.Ratio = baseline, r.PerSecond/base.PerSecond
+	r.Note = fmt.Sprintf("p50 %+.0f µs", r.P50-base.P50)
+	if b.results[i].Baseline == "" {
+		b.results[i] = r
+		return
+	}
+	b.results = append(b.results, r)
+}
+
+// find returns the index of the first row of a case at n clients.
+func (b *bench) find(name string, n int) (int, bool) {
+	for i, r := range b.results {
+		if r.Operation == name && r.Clients == n {
+			return i, true
+		}
+	}
+	return 0, false
+}

@@ -1,0 +1,163 @@
+// Command cbbench measures Circuit Breaker's paths beside the raw NATS and
+// JetStream operations underneath them, in one run on one machine, and
+// prints a table: operation, clients, ops/s, p50, p99 and the ratio to the
+// raw baseline. By default it starts the whole system embedded (in this
+// process); --nats and --graphql target a running deployment instead.
+//
+//	go run ./deploy/cmd/cbbench --duration 3s --json bench.json
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/rs/zerolog"
+
+	"github.com/cbnats/circuitbreaker/deploy/stack"
+	"github.com/cbnats/circuitbreaker/shared/config"
+	"github.com/cbnats/circuitbreaker/shared/embedded"
+)
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}
+
+// settings are the command's flags.
+type settings struct {
+	natsURL, graphqlURL string
+	duration            time.Duration
+	maxOps              int
+	clients             []int
+	placeSizes          []int
+	subscribers         []int
+	events              int
+	only                *regexp.Regexp
+	jsonOut             string
+	syncAlways          bool
+	dataDir             string
+}
+
+func parse(args []string) (settings, error) {
+	var s settings
+	fs := flag.NewFlagSet("cbbench", flag.ContinueOnError)
+	fs.StringVar(&s.natsURL, "nats", "", "NATS URL of a running deployment (default: start one embedded)")
+	fs.StringVar(&s.graphqlURL, "graphql", "", "GraphQL URL of a running deployment's edge")
+	fs.DurationVar(&s.duration, "duration", 3*time.Second, "time per measured case")
+	fs.IntVar(&s.maxOps, "max-ops", 500_000, "operations per measured case at most")
+	clients := fs.String("clients", "1,16", "concurrent clients per case")
+	places := fs.String("place-sizes", "1000,10000,100000", "workflow sizes for tokens-in-place (1000 tokens in the place)")
+	subs := fs.String("subscribers", "1,50", "concurrent event subscribers")
+	fs.IntVar(&s.events, "events", 5000, "events each subscriber reads in the fan-out case")
+	only := fs.String("only", "", "run only cases whose name matches this regexp")
+	fs.StringVar(&s.jsonOut, "json", "", "also write the results as JSON to this file")
+	fs.BoolVar(&s.syncAlways, "sync-always", false, "embedded server fsyncs every write")
+	fs.StringVar(&s.dataDir, "data-dir", "", "embedded data directory (default: a temporary one, removed)")
+	if err := fs.Parse(args); err != nil {
+		return s, err
+	}
+	var err error
+	if s.clients, err = ints(*clients); err != nil {
+		return s, err
+	}
+	if s.placeSizes, err = ints(*places); err != nil {
+		return s, err
+	}
+	if s.subscribers, err = ints(*subs); err != nil {
+		return s, err
+	}
+	s.only, err = regexp.Compile(*only)
+	return s, err
+}
+
+func ints(list string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(list, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		n, err := strconv.Atoi(f)
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("not a positive number: %q", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+func run(args []string, stdout, stderr io.Writer) error {
+	s, err := parse(args)
+	if err != nil {
+		return err
+	}
+	t, err := target(s)
+	if err != nil {
+		return err
+	}
+	defer t.close()
+	b := &bench{s: s, t: t, progress: stderr}
+	results, err := b.all()
+	if err != nil {
+		return err
+	}
+	printTable(stdout, results, b.notes)
+	if s.jsonOut != "" {
+		return writeJSON(s.jsonOut, results, b.notes)
+	}
+	return nil
+}
+
+// system is what the benchmark talks to.
+type system struct {
+	nc      *nats.Conn // TCP, like a user
+	graphql string
+	stack   *stack.Stack
+	dir     string
+}
+
+func (t *system) close() {
+	t.nc.Close()
+	if t.stack != nil {
+		t.stack.Stop()
+	}
+	if t.dir != "" {
+		_ = os.RemoveAll(t.dir)
+	}
+}
+
+func target(s settings) (*system, error) {
+	if s.natsURL != "" {
+		nc, err := nats.Connect(s.natsURL)
+		return &system{nc: nc, graphql: s.graphqlURL}, err
+	}
+	t := &system{dir: s.dataDir}
+	if t.dir == "" {
+		d, err := os.MkdirTemp("", "cbbench-")
+		if err != nil {
+			return nil, err
+		}
+		t.dir = d
+	}
+	st, err := stack.Start(context.Background(), stack.Options{
+		Server: embedded.Options{DataDir: t.dir, Port: -1, SyncAlways: s.syncAlways},
+		Store:  config.Store{Replicas: 1, DedupeWindow: 2 * time.Minute, EventMaxAge: time.Hour, MaxDeliver: 5, RequestTimeout: 30 * time.Second},
+		HTTP:   config.HTTP{Addr: "127.0.0.1:0", MaxBodyBytes: 1 << 20, Timeout: 30 * time.Second, MaxInFlight: 4096},
+		Log:    zerolog.Nop(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	t.stack, t.graphql = st, st.GraphQL
+	t.nc, err = nats.Connect(st.ClientURL())
+	return t, err
+}

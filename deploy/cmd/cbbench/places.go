@@ -1,0 +1,106 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/cbnats/circuitbreaker/shared/client"
+	"github.com/cbnats/circuitbreaker/shared/flow"
+	"github.com/cbnats/circuitbreaker/shared/wire"
+)
+
+const (
+	placesWorkflow = "cbbench_places"
+	hotTokens      = 1000
+)
+
+// places measures tokens-in-place for 1,000 tokens in a place while the
+// workflow grows to each size, and the process's memory at each size.
+func (b *bench) places(ctx context.Context, c *client.Client) error {
+	if !b.s.only.MatchString("tokens in place") {
+		return nil
+	}
+	_, err := c.CreateWorkflow(ctx, &wire.CreateWorkflowRequest{ID: placesWorkflow, Name: "cbbench places",
+		Places: []string{"hot", "cold"}, InitialPlace: "cold",
+		Transitions: []flow.Transition{{ID: "heat", FromPlaces: []string{"cold"}, ToPlace: "hot"}}})
+	if err != nil && !isConflict(err) {
+		return err
+	}
+	if err := seed(ctx, c, "hot", hotTokens); err != nil {
+		return err
+	}
+	have := hotTokens
+	for _, size := range b.s.placeSizes {
+		if size > have {
+			fmt.Fprintf(b.progress, "seeding %d tokens ...\n", size-have)
+			if err := seed(ctx, c, "cold", size-have); err != nil {
+				return err
+			}
+			have = size
+		}
+		name := fmt.Sprintf("tokens in place: 1000 of %d", have)
+		b.run(name, 1, func(ctx context.Context, _, _ int) error {
+			p, err := c.TokensInPlace(ctx, placesWorkflow, "hot", wire.Page{First: hotTokens})
+			if err == nil && len(p.Items) != hotTokens {
+				err = fmt.Errorf("%d tokens listed, want %d", len(p.Items), hotTokens)
+			}
+			return err
+		}, "")
+		if rss, peak, ok := memory(); ok && b.t.stack != nil {
+			b.notes = append(b.notes, fmt.Sprintf("memory with %d tokens stored: RSS %d MiB, peak %d MiB (whole process: NATS server, services, edge)", have, rss>>10, peak>>10))
+		}
+	}
+	return nil
+}
+
+// seed creates n tokens in place from 64 concurrent clients.
+func seed(ctx context.Context, c *client.Client, place string, n int) error {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var first error
+	for range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for next.Add(1) <= int64(n) {
+				_, err := c.CreateToken(ctx, &wire.CreateTokenRequest{WorkflowID: placesWorkflow, InitialPlace: place})
+				if err != nil {
+					mu.Lock()
+					first = err
+					mu.Unlock()
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return first
+}
+
+// memory returns this process's resident and peak resident memory in KiB.
+func memory() (rss, peak int, ok bool) {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0, 0, false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		n, _ := strconv.Atoi(f[1])
+		switch f[0] {
+		case "VmRSS:":
+			rss = n
+		case "VmHWM:":
+			peak = n
+		}
+	}
+	return rss, peak, rss > 0
+}
