@@ -22,6 +22,9 @@ import (
 	"github.com/cbnats/circuitbreaker/shared/subjects"
 )
 
+// idCacheSize bounds the token id → workflow id cache (about 150 bytes an entry).
+const idCacheSize = 200_000
+
 // Options configure a Store.
 type Options struct {
 	Replicas int               // replicas of the token index bucket
@@ -37,6 +40,8 @@ type Store struct {
 	opts  Options
 	ctx   context.Context // lifetime of the committers
 	stop  context.CancelFunc
+
+	ids       *idCache // token id → workflow id
 
 	mu        sync.Mutex // guards workflows
 	workflows map[string]*workflow
@@ -70,7 +75,7 @@ func Open(ctx context.Context, js jetstream.JetStream, log zerolog.Logger, o Opt
 	}
 	runCtx, stop := context.WithCancel(context.Background())
 	return &Store{js: js, index: idx, log: log, opts: o, ctx: runCtx, stop: stop,
-		workflows: make(map[string]*workflow)}, nil
+		ids: newIDCache(idCacheSize), workflows: make(map[string]*workflow)}, nil
 }
 
 // Close stops the committers after failing what is still queued.

@@ -20,6 +20,9 @@ func tokenNotFound(id string) error { return fail.New(fail.NotFound, "Token not 
 
 // WorkflowOf returns the workflow id of a token from the index.
 func (s *Store) WorkflowOf(ctx context.Context, tokenID string) (string, error) {
+	if wf, ok := s.ids.get(tokenID); ok {
+		return wf, nil
+	}
 	e, err := s.index.Get(ctx, tokenID)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return "", tokenNotFound(tokenID)
@@ -27,7 +30,9 @@ func (s *Store) WorkflowOf(ctx context.Context, tokenID string) (string, error) 
 	if err != nil {
 		return "", storeError(err)
 	}
-	return string(e.Value()), nil
+	wf := string(e.Value())
+	s.ids.put(tokenID, wf)
+	return wf, nil
 }
 
 // Get returns a token by id alone: one index lookup and one direct get.
@@ -167,6 +172,7 @@ func (s *Store) Create(ctx context.Context, t *flow.Token, triggeredBy string) e
 	if _, err := s.index.Create(ctx, t.ID, []byte(t.WorkflowID)); err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
 		return storeError(err)
 	}
+	s.ids.put(t.ID, t.WorkflowID)
 	ev := wire.Event{EventType: wire.EventTokenCreated, TokenID: t.ID, WorkflowID: t.WorkflowID,
 		Place: t.Place, Timestamp: t.CreatedAt, TriggeredBy: optional(triggeredBy)}
 	return wf.committer.submit(ctx, &change{token: t, event: ev})
