@@ -42,5 +42,5 @@ func (s *Service) Start(nc *nats.Conn, srv *rpc.Server) (micro.Service, error) {
 			Request:     `{workflowId}`, Response: `{items: [` + subscription + `]}`},
 		{Name: "unsubscribe", Subject: subjects.EventUnsubscribe, Handler: rpc.Endpoint(srv, s.unsubscribe),
 			Description: "Delete a durable subscription", Request: `{workflowId, name}`, Response: `{workflowId, name}`},
-	})
+	}, srv)
 }

@@ -45,5 +45,5 @@ func (s *Service) Start(nc *nats.Conn, srv *rpc.Server) (micro.Service, error) {
 			Description: "Change a token's data or metadata without a transition; emits token_updated",
 			Request:     `{tokenId: uuid, data?: JSON merge patch, replaceData?, metadata?: JSON merge patch, triggeredBy?, expectedRevision?}`,
 			Response:    tokenReply},
-	})
+	}, srv)
 }

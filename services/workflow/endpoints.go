@@ -29,5 +29,5 @@ func (s *Service) Start(nc *nats.Conn, srv *rpc.Server) (micro.Service, error) {
 		{Name: "list", Subject: subjects.WorkflowList, Handler: rpc.Endpoint(srv, s.list),
 			Description: "List definitions ordered by id",
 			Request:     `{first?: int (≤1000), after?: cursor}`, Response: `{items: [Definition], next?: cursor}`},
-	})
+	}, srv)
 }

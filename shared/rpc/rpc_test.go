@@ -38,7 +38,7 @@ func serve(t *testing.T, o rpc.Options, h rpc.Handler[echoReq, echoResp]) *nats.
 	ns := natstest.Server(t)
 	srv := rpc.NewServer(zerolog.Nop(), o)
 	svc, err := rpc.AddService(natstest.Connect(t, ns), rpc.Service{Name: "echo", Version: "1.0.0"},
-		[]rpc.Spec{{Name: "echo", Subject: "cb.echo", Handler: rpc.Endpoint(srv, h)}})
+		[]rpc.Spec{{Name: "echo", Subject: "cb.echo", Handler: rpc.Endpoint(srv, h)}}, srv)
 	if err != nil {
 		t.Fatal(err)
 	}

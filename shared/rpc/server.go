@@ -56,6 +56,45 @@ type Server struct {
 	service  string
 	requests metrics.Counter
 	latency  metrics.Histogram
+	work     sync.Map // subject → *workStats
+}
+
+// workStats is the real work done per subject, for micro's STATS (whose
+// own processing time only counts the hand-off to the pool).
+type workStats struct {
+	requests, errors, nanos atomic.Int64
+}
+
+// WorkStats is an endpoint's "data" in `nats micro stats|info`.
+type WorkStats struct {
+	Requests       int64   `json:"requests"`
+	Errors         int64   `json:"errors"`
+	AverageMicros  float64 `json:"average_work_micros"`
+	TotalWorkNanos int64   `json:"total_work_nanos"`
+}
+
+// Stats returns the work done on subject; it is the micro StatsHandler.
+func (s *Server) Stats(subject string) WorkStats {
+	v, ok := s.work.Load(subject)
+	if !ok {
+		return WorkStats{}
+	}
+	w := v.(*workStats)
+	st := WorkStats{Requests: w.requests.Load(), Errors: w.errors.Load(), TotalWorkNanos: w.nanos.Load()}
+	if st.Requests > 0 {
+		st.AverageMicros = float64(st.TotalWorkNanos) / float64(st.Requests) / 1000
+	}
+	return st
+}
+
+func (s *Server) record(subject string, d time.Duration, failed bool) {
+	v, _ := s.work.LoadOrStore(subject, &workStats{})
+	w := v.(*workStats)
+	w.requests.Add(1)
+	w.nanos.Add(int64(d))
+	if failed {
+		w.errors.Add(1)
+	}
 }
 
 // NewServer returns a Server logging to log.
@@ -150,7 +189,11 @@ func serve[Req, Resp any](ctx context.Context, r micro.Request, h Handler[Req, R
 }
 
 func (s *Server) reply(r micro.Request, start time.Time, resp any, err error) {
-	defer func() { s.latency.Observe(time.Since(start), s.service, r.Subject()) }()
+	defer func() {
+		d := time.Since(start)
+		s.latency.Observe(d, s.service, r.Subject())
+		s.record(r.Subject(), d, err != nil)
+	}()
 	if err == nil {
 		if err = r.RespondJSON(resp); err == nil {
 			s.requests.Inc(s.service, r.Subject(), "200")

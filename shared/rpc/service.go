@@ -28,15 +28,19 @@ type Service struct {
 	Metadata    map[string]string
 }
 
-// AddService registers svc with its endpoints on nc, in the shared queue group.
-func AddService(nc *nats.Conn, svc Service, specs []Spec) (micro.Service, error) {
-	ms, err := micro.AddService(nc, micro.Config{
-		Name:        svc.Name,
-		Version:     svc.Version,
-		Description: svc.Description,
-		Metadata:    svc.Metadata,
-		QueueGroup:  subjects.QueueGroup,
-	})
+// AddService registers svc with its endpoints on nc, in the shared queue
+// group. Each endpoint's STATS data reports the real work time measured by
+// srv, which runs the endpoints' handlers.
+func AddService(nc *nats.Conn, svc Service, specs []Spec, srv *Server) (micro.Service, error) {
+	cfg := micro.Config{
+		Name:         svc.Name,
+		Version:      svc.Version,
+		Description:  svc.Description,
+		Metadata:     svc.Metadata,
+		QueueGroup:   subjects.QueueGroup,
+		StatsHandler: func(e *micro.Endpoint) any { return srv.Stats(e.Subject) },
+	}
+	ms, err := micro.AddService(nc, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("rpc: add service %s: %w", svc.Name, err)
 	}
