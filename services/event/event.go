@@ -83,7 +83,7 @@ func (s *Service) scan(ctx context.Context, r *wire.HistoryRequest, f func(rec w
 	} else {
 		opts = append(opts, jetstreamext.GetBatchStartTime(r.Since))
 	}
-	it, err := jetstreamext.GetBatch(ctx, s.js, subjects.StreamName(r.WorkflowID), maxScan, opts...)
+	it, err := jetstreamext.GetBatch(ctx, s.js, subjects.StreamName(r.WorkflowID), scanSize(r), opts...)
 	if err != nil {
 		return jserr.Classify(err)
 	}
@@ -103,6 +103,15 @@ func (s *Service) scan(ctx context.Context, r *wire.HistoryRequest, f func(rec w
 		}
 	}
 	return nil
+}
+
+// scanSize is how many messages one scan asks for: a page (and one to see
+// whether more follow) when every event matches, else maxScan.
+func scanSize(r *wire.HistoryRequest) int {
+	if r.TokenID == "" && len(r.EventTypes) == 0 && r.Until.IsZero() {
+		return min(wire.Page{First: r.First}.Size()+1, maxScan)
+	}
+	return maxScan
 }
 
 func record(msg *jetstream.RawStreamMsg) (wire.EventRecord, error) {

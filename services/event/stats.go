@@ -28,7 +28,7 @@ func (s *Service) stats(ctx context.Context, r *wire.StatsRequest) (*wire.Stats,
 		return nil, err
 	}
 	since := s.now().Add(-time.Duration(st.WindowMinutes) * time.Minute)
-	h := &wire.HistoryRequest{WorkflowID: r.WorkflowID}
+	h := &wire.HistoryRequest{WorkflowID: r.WorkflowID, First: wire.MaxPageSize}
 	for {
 		var last uint64
 		err := s.scan(ctx, h, func(rec wire.EventRecord, _ bool) bool {
