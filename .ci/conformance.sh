@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Outside-in checks with npm clients (installed by .ci/run with npm ci):
-#  1. graphql-http audits + introspection round trip against the executor's
-#     test schema (edge/gql/internal/auditserver);
-#  2. the same against the real system: circuit-breaker in one process
-#     (embedded NATS on a random port, data in a temporary directory), with
-#     the introspected schema compared to schema/schema.graphql.
+#  1. the executor's own test schema: graphql-http audits + introspection;
+#  2. the transports' test schema: graphql-ws and graphql-sse protocol tests;
+#  3. the real system — circuit-breaker in one process (embedded NATS on a
+#     random port, data in a temporary directory): graphql-http audits,
+#     introspection compared to schema/schema.graphql, and subscriptions
+#     with graphql-ws and graphql-sse while mutations are made.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -12,20 +13,28 @@ work=$(mktemp -d)
 pid=
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
+nodetest() { node --test --test-reporter=spec "$@"; }
 
-echo "-- executor test schema"
-(cd edge/gql/conformance && node --test)
+echo "-- executor (edge/gql) against its test schema"
+(cd edge/gql/conformance && nodetest)
+echo "-- transports (edge/transport) against their test schema"
+(cd edge/transport/conformance && ./run.sh)
 
-echo "-- real edge"
+echo "-- the real system"
 go build -o "$work/circuit-breaker" ./deploy/cmd/circuit-breaker
 "$work/circuit-breaker" --data-dir "$work/data" --nats-port -1 --http 127.0.0.1:0 --log-level warn >"$work/out" 2>"$work/err" &
 pid=$!
 url=
-for _ in $(seq 1 100); do
+for _ in $(seq 1 200); do
   url=$(sed -n 's/^ *GraphQL: *\(http[^ ]*\).*/\1/p' "$work/out")
   [ -n "$url" ] && break
   sleep 0.1
 done
 [ -n "$url" ] || { cat "$work/err"; echo "circuit-breaker did not start"; exit 1; }
 echo "edge at $url"
-(cd edge/gql/conformance && GRAPHQL_URL="$url" GRAPHQL_SDL="$root/schema/schema.graphql" node --test)
+(cd edge/gql/conformance && GRAPHQL_URL="$url" GRAPHQL_SDL="$root/schema/schema.graphql" nodetest)
+(cd deploy/e2e && GRAPHQL_URL="$url" nodetest)
+if [ -x edge/graphiql/e2e/run.sh ] && [ -x /usr/bin/chromium ]; then
+  echo "-- GraphiQL in headless Chromium, network closed"
+  (cd edge/graphiql/e2e && EDGE_URL="${url%/graphql}" ./run.sh)
+fi

@@ -1,6 +1,8 @@
 // Package server is the edge's HTTP front: GraphQL over HTTP on /graphql
-// (and POST / as the original did), GraphiQL for browsers, health and
-// readiness, CORS, request ids and an access log.
+// (and POST / as the original did), subscriptions over WebSocket
+// (graphql-transport-ws) and server-sent events on the same paths,
+// GraphiQL for browsers, health and readiness, metrics, CORS, request ids
+// and an access log.
 package server
 
 import (
@@ -18,6 +20,7 @@ import (
 
 	"github.com/cbnats/circuitbreaker/edge/api"
 	"github.com/cbnats/circuitbreaker/edge/gql"
+	"github.com/cbnats/circuitbreaker/edge/transport"
 	"github.com/cbnats/circuitbreaker/schema"
 	"github.com/cbnats/circuitbreaker/shared/client"
 	"github.com/cbnats/circuitbreaker/shared/config"
@@ -45,6 +48,10 @@ type Server struct {
 	schema  *gql.Schema
 	handler http.Handler
 	http    *http.Server
+	// closing ends when Shutdown starts; subscriptions end with it, while
+	// plain requests in flight are left to finish.
+	closing context.Context
+	close   context.CancelFunc
 }
 
 // New builds the edge on a NATS connection.
@@ -64,6 +71,7 @@ func New(nc *nats.Conn, o Options) (*Server, error) {
 		o.MaxInFlight = 1024
 	}
 	s := &Server{nc: nc, opts: o, schema: sch}
+	s.closing, s.close = context.WithCancel(context.Background())
 	s.handler = s.routes()
 	return s, nil
 }
@@ -73,7 +81,9 @@ func (s *Server) Handler() http.Handler { return s.handler }
 
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
-	graphql := s.schema.Handler(gql.HandlerOptions{Limits: s.opts.Limits})
+	to := transport.Options{Limits: s.opts.Limits, Log: s.opts.Log}
+	graphql := transport.Dispatch(s.schema.Handler(gql.HandlerOptions{Limits: s.opts.Limits}),
+		s.untilShutdown(transport.WebSocket(s.schema, to)), s.untilShutdown(transport.SSE(s.schema, to)))
 	page := graphiqlPage()
 	mux.Handle("/graphql", browser(page, graphql))
 	mux.Handle("/{$}", browser(page, graphql))
@@ -148,12 +158,24 @@ func (s *Server) Serve(ln net.Listener) error {
 	return nil
 }
 
-// Shutdown stops taking requests and waits for those in flight.
+// Shutdown stops taking requests, ends subscriptions (WebSocket and SSE)
+// and waits for the plain requests in flight.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.close()
 	if s.http == nil {
 		return nil
 	}
 	return s.http.Shutdown(ctx)
+}
+
+// untilShutdown ends a long-lived request when Shutdown starts.
+func (s *Server) untilShutdown(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithCancel(r.Context())
+		defer cancel()
+		defer context.AfterFunc(s.closing, cancel)()
+		h.ServeHTTP(w, r.WithContext(ctx))
+	})
 }
 
 // OptionsFrom builds Options from the HTTP configuration.
