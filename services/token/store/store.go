@@ -41,7 +41,7 @@ type Store struct {
 	ctx   context.Context // lifetime of the committers
 	stop  context.CancelFunc
 
-	ids       *idCache // token id → workflow id
+	ids *idCache // token id → workflow id
 
 	mu        sync.Mutex // guards workflows
 	workflows map[string]*workflow
