@@ -47,7 +47,7 @@ func (s *Schema) serveHTTP(w http.ResponseWriter, r *http.Request, l Limits, all
 		writeHTTPError(w, mediaJSON, http.StatusNotAcceptable, CodeBadRequest, "None of the Accept types is supported; accept "+mediaGraphQLJSON+" or "+mediaJSON+".")
 		return
 	}
-	req, status, msg := readRequest(w, r, l.MaxBodyBytes)
+	req, status, msg := ReadRequest(w, r, l.MaxBodyBytes)
 	if status != 0 {
 		writeHTTPError(w, media, status, CodeBadRequest, msg)
 		return

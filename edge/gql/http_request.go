@@ -12,9 +12,10 @@ import (
 	"strings"
 )
 
-// readRequest decodes a GET or POST request. A non-zero status reports a
-// malformed request with its message.
-func readRequest(w http.ResponseWriter, r *http.Request, maxBody int64) (Request, int, string) {
+// ReadRequest decodes a GraphQL-over-HTTP GET or POST request. A non-zero
+// status reports a malformed request with its message. The transports use
+// it too.
+func ReadRequest(w http.ResponseWriter, r *http.Request, maxBody int64) (Request, int, string) {
 	if r.Method == http.MethodGet {
 		return requestFromQuery(r)
 	}
