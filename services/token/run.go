@@ -6,7 +6,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/nats-io/nats.go/micro"
 	"github.com/rs/zerolog"
 
 	"github.com/cbnats/circuitbreaker/services/token/store"
@@ -24,15 +23,8 @@ type Options struct {
 	Log         zerolog.Logger
 }
 
-// Instance is a running token service.
-type Instance struct {
-	micro micro.Service
-	srv   *rpc.Server
-	store *store.Store
-}
-
 // Start opens the store and serves the endpoints on nc.
-func Start(ctx context.Context, nc *nats.Conn, o Options) (*Instance, error) {
+func Start(ctx context.Context, nc *nats.Conn, o Options) (*rpc.Instance, error) {
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return nil, fmt.Errorf("token: %w", err)
@@ -48,13 +40,5 @@ func Start(ctx context.Context, nc *nats.Conn, o Options) (*Instance, error) {
 		st.Close()
 		return nil, err
 	}
-	return &Instance{micro: ms, srv: srv, store: st}, nil
-}
-
-// Stop stops taking requests, finishes those in flight and stops the
-// committers.
-func (i *Instance) Stop() {
-	_ = i.micro.Stop()
-	i.srv.Wait()
-	i.store.Close()
+	return rpc.NewInstance(ms, srv, st.Close), nil
 }

@@ -6,7 +6,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/nats-io/nats.go/micro"
 	"github.com/rs/zerolog"
 
 	"github.com/cbnats/circuitbreaker/shared/config"
@@ -23,14 +22,8 @@ type Options struct {
 	Log         zerolog.Logger
 }
 
-// Instance is a running workflow service.
-type Instance struct {
-	micro micro.Service
-	srv   *rpc.Server
-}
-
 // Start opens the store and serves the endpoints on nc.
-func Start(ctx context.Context, nc *nats.Conn, o Options) (*Instance, error) {
+func Start(ctx context.Context, nc *nats.Conn, o Options) (*rpc.Instance, error) {
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return nil, fmt.Errorf("workflow: %w", err)
@@ -46,11 +39,5 @@ func Start(ctx context.Context, nc *nats.Conn, o Options) (*Instance, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Instance{micro: ms, srv: srv}, nil
-}
-
-// Stop stops taking requests and finishes those in flight.
-func (i *Instance) Stop() {
-	_ = i.micro.Stop()
-	i.srv.Wait()
+	return rpc.NewInstance(ms, srv), nil
 }
