@@ -21,6 +21,7 @@ import (
 	"github.com/cbnats/circuitbreaker/shared/config"
 	"github.com/cbnats/circuitbreaker/shared/embedded"
 	"github.com/cbnats/circuitbreaker/shared/metrics"
+	"github.com/cbnats/circuitbreaker/shared/rpc"
 )
 
 // Options configure a Stack.
@@ -82,13 +83,13 @@ func (s *Stack) start(ctx context.Context, o Options) error {
 	steps := []func() error{
 		func() error {
 			return s.run("workflow", func(nc *nats.Conn) (func(), error) {
-				i, err := workflow.Start(ctx, nc, workflow.Options{Store: o.Store, Concurrency: o.Concurrency, Metrics: o.Metrics, Log: sub("workflow")})
+				i, err := workflow.Start(ctx, nc, rpc.ServiceOptions{Store: o.Store, Concurrency: o.Concurrency, Metrics: o.Metrics, Log: sub("workflow")})
 				return stopper(i, err)
 			})
 		},
 		func() error {
 			return s.run("event", func(nc *nats.Conn) (func(), error) {
-				i, err := event.Start(ctx, nc, event.Options{Store: o.Store, Concurrency: o.Concurrency, Metrics: o.Metrics, Log: sub("event")})
+				i, err := event.Start(ctx, nc, rpc.ServiceOptions{Store: o.Store, Concurrency: o.Concurrency, Metrics: o.Metrics, Log: sub("event")})
 				return stopper(i, err)
 			})
 		},
@@ -96,7 +97,7 @@ func (s *Stack) start(ctx context.Context, o Options) error {
 	for range max(o.TokenInstances, 1) {
 		steps = append(steps, func() error {
 			return s.run("token", func(nc *nats.Conn) (func(), error) {
-				i, err := token.Start(ctx, nc, token.Options{Store: o.Store, Concurrency: o.Concurrency, Metrics: o.Metrics, Log: sub("token")})
+				i, err := token.Start(ctx, nc, rpc.ServiceOptions{Store: o.Store, Concurrency: o.Concurrency, Metrics: o.Metrics, Log: sub("token")})
 				return stopper(i, err)
 			})
 		})

@@ -6,25 +6,14 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/rs/zerolog"
 
 	"github.com/cbnats/circuitbreaker/services/token/store"
-	"github.com/cbnats/circuitbreaker/shared/config"
-	"github.com/cbnats/circuitbreaker/shared/metrics"
 	"github.com/cbnats/circuitbreaker/shared/rpc"
 	"github.com/cbnats/circuitbreaker/shared/subjects"
 )
 
-// Options configure a running token service.
-type Options struct {
-	Store       config.Store
-	Concurrency int // requests served at once
-	Metrics     *metrics.Registry
-	Log         zerolog.Logger
-}
-
 // Start opens the store and serves the endpoints on nc.
-func Start(ctx context.Context, nc *nats.Conn, o Options) (*rpc.Instance, error) {
+func Start(ctx context.Context, nc *nats.Conn, o rpc.ServiceOptions) (*rpc.Instance, error) {
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return nil, fmt.Errorf("token: %w", err)
@@ -33,8 +22,7 @@ func Start(ctx context.Context, nc *nats.Conn, o Options) (*rpc.Instance, error)
 	if err != nil {
 		return nil, fmt.Errorf("token: open store: %w", err)
 	}
-	srv := rpc.NewServer(o.Log, rpc.Options{Concurrency: o.Concurrency, Timeout: o.Store.RequestTimeout,
-		Service: subjects.TokenService, Metrics: o.Metrics})
+	srv := o.Server(subjects.TokenService)
 	ms, err := New(st).Start(nc, srv)
 	if err != nil {
 		st.Close()

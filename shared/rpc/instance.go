@@ -1,6 +1,12 @@
 package rpc
 
-import "github.com/nats-io/nats.go/micro"
+import (
+	"github.com/nats-io/nats.go/micro"
+	"github.com/rs/zerolog"
+
+	"github.com/cbnats/circuitbreaker/shared/config"
+	"github.com/cbnats/circuitbreaker/shared/metrics"
+)
 
 // Instance is a running service. Stop stops intake (micro drains the
 // endpoint subscriptions), waits for the requests in flight, then runs the
@@ -24,4 +30,18 @@ func (i *Instance) Stop() {
 	for _, c := range i.closers {
 		c()
 	}
+}
+
+// ServiceOptions are what every service is started with.
+type ServiceOptions struct {
+	Store       config.Store
+	Concurrency int // requests served at once
+	Metrics     *metrics.Registry
+	Log         zerolog.Logger
+}
+
+// Server returns the Server that runs the named service's handlers.
+func (o ServiceOptions) Server(service string) *Server {
+	return NewServer(o.Log, Options{Concurrency: o.Concurrency, Timeout: o.Store.RequestTimeout,
+		Service: service, Metrics: o.Metrics})
 }

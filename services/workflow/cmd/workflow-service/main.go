@@ -12,6 +12,7 @@ import (
 
 	"github.com/cbnats/circuitbreaker/services/workflow"
 	"github.com/cbnats/circuitbreaker/shared/process"
+	"github.com/cbnats/circuitbreaker/shared/rpc"
 )
 
 func main() {
@@ -22,5 +23,5 @@ func main() {
 }
 
 func start(ctx context.Context, nc *nats.Conn, s process.Settings, log zerolog.Logger) (process.Stopper, error) {
-	return workflow.Start(ctx, nc, workflow.Options{Store: s.Store, Concurrency: s.Concurrency, Metrics: s.Metrics, Log: log})
+	return workflow.Start(ctx, nc, rpc.ServiceOptions{Store: s.Store, Concurrency: s.Concurrency, Metrics: s.Metrics, Log: log})
 }
