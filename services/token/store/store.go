@@ -41,7 +41,8 @@ type Store struct {
 	ctx   context.Context // lifetime of the committers
 	stop  context.CancelFunc
 
-	ids *idCache // token id → workflow id
+	ids  *idCache        // token id → workflow id
+	read metrics.Counter // messages read, by operation
 
 	mu        sync.Mutex // guards workflows
 	workflows map[string]*workflow
@@ -75,7 +76,8 @@ func Open(ctx context.Context, js jetstream.JetStream, log zerolog.Logger, o Opt
 	}
 	runCtx, stop := context.WithCancel(context.Background())
 	return &Store{js: js, index: idx, log: log, opts: o, ctx: runCtx, stop: stop,
-		ids: newIDCache(idCacheSize), workflows: make(map[string]*workflow)}, nil
+		ids: newIDCache(idCacheSize), workflows: make(map[string]*workflow),
+		read: o.Metrics.Counter("cb_token_messages_read_total", "Token messages read from JetStream, by operation (get, scan).", "op")}, nil
 }
 
 // Close stops the committers after failing what is still queued.

@@ -51,6 +51,7 @@ func (s *Store) Find(ctx context.Context, workflowID, tokenID string) (*flow.Tok
 	if err != nil {
 		return nil, err
 	}
+	s.read.Inc("get")
 	msg, err := wf.stream.GetLastMsgForSubject(ctx, subjects.TokenAnyPlace(workflowID, tokenID))
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return nil, tokenNotFound(tokenID)
@@ -135,6 +136,7 @@ func (s *Store) scanBatch(ctx context.Context, wfID, filter string, after *uint6
 		}
 		more = msg.Header.Get("Nats-Num-Pending") != "0"
 		*after = msg.Sequence
+		s.read.Inc("scan")
 		if msg.Header.Get(subjects.HeaderTokenOp) == subjects.TokenOpDelete {
 			continue
 		}
