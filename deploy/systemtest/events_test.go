@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -193,4 +194,20 @@ func TestEventCountRetention(t *testing.T) {
 		t.Fatalf("%d tokens in b, want 5", n)
 	}
 	must(s.c.GetWorkflow(c, "keep3"))
+}
+
+func TestEventServiceUnknownWorkflow(t *testing.T) {
+	s, c := start(t, ""), ctx(t)
+	for name, call := range map[string]func() error{
+		"history": func() error { _, err := s.c.History(c, &wire.HistoryRequest{WorkflowID: "nope"}); return err },
+		"stats":   func() error { _, err := s.c.Stats(c, &wire.StatsRequest{WorkflowID: "nope"}); return err },
+		"subscribe": func() error {
+			_, err := s.c.CreateSubscription(c, &wire.SubscribeRequest{WorkflowID: "nope", Name: "x"})
+			return err
+		},
+	} {
+		if err := call(); !errors.Is(err, fail.ErrNotFound) || !strings.Contains(err.Error(), "Workflow not found: nope") {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
 }

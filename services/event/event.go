@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/synadia-io/orbit.go/jetstreamext"
 
@@ -44,11 +45,20 @@ func (s *Service) stream(ctx context.Context, wf string) (jetstream.Stream, erro
 	return st, jserr.Classify(err)
 }
 
+// readError classifies a failed direct read: a stream that does not exist
+// has no responders, which is told apart from JetStream being down by
+// looking the stream up (only on this error path).
+func (s *Service) readError(ctx context.Context, wf string, err error) error {
+	if errors.Is(err, nats.ErrNoResponders) {
+		if _, serr := s.stream(ctx, wf); serr != nil {
+			return serr
+		}
+	}
+	return jserr.Classify(err)
+}
+
 // history pages through a workflow's events in stream order.
 func (s *Service) history(ctx context.Context, r *wire.HistoryRequest) (*wire.EventPage, error) {
-	if _, err := s.stream(ctx, r.WorkflowID); err != nil {
-		return nil, err
-	}
 	size := wire.Page{First: r.First}.Size()
 	page := &wire.EventPage{Items: []wire.EventRecord{}}
 	var last uint64
@@ -85,14 +95,14 @@ func (s *Service) scan(ctx context.Context, r *wire.HistoryRequest, f func(rec w
 	}
 	it, err := jetstreamext.GetBatch(ctx, s.js, subjects.StreamName(r.WorkflowID), scanSize(r), opts...)
 	if err != nil {
-		return jserr.Classify(err)
+		return s.readError(ctx, r.WorkflowID, err)
 	}
 	for msg, err := range it {
 		if errors.Is(err, jetstreamext.ErrNoMessages) {
 			return nil
 		}
 		if err != nil {
-			return jserr.Classify(err)
+			return s.readError(ctx, r.WorkflowID, err)
 		}
 		rec, err := record(msg)
 		if err != nil {

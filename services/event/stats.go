@@ -7,7 +7,6 @@ import (
 
 	"github.com/synadia-io/orbit.go/jetstreamext"
 
-	"github.com/cbnats/circuitbreaker/shared/jserr"
 	"github.com/cbnats/circuitbreaker/shared/subjects"
 	"github.com/cbnats/circuitbreaker/shared/wire"
 )
@@ -16,9 +15,6 @@ import (
 // type, and the transitions committed in a recent window. It reads every
 // token and event of the workflow: use it for dashboards, not hot paths.
 func (s *Service) stats(ctx context.Context, r *wire.StatsRequest) (*wire.Stats, error) {
-	if _, err := s.stream(ctx, r.WorkflowID); err != nil {
-		return nil, err
-	}
 	st := &wire.Stats{WorkflowID: r.WorkflowID, TokensPerPlace: map[string]int{}, EventsPerType: map[string]int{},
 		WindowMinutes: r.WindowMinutes}
 	if st.WindowMinutes == 0 {
@@ -58,7 +54,7 @@ func (s *Service) countTokens(ctx context.Context, st *wire.Stats) error {
 		it, err := jetstreamext.GetBatch(ctx, s.js, subjects.StreamName(st.WorkflowID), maxScan,
 			jetstreamext.GetBatchSeq(after+1), jetstreamext.GetBatchSubject(subjects.AllTokens(st.WorkflowID)))
 		if err != nil {
-			return jserr.Classify(err)
+			return s.readError(ctx, st.WorkflowID, err)
 		}
 		n := 0
 		for msg, err := range it {
@@ -66,7 +62,7 @@ func (s *Service) countTokens(ctx context.Context, st *wire.Stats) error {
 				return nil
 			}
 			if err != nil {
-				return jserr.Classify(err)
+				return s.readError(ctx, st.WorkflowID, err)
 			}
 			n, after = n+1, msg.Sequence
 			if msg.Header.Get(subjects.HeaderTokenOp) != subjects.TokenOpDelete {
