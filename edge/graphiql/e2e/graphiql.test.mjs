@@ -12,6 +12,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { writeFile } from 'node:fs/promises';
 import { chromium } from 'playwright-core';
 
 const EDGE_URL = (process.env.EDGE_URL || '').replace(/\/+$/, '');
@@ -81,7 +82,15 @@ before(async () => {
 });
 
 after(async () => {
-  await browser?.close();
+  // Bounded: a page stuck in some call must not keep the process (and run.sh) alive.
+  let timer;
+  await Promise.race([
+    browser?.close(),
+    new Promise((resolve) => {
+      timer = setTimeout(resolve, 5_000);
+    }),
+  ]);
+  clearTimeout(timer);
 });
 
 /** Opens url, waits for GraphiQL to mount and for the schema to be fetched. */
@@ -187,7 +196,8 @@ test('GraphiQL loads offline and runs a query and a mutation against the edge', 
     assert.match(shown, /"workflows"/);
     assert.ok(shown.includes(`"${id}"`), `result pane shows "${id}":\n${shown}`);
     assert.ok(shown.includes('"E2E"'), `result pane shows "E2E":\n${shown}`);
-    await page.screenshot({ path: SCREENSHOT });
+    // Written here, not via screenshot({ path }), which mkdir -p's the directory.
+    await writeFile(SCREENSHOT, await page.screenshot());
     console.log(`screenshot: ${SCREENSHOT}`);
   });
 
