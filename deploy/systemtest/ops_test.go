@@ -49,3 +49,40 @@ func TestHealthReadyMetrics(t *testing.T) {
 		}
 	}
 }
+
+// TestRootPathAndGraphiQL: POST / answers GraphQL as the original did, and
+// browsers get GraphiQL at / and /graphql.
+func TestRootPathAndGraphiQL(t *testing.T) {
+	s := start(t, "")
+	base := strings.TrimSuffix(s.stack.GraphQL, "/graphql")
+	resp, err := http.Post(base+"/", "application/json", strings.NewReader(`{"query":"{ workflows { id } }"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(b) != `{"data":{"workflows":[]}}` {
+		t.Fatalf("POST /: %d %s", resp.StatusCode, b)
+	}
+	for _, path := range []string{"/", "/graphql"} {
+		req, _ := http.NewRequest(http.MethodGet, base+path, nil)
+		req.Header.Set("Accept", "text/html")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(b), "graphiql.min.js") {
+			t.Fatalf("GET %s as a browser: %d", path, resp.StatusCode)
+		}
+	}
+	resp, err = http.Get(base + "/graphql?query=" + "mutation%7B__typename%7D")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != "POST" {
+		t.Fatalf("mutation over GET: %d Allow=%q", resp.StatusCode, resp.Header.Get("Allow"))
+	}
+}
