@@ -17,7 +17,7 @@ func Start(_ context.Context, nc *nats.Conn, o rpc.ServiceOptions) (*rpc.Instanc
 	if err != nil {
 		return nil, fmt.Errorf("event: %w", err)
 	}
-	srv := o.Server(subjects.EventService)
+	srv := o.Server(nc, subjects.EventService)
 	maxDeliver := o.Store.MaxDeliver
 	if maxDeliver <= 0 {
 		maxDeliver = 5 // the original's default

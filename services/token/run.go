@@ -22,7 +22,7 @@ func Start(ctx context.Context, nc *nats.Conn, o rpc.ServiceOptions) (*rpc.Insta
 	if err != nil {
 		return nil, fmt.Errorf("token: open store: %w", err)
 	}
-	srv := o.Server(subjects.TokenService)
+	srv := o.Server(nc, subjects.TokenService)
 	ms, err := New(st).Start(nc, srv)
 	if err != nil {
 		st.Close()

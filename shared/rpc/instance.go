@@ -1,6 +1,7 @@
 package rpc
 
 import (
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 	"github.com/rs/zerolog"
 
@@ -40,8 +41,9 @@ type ServiceOptions struct {
 	Log         zerolog.Logger
 }
 
-// Server returns the Server that runs the named service's handlers.
-func (o ServiceOptions) Server(service string) *Server {
-	return NewServer(o.Log, Options{Concurrency: o.Concurrency, Timeout: o.Store.RequestTimeout,
+// Server returns the Server that runs the named service's handlers and
+// replies on nc.
+func (o ServiceOptions) Server(nc *nats.Conn, service string) *Server {
+	return NewServer(nc, o.Log, Options{Concurrency: o.Concurrency, Timeout: o.Store.RequestTimeout,
 		Service: service, Metrics: o.Metrics})
 }

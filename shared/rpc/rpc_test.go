@@ -36,8 +36,9 @@ type echoResp struct {
 func serve(t *testing.T, o rpc.Options, h rpc.Handler[echoReq, echoResp]) *nats.Conn {
 	t.Helper()
 	ns := natstest.Server(t)
-	srv := rpc.NewServer(zerolog.Nop(), o)
-	svc, err := rpc.AddService(natstest.Connect(t, ns), rpc.Service{Name: "echo", Version: "1.0.0"},
+	nc := natstest.Connect(t, ns)
+	srv := rpc.NewServer(nc, zerolog.Nop(), o)
+	svc, err := rpc.AddService(nc, rpc.Service{Name: "echo", Version: "1.0.0"},
 		[]rpc.Spec{{Name: "echo", Subject: "cb.echo", Handler: rpc.Endpoint(srv, h)}}, srv)
 	if err != nil {
 		t.Fatal(err)

@@ -45,8 +45,15 @@ type Options struct {
 	Service string
 }
 
+// A reply is published on the server's own connection, not through the
+// micro.Request: micro reads its request's state when the handler returns,
+// and ours returns at once (the work runs on the pool), so touching the
+// request later would race. micro's STATS therefore count hand-offs; the
+// endpoint's STATS data (WorkStats) counts the real work and errors.
+
 // Server runs endpoint handlers on a bounded pool.
 type Server struct {
+	nc       *nats.Conn
 	log      zerolog.Logger
 	timeout  time.Duration
 	sem      chan struct{}
@@ -97,8 +104,8 @@ func (s *Server) record(subject string, d time.Duration, failed bool) {
 	}
 }
 
-// NewServer returns a Server logging to log.
-func NewServer(log zerolog.Logger, o Options) *Server {
+// NewServer returns a Server that replies on nc and logs to log.
+func NewServer(nc *nats.Conn, log zerolog.Logger, o Options) *Server {
 	if o.Concurrency <= 0 {
 		o.Concurrency = 256
 	}
@@ -111,7 +118,7 @@ func NewServer(log zerolog.Logger, o Options) *Server {
 	if o.Metrics == nil {
 		o.Metrics = metrics.NewRegistry()
 	}
-	return &Server{log: log, timeout: o.Timeout, sem: make(chan struct{}, o.Concurrency),
+	return &Server{nc: nc, log: log, timeout: o.Timeout, sem: make(chan struct{}, o.Concurrency),
 		limit: int64(o.Concurrency + o.MaxQueue), service: o.Service,
 		requests: o.Metrics.Counter("cb_service_requests_total", "Requests served, by service, subject and reply code.", "service", "subject", "code"),
 		latency:  o.Metrics.Histogram("cb_service_request_duration_seconds", "Time from receipt to reply, by service and subject.", "service", "subject"),
@@ -195,7 +202,7 @@ func (s *Server) reply(r micro.Request, start time.Time, resp any, err error) {
 		s.record(r.Subject(), d, err != nil)
 	}()
 	if err == nil {
-		if err = r.RespondJSON(resp); err == nil {
+		if err = s.publish(r.Reply(), resp, nil); err == nil {
 			s.requests.Inc(s.service, r.Subject(), "200")
 			return
 		}
@@ -203,14 +210,28 @@ func (s *Server) reply(r micro.Request, start time.Time, resp any, err error) {
 			err = fail.Wrap(fail.BadInput, err, "reply too large: ask for a smaller page")
 		}
 	}
-	s.requests.Inc(s.service, r.Subject(), strconv.Itoa(Code(err)))
+	code := strconv.Itoa(Code(err))
+	s.requests.Inc(s.service, r.Subject(), code)
 	msg, kind := err.Error(), fail.KindOf(err)
 	if kind == fail.Internal {
 		s.log.Error().Err(err).Str("subject", r.Subject()).Msg("internal error")
 		msg = "internal error"
 	}
-	h := micro.Headers{subjects.HeaderErrorKind: []string{kind.String()}}
-	if e := r.Error(strconv.Itoa(Code(err)), msg, nil, micro.WithHeaders(h)); e != nil {
+	h := nats.Header{micro.ErrorHeader: {msg}, micro.ErrorCodeHeader: {code}, subjects.HeaderErrorKind: {kind.String()}}
+	if e := s.publish(r.Reply(), nil, h); e != nil {
 		s.log.Warn().Err(e).Msg("reply failed")
 	}
+}
+
+// publish sends a reply: resp as JSON, or an empty body with headers.
+func (s *Server) publish(subject string, resp any, h nats.Header) error {
+	m := &nats.Msg{Subject: subject, Header: h}
+	if resp != nil {
+		body, err := json.Marshal(resp)
+		if err != nil {
+			return fail.Wrap(fail.Internal, err, "encode reply")
+		}
+		m.Data = body
+	}
+	return s.nc.PublishMsg(m)
 }
