@@ -15,6 +15,7 @@ import (
 	"github.com/cbnats/circuitbreaker/shared/fail"
 	"github.com/cbnats/circuitbreaker/shared/flow"
 	"github.com/cbnats/circuitbreaker/shared/jserr"
+	"github.com/cbnats/circuitbreaker/shared/jsread"
 	"github.com/cbnats/circuitbreaker/shared/subjects"
 	"github.com/cbnats/circuitbreaker/shared/wire"
 )
@@ -32,6 +33,7 @@ type StoreOptions struct {
 type store struct {
 	js      jetstream.JetStream
 	catalog jetstream.KeyValue
+	rd      jsread.Reader // direct gets, or leader reads when replicated
 	opts    StoreOptions
 }
 
@@ -48,7 +50,7 @@ func openStore(ctx context.Context, js jetstream.JetStream, o StoreOptions) (*st
 	if err != nil {
 		return nil, storeError(err)
 	}
-	return &store{js: js, catalog: kv, opts: o}, nil
+	return &store{js: js, catalog: kv, rd: jsread.New(js, o.Replicas > 1), opts: o}, nil
 }
 
 // streamConfig is the layout of a workflow's stream. Limits retention with
@@ -149,14 +151,14 @@ func (s *store) repair(ctx context.Context, st jetstream.Stream, id string) {
 }
 
 func (s *store) get(ctx context.Context, id string) (*flow.Definition, error) {
-	e, err := s.catalog.Get(ctx, id)
+	b, err := s.rd.KV(ctx, s.catalog, id)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return nil, fail.New(fail.NotFound, "Workflow not found: %s", id)
 	}
 	if err != nil {
 		return nil, storeError(err)
 	}
-	return decode(e.Value())
+	return decode(b)
 }
 
 func decode(b []byte) (*flow.Definition, error) {

@@ -26,7 +26,7 @@ const (
 	maxGroup      = maxBatchMsgs / 3
 	knownMax      = 100_000
 	tombstoneTTL  = 2 * time.Minute
-	commitTimeout = 10 * time.Second
+	commitTimeout = 3 * time.Second // a lost stream leader must not stall a workflow long
 )
 
 // change is one token write waiting to be committed: a create (prevSubject

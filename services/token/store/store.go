@@ -18,6 +18,7 @@ import (
 	"github.com/cbnats/circuitbreaker/shared/fail"
 	"github.com/cbnats/circuitbreaker/shared/flow"
 	"github.com/cbnats/circuitbreaker/shared/jserr"
+	"github.com/cbnats/circuitbreaker/shared/jsread"
 	"github.com/cbnats/circuitbreaker/shared/metrics"
 	"github.com/cbnats/circuitbreaker/shared/subjects"
 )
@@ -42,6 +43,7 @@ type Store struct {
 	stop  context.CancelFunc
 
 	ids  *idCache        // token id → workflow id
+	rd   jsread.Reader   // direct gets, or leader reads when replicated
 	read metrics.Counter // messages read, by operation
 
 	mu        sync.Mutex // guards workflows
@@ -76,7 +78,7 @@ func Open(ctx context.Context, js jetstream.JetStream, log zerolog.Logger, o Opt
 	}
 	runCtx, stop := context.WithCancel(context.Background())
 	return &Store{js: js, index: idx, log: log, opts: o, ctx: runCtx, stop: stop,
-		ids: newIDCache(idCacheSize), workflows: make(map[string]*workflow),
+		ids: newIDCache(idCacheSize), workflows: make(map[string]*workflow), rd: jsread.New(js, o.Replicas > 1),
 		read: o.Metrics.Counter("cb_token_messages_read_total", "Token messages read from JetStream, by operation (get, scan).", "op")}, nil
 }
 
@@ -125,7 +127,7 @@ func (s *Store) load(ctx context.Context, id string) (*workflow, error) {
 	if err != nil {
 		return nil, storeError(err)
 	}
-	msg, err := st.GetLastMsgForSubject(ctx, subjects.Definition(id))
+	msg, err := s.rd.Last(ctx, st, subjects.Definition(id))
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return nil, workflowNotFound(id)
 	}

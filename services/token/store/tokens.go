@@ -23,14 +23,14 @@ func (s *Store) WorkflowOf(ctx context.Context, tokenID string) (string, error) 
 	if wf, ok := s.ids.get(tokenID); ok {
 		return wf, nil
 	}
-	e, err := s.index.Get(ctx, tokenID)
+	b, err := s.rd.KV(ctx, s.index, tokenID)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return "", tokenNotFound(tokenID)
 	}
 	if err != nil {
 		return "", storeError(err)
 	}
-	wf := string(e.Value())
+	wf := string(b)
 	s.ids.put(tokenID, wf)
 	return wf, nil
 }
@@ -52,7 +52,7 @@ func (s *Store) Find(ctx context.Context, workflowID, tokenID string) (*flow.Tok
 		return nil, err
 	}
 	s.read.Inc("get")
-	msg, err := wf.stream.GetLastMsgForSubject(ctx, subjects.TokenAnyPlace(workflowID, tokenID))
+	msg, err := s.rd.Last(ctx, wf.stream, subjects.TokenAnyPlace(workflowID, tokenID))
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return nil, tokenNotFound(tokenID)
 	}
@@ -121,6 +121,9 @@ func (s *Store) scan(ctx context.Context, workflowID, filter string, p wire.Page
 // scanBatch reads one direct batch after *after, appending at most want live
 // tokens to page, and reports whether more messages match.
 func (s *Store) scanBatch(ctx context.Context, wfID, filter string, after *uint64, want int, page *wire.TokenPage) (bool, error) {
+	if s.rd.Leader() {
+		return s.scanLeader(ctx, wfID, filter, after, want, page)
+	}
 	it, err := jetstreamext.GetBatch(ctx, s.js, subjects.StreamName(wfID), min(want+want/2+8, 1000),
 		jetstreamext.GetBatchSeq(*after+1), jetstreamext.GetBatchSubject(filter))
 	if err != nil {
@@ -196,4 +199,29 @@ func optional(s string) *string {
 		return nil
 	}
 	return &s
+}
+
+// scanLeader is scanBatch through the stream leader, one message a request.
+func (s *Store) scanLeader(ctx context.Context, wfID, filter string, after *uint64, want int, page *wire.TokenPage) (bool, error) {
+	for added := 0; added < want; {
+		msg, err := s.rd.Next(ctx, subjects.StreamName(wfID), *after+1, filter)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return false, nil
+		}
+		if err != nil {
+			return false, storeError(err)
+		}
+		*after = msg.Sequence
+		s.read.Inc("scan")
+		if msg.Header.Get(subjects.HeaderTokenOp) == subjects.TokenOpDelete {
+			continue
+		}
+		t, err := decodeToken(msg.Data)
+		if err != nil {
+			return false, err
+		}
+		page.Items = append(page.Items, t)
+		added++
+	}
+	return true, nil
 }
