@@ -14,7 +14,6 @@ import (
 	"github.com/cbnats/circuitbreaker/shared/wire"
 )
 
-
 // TestClusterReadYourWritesAfterLeaderChange: invariant 3 (read-your-writes)
 // on an R3 cluster after an ordinary leader change (a stepdown, as in a
 // rolling restart; no data is lost). Every read right after an
