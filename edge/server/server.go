@@ -73,6 +73,7 @@ func New(nc *nats.Conn, o Options) (*Server, error) {
 	s := &Server{nc: nc, opts: o, schema: sch}
 	s.closing, s.close = context.WithCancel(context.Background())
 	s.handler = s.routes()
+	s.http = &http.Server{Handler: s.handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	return s, nil
 }
 
@@ -151,7 +152,6 @@ func (s *Server) requestID(next http.Handler) http.Handler {
 
 // Serve serves HTTP on ln until Shutdown.
 func (s *Server) Serve(ln net.Listener) error {
-	s.http = &http.Server{Handler: s.handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	if err := s.http.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
@@ -162,9 +162,6 @@ func (s *Server) Serve(ln net.Listener) error {
 // and waits for the plain requests in flight.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.close()
-	if s.http == nil {
-		return nil
-	}
 	return s.http.Shutdown(ctx)
 }
 
