@@ -210,6 +210,9 @@ func (s *Server) reply(r micro.Request, start time.Time, resp any, err error) {
 			err = fail.Wrap(fail.BadInput, err, "reply too large: ask for a smaller page")
 		}
 	}
+	if fail.KindOf(err) == fail.Internal && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)) {
+		err = fail.Wrap(fail.Timeout, err, "deadline passed before the request was done")
+	}
 	code := strconv.Itoa(Code(err))
 	s.requests.Inc(s.service, r.Subject(), code)
 	msg, kind := err.Error(), fail.KindOf(err)
