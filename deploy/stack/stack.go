@@ -134,7 +134,8 @@ func (s *Stack) run(name string, start func(*nats.Conn) (func(), error)) error {
 		return fmt.Errorf("stack: %s: %w", name, err)
 	}
 	s.stops = append(s.stops, stop)
-	return nil
+	// Once the server has the component's subscriptions, it serves.
+	return nc.Flush()
 }
 
 func (s *Stack) startEdge(nc *nats.Conn, h config.HTTP, reg *metrics.Registry, log zerolog.Logger) (func(), error) {

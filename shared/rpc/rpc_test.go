@@ -44,6 +44,9 @@ func serve(t *testing.T, o rpc.Options, h rpc.Handler[echoReq, echoResp]) *nats.
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = svc.Stop(); srv.Wait() })
+	if err := nc.Flush(); err != nil { // the endpoint's subscription is registered
+		t.Fatal(err)
+	}
 	return natstest.Connect(t, ns)
 }
 
