@@ -2,6 +2,7 @@ package systemtest
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"slices"
 	"strings"
@@ -210,4 +211,34 @@ func TestEventServiceUnknownWorkflow(t *testing.T) {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
+}
+
+// TestEventByteRetention: the event service trims the oldest events beyond
+// the byte budget, never state.
+func TestEventByteRetention(t *testing.T) {
+	s := startWith(t, "", func(st *storeOpts) { st.EventMaxBytes, st.EventTrimEvery = 2000, time.Second })
+	c := ctx(t)
+	ids := seedEvents(t, s, "bytes", 10) // 21 events of ~200–300 bytes
+	var evs []wire.EventRecord
+	poll(t, 15*time.Second, func() bool {
+		evs = must(s.c.History(c, &wire.HistoryRequest{WorkflowID: "bytes"})).Items
+		return len(evs) < 21
+	})
+	size := 0
+	for _, e := range evs {
+		b, _ := json.Marshal(e.Event)
+		size += len(b) + len(e.Subject)
+	}
+	if len(evs) == 0 || size > 2000+400 || evs[len(evs)-1].Event.TokenID != ids[9] {
+		t.Fatalf("%d events (%d bytes) kept; the newest must stay", len(evs), size)
+	}
+	for _, id := range ids {
+		if tok := must(s.c.GetToken(c, id)); tok.Place != "b" {
+			t.Fatalf("token %s in %s", id, tok.Place)
+		}
+	}
+	if n := len(must(s.c.TokensInPlace(c, "bytes", "b", wire.Page{})).Items); n != 10 {
+		t.Fatalf("%d tokens in b", n)
+	}
+	must(s.c.GetWorkflow(c, "bytes"))
 }

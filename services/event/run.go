@@ -3,6 +3,7 @@ package event
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -22,9 +23,19 @@ func Start(_ context.Context, nc *nats.Conn, o rpc.ServiceOptions) (*rpc.Instanc
 	if maxDeliver <= 0 {
 		maxDeliver = 5 // the original's default
 	}
-	ms, err := New(js, maxDeliver).Start(nc, srv)
+	svc := New(js, maxDeliver)
+	ms, err := svc.Start(nc, srv)
 	if err != nil {
 		return nil, err
 	}
-	return rpc.NewInstance(ms, srv), nil
+	if o.Store.EventMaxBytes <= 0 {
+		return rpc.NewInstance(ms, srv), nil
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		svc.trimLoop(ctx, o.Store.EventMaxBytes, max(o.Store.EventTrimEvery, time.Second), o.Log)
+	}()
+	return rpc.NewInstance(ms, srv, func() { stop(); <-done }), nil
 }

@@ -35,8 +35,9 @@ func (n *NATS) Register(f *Flags, defURL string) {
 type Store struct {
 	Replicas       int           // stream and bucket replicas (1 embedded, 3 in a cluster)
 	EventMaxAge    time.Duration // events older than this expire (0 = keep)
-	EventMaxMsgs   int64         // reserved for the event service: per-workflow event count limit
-	EventMaxBytes  int64         // reserved for the event service: per-workflow event bytes limit
+	EventMaxMsgs   int64         // events kept per event subject (0 = no limit)
+	EventMaxBytes  int64         // event bytes kept per workflow, trimmed by the event service (0 = no limit)
+	EventTrimEvery time.Duration // how often the event service trims events to EventMaxBytes
 	DedupeWindow   time.Duration // JetStream duplicate window for event message ids
 	MaxDeliver     int           // redeliveries for durable event subscribers
 	RequestTimeout time.Duration // bound on a request whose caller sent no deadline
@@ -46,8 +47,9 @@ type Store struct {
 func (s *Store) Register(f *Flags) {
 	f.Int(&s.Replicas, "replicas", "CB_REPLICAS", 1, "replicas of every stream and bucket")
 	f.Duration(&s.EventMaxAge, "event-max-age", "NATS_MAX_AGE", 30*24*time.Hour, "event retention by age (0 keeps events)")
-	f.Int64(&s.EventMaxMsgs, "event-max-msgs", "NATS_MAX_MESSAGES", 1_000_000, "event retention by count, per workflow")
-	f.Int64(&s.EventMaxBytes, "event-max-bytes", "NATS_MAX_BYTES", 1<<30, "event retention by size, per workflow")
+	f.Int64(&s.EventMaxMsgs, "event-max-msgs", "NATS_MAX_MESSAGES", 1_000_000, "event retention by count, per event subject (0 keeps all)")
+	f.Int64(&s.EventMaxBytes, "event-max-bytes", "NATS_MAX_BYTES", 0, "event retention by size, per workflow, trimmed by the event service (0 keeps all)")
+	f.Duration(&s.EventTrimEvery, "event-trim-every", "CB_EVENT_TRIM_EVERY", 5*time.Minute, "how often the event service trims events to --event-max-bytes")
 	f.Duration(&s.DedupeWindow, "dedupe-window", "NATS_DEDUPE_WINDOW", 2*time.Minute, "duplicate window for event ids")
 	f.Int(&s.MaxDeliver, "max-deliver", "NATS_MAX_DELIVER", 5, "deliveries per event for durable subscribers")
 	f.Duration(&s.RequestTimeout, "request-timeout", "CB_REQUEST_TIMEOUT", 10*time.Second, "bound on requests without a deadline")
