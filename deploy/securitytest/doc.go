@@ -1,0 +1,8 @@
+// Package securitytest proves the least-privilege accounts of
+// deploy/nats/accounts.conf against a real nats-server started in-process
+// from deploy/nats/single.conf: the whole system runs with each component
+// logged in as its own user, every allowed path works without a single
+// permission violation, and every forbidden action is refused.
+//
+// The package holds tests only.
+package securitytest

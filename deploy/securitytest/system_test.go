@@ -1,0 +1,149 @@
+package securitytest
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/rs/zerolog"
+
+	"github.com/cbnats/circuitbreaker/deploy/stack"
+	"github.com/cbnats/circuitbreaker/shared/config"
+)
+
+// system is the whole stack on single.conf, each component logged in as
+// its own user.
+type system struct {
+	url     string // the NATS server URLs, comma separated
+	pw      map[string]string
+	graphql string
+
+	mu    sync.Mutex
+	conns map[string]*conn // the stack's connections, by component
+}
+
+// startSystem runs the stack on the NATS at url (servers started after
+// setPasswords) with streams and buckets of the given replicas.
+func startSystem(t *testing.T, url string, pw map[string]string, replicas int) *system {
+	t.Helper()
+	s := &system{url: url, pw: pw, conns: map[string]*conn{}}
+	st, err := stack.Start(testCtx(t, 5*time.Second), stack.Options{
+		Dial: func(component string) (*nats.Conn, error) {
+			c, err := dial(s.url, component, s.pw[component])
+			if err != nil {
+				return nil, err
+			}
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			s.conns[component] = c
+			return c.Conn, nil
+		},
+		// EventMaxBytes makes the event service trim (list streams) every second.
+		Store: config.Store{Replicas: replicas, DedupeWindow: 2 * time.Minute, EventMaxAge: time.Hour,
+			EventMaxBytes: 1 << 30, MaxDeliver: 5, RequestTimeout: 10 * time.Second},
+		HTTP: config.HTTP{Addr: "127.0.0.1:0", MaxBodyBytes: 1 << 20, Timeout: 10 * time.Second,
+			MaxTokens: 2000, MaxDepth: 15, MaxAliases: 30, MaxInFlight: 64},
+		Log: zerolog.Nop(),
+	})
+	if err != nil {
+		for name, c := range s.stackConns() {
+			t.Logf("%s: %q", name, c.rec.all())
+		}
+		t.Fatalf("stack with least-privilege users: %v", err)
+	}
+	t.Cleanup(st.Stop)
+	s.graphql = st.GraphQL
+	return s
+}
+
+func (s *system) stackConns() map[string]*conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]*conn, len(s.conns))
+	for k, v := range s.conns {
+		out[k] = v
+	}
+	return out
+}
+
+// gql runs a GraphQL document on the edge and returns its data; errors fail.
+func (s *system) gql(t testing.TB, query string, vars map[string]any) map[string]any {
+	t.Helper()
+	body, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
+	req, err := http.NewRequestWithContext(testCtx(t, 10*time.Second), http.MethodPost, s.graphql, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Data   map[string]any   `json:"data"`
+		Errors []map[string]any `json:"errors"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		t.Fatalf("GraphQL reply: %v", err)
+	}
+	if len(out.Errors) > 0 || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GraphQL %s: HTTP %d, errors %v", strings.Fields(query)[0], resp.StatusCode, out.Errors)
+	}
+	return out.Data
+}
+
+// httpGet returns the status of GET path on the edge.
+func (s *system) httpGet(t testing.TB, path string) int {
+	t.Helper()
+	url := strings.TrimSuffix(s.graphql, "/graphql") + path
+	req, err := http.NewRequestWithContext(testCtx(t, 5*time.Second), http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	return resp.StatusCode
+}
+
+// TestLeastPrivilege runs the system with one user per component, proves
+// every path of the system works under those permissions, and that what
+// each user must not do is refused.
+func TestLeastPrivilege(t *testing.T) {
+	pw := setPasswords(t)
+	s := startSystem(t, startServer(t, "single.conf").ClientURL(), pw, 1)
+	t.Run("allowed", func(t *testing.T) { testAllowed(t, s) })
+	t.Run("denied", func(t *testing.T) { testDenied(t, s) })
+	// Denials use their own connections: the stack's must still be clean.
+	noViolations(t, s.stackConns())
+}
+
+// TestLeastPrivilegeCluster runs the allowed paths on the 3-node cluster of
+// cluster/n*.conf with R3 streams and buckets, where the services read
+// from stream leaders (STREAM.MSG.GET) instead of direct gets.
+func TestLeastPrivilegeCluster(t *testing.T) {
+	pw := setPasswords(t)
+	s := startSystem(t, startCluster(t, pw), pw, 3)
+	testAllowed(t, s)
+	noViolations(t, s.stackConns())
+}
+
+// login connects as user for the rest of the test.
+func (s *system) login(t testing.TB, user string) *conn {
+	t.Helper()
+	c, err := dial(s.url, user, s.pw[user])
+	if err != nil {
+		t.Fatalf("login %s: %v", user, err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
