@@ -6,6 +6,7 @@ import (
 	"errors"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -195,7 +196,13 @@ func (s *store) list(ctx context.Context, p wire.Page) (*wire.WorkflowPage, erro
 	return page, nil
 }
 
+// keys lists the catalogue's ids: with a KV key listing (an ordered
+// consumer) on one server, and through the bucket's stream leader when
+// replicated (a consumer may be served by a lagging replica).
 func (s *store) keys(ctx context.Context) ([]string, error) {
+	if s.rd.Leader() {
+		return s.leaderKeys(ctx)
+	}
 	lister, err := s.catalog.ListKeys(ctx)
 	if err != nil {
 		return nil, storeError(err)
@@ -205,6 +212,24 @@ func (s *store) keys(ctx context.Context) ([]string, error) {
 		keys = append(keys, k)
 	}
 	return keys, nil
+}
+
+func (s *store) leaderKeys(ctx context.Context) ([]string, error) {
+	prefix := "$KV." + subjects.CatalogBucket + "."
+	var keys []string
+	for seq := uint64(1); ; {
+		msg, err := s.rd.Next(ctx, "KV_"+subjects.CatalogBucket, seq, prefix+">")
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return keys, nil
+		}
+		if err != nil {
+			return nil, storeError(err)
+		}
+		if msg.Header.Get("KV-Operation") == "" { // not a delete marker
+			keys = append(keys, strings.TrimPrefix(msg.Subject, prefix))
+		}
+		seq = msg.Sequence + 1
+	}
 }
 
 func storeError(err error) error { return jserr.Classify(err) }
