@@ -91,10 +91,10 @@ func (s *Store) InPlace(ctx context.Context, workflowID, place string, p wire.Pa
 	return s.scan(ctx, workflowID, subjects.PlaceTokens(workflowID, place), p)
 }
 
-// scan pages through the newest message of each subject matching filter
-// with direct batch gets, skipping tombstones. The cursor is the stream
-// sequence of the last token returned. Rollups leave one message per token
-// subject, so the scan costs what the answer holds plus its tombstones.
+// scan pages through the newest message of each subject matching filter,
+// skipping tombstones. The cursor is the stream sequence of the last
+// message read. Rollups leave one message per token subject, so the scan
+// costs what the answer holds plus its tombstones.
 func (s *Store) scan(ctx context.Context, workflowID, filter string, p wire.Page) (*wire.TokenPage, error) {
 	if _, err := s.workflow(ctx, workflowID); err != nil {
 		return nil, err
@@ -103,33 +103,74 @@ func (s *Store) scan(ctx context.Context, workflowID, filter string, p wire.Page
 	if err != nil {
 		return nil, err
 	}
-	size := p.Size()
-	page := &wire.TokenPage{Items: make([]*flow.Token, 0, min(size, 64))}
-	for more := true; more; {
-		if len(page.Items) == size {
-			page.Next = strconv.FormatUint(after, 10)
-			break
-		}
-		more, err = s.scanBatch(ctx, workflowID, filter, &after, size-len(page.Items), page)
-		if err != nil {
+	pg := &pager{size: p.Size(), after: after, seen: make(map[string]int)}
+	read := s.scanDirect
+	if s.rd.Leader() {
+		read = s.scanLeader
+	}
+	for more := true; more && pg.live < pg.size; {
+		if more, err = read(ctx, workflowID, filter, pg); err != nil {
 			return nil, err
 		}
+	}
+	page := &wire.TokenPage{Items: pg.tokens()}
+	if pg.live == pg.size {
+		page.Next = strconv.FormatUint(pg.after, 10)
 	}
 	return page, nil
 }
 
-// scanBatch reads one direct batch after *after, appending at most want live
-// tokens to page, and reports whether more messages match.
-func (s *Store) scanBatch(ctx context.Context, wfID, filter string, after *uint64, want int, page *wire.TokenPage) (bool, error) {
-	if s.rd.Leader() {
-		return s.scanLeader(ctx, wfID, filter, after, want, page)
+// pager collects one page of live tokens from a scan in stream order. A
+// later message on a subject supersedes an earlier one: a rollup normally
+// leaves one message per subject, but nats-server 2.15.2 was seen to bring
+// a rolled-up state back after a kill -9, and the newer tombstone or state
+// must win over it.
+type pager struct {
+	size  int
+	after uint64         // sequence of the last message read
+	items []*flow.Token  // nil where superseded
+	seen  map[string]int // subject → index in items
+	live  int            // non-nil items
+}
+
+func (p *pager) add(msg *jetstream.RawStreamMsg) error {
+	p.after = msg.Sequence
+	if i, ok := p.seen[msg.Subject]; ok {
+		p.items[i], p.live = nil, p.live-1
+		delete(p.seen, msg.Subject)
 	}
+	if msg.Header.Get(subjects.HeaderTokenOp) == subjects.TokenOpDelete {
+		return nil
+	}
+	t, err := decodeToken(msg.Data)
+	if err != nil {
+		return err
+	}
+	p.seen[msg.Subject], p.live = len(p.items), p.live+1
+	p.items = append(p.items, t)
+	return nil
+}
+
+func (p *pager) tokens() []*flow.Token {
+	out := make([]*flow.Token, 0, p.live)
+	for _, t := range p.items {
+		if t != nil {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// scanDirect reads one direct batch after the pager's cursor and reports
+// whether more messages match.
+func (s *Store) scanDirect(ctx context.Context, wfID, filter string, pg *pager) (bool, error) {
+	want := pg.size - pg.live
 	it, err := jetstreamext.GetBatch(ctx, s.js, subjects.StreamName(wfID), min(want+want/2+8, 1000),
-		jetstreamext.GetBatchSeq(*after+1), jetstreamext.GetBatchSubject(filter))
+		jetstreamext.GetBatchSeq(pg.after+1), jetstreamext.GetBatchSubject(filter))
 	if err != nil {
 		return false, storeError(err)
 	}
-	more, added := false, 0
+	more := false
 	for msg, err := range it {
 		if errors.Is(err, jetstreamext.ErrNoMessages) {
 			return false, nil
@@ -138,21 +179,34 @@ func (s *Store) scanBatch(ctx context.Context, wfID, filter string, after *uint6
 			return false, storeError(err)
 		}
 		more = msg.Header.Get("Nats-Num-Pending") != "0"
-		*after = msg.Sequence
 		s.read.Inc("scan")
-		if msg.Header.Get(subjects.HeaderTokenOp) == subjects.TokenOpDelete {
-			continue
-		}
-		t, err := decodeToken(msg.Data)
-		if err != nil {
+		if err := pg.add(msg); err != nil {
 			return false, err
 		}
-		page.Items = append(page.Items, t)
-		if added++; added == want {
+		if pg.live == pg.size {
 			break
 		}
 	}
 	return more, nil
+}
+
+// scanLeader reads through the stream leader, one message a request,
+// until the page is full or no message matches.
+func (s *Store) scanLeader(ctx context.Context, wfID, filter string, pg *pager) (bool, error) {
+	for pg.live < pg.size {
+		msg, err := s.rd.Next(ctx, subjects.StreamName(wfID), pg.after+1, filter)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return false, nil
+		}
+		if err != nil {
+			return false, storeError(err)
+		}
+		s.read.Inc("scan")
+		if err := pg.add(msg); err != nil {
+			return false, err
+		}
+	}
+	return true, nil
 }
 
 func cursor(after string) (uint64, error) {
@@ -199,29 +253,4 @@ func optional(s string) *string {
 		return nil
 	}
 	return &s
-}
-
-// scanLeader is scanBatch through the stream leader, one message a request.
-func (s *Store) scanLeader(ctx context.Context, wfID, filter string, after *uint64, want int, page *wire.TokenPage) (bool, error) {
-	for added := 0; added < want; {
-		msg, err := s.rd.Next(ctx, subjects.StreamName(wfID), *after+1, filter)
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			return false, nil
-		}
-		if err != nil {
-			return false, storeError(err)
-		}
-		*after = msg.Sequence
-		s.read.Inc("scan")
-		if msg.Header.Get(subjects.HeaderTokenOp) == subjects.TokenOpDelete {
-			continue
-		}
-		t, err := decodeToken(msg.Data)
-		if err != nil {
-			return false, err
-		}
-		page.Items = append(page.Items, t)
-		added++
-	}
-	return true, nil
 }
