@@ -5,6 +5,7 @@ package token
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"math/rand/v2"
 	"time"
@@ -67,19 +68,28 @@ func (s *Service) create(ctx context.Context, r *wire.CreateTokenRequest) (*flow
 	return t, nil
 }
 
-func (s *Service) get(ctx context.Context, r *wire.GetTokenRequest) (*flow.Token, error) {
-	return s.store.Get(ctx, r.ID)
+// Reads pass tokens on as stored: no decoding and encoding again.
+
+func (s *Service) get(ctx context.Context, r *wire.GetTokenRequest) (*json.RawMessage, error) {
+	return pointer(s.store.GetRaw(ctx, r.ID))
 }
 
-func (s *Service) find(ctx context.Context, r *wire.FindTokenRequest) (*flow.Token, error) {
-	return s.store.Find(ctx, r.WorkflowID, r.TokenID)
+func (s *Service) find(ctx context.Context, r *wire.FindTokenRequest) (*json.RawMessage, error) {
+	return pointer(s.store.FindRaw(ctx, r.WorkflowID, r.TokenID))
 }
 
-func (s *Service) list(ctx context.Context, r *wire.ListTokensRequest) (*wire.TokenPage, error) {
+func pointer(raw json.RawMessage, err error) (*json.RawMessage, error) {
+	if err != nil {
+		return nil, err
+	}
+	return &raw, nil
+}
+
+func (s *Service) list(ctx context.Context, r *wire.ListTokensRequest) (*wire.RawTokenPage, error) {
 	return s.store.List(ctx, r.WorkflowID, r.Page)
 }
 
-func (s *Service) inPlace(ctx context.Context, r *wire.TokensInPlaceRequest) (*wire.TokenPage, error) {
+func (s *Service) inPlace(ctx context.Context, r *wire.TokensInPlaceRequest) (*wire.RawTokenPage, error) {
 	return s.store.InPlace(ctx, r.WorkflowID, r.Place, r.Page)
 }
 

@@ -229,6 +229,10 @@ func (s *Server) reply(r micro.Request, start time.Time, resp any, err error) {
 // publish sends a reply: resp as JSON, or an empty body with headers.
 func (s *Server) publish(subject string, resp any, h nats.Header) error {
 	m := &nats.Msg{Subject: subject, Header: h}
+	if raw, ok := resp.(*json.RawMessage); ok { // already JSON: pass it on
+		m.Data = *raw
+		return s.nc.PublishMsg(m)
+	}
 	if resp != nil {
 		body, err := json.Marshal(resp)
 		if err != nil {

@@ -106,6 +106,13 @@ type TokenPage struct {
 	Next string `json:"next,omitempty"`
 }
 
+// RawTokenPage is a TokenPage whose tokens are passed on as stored, without
+// decoding and encoding them again; it has the same JSON.
+type RawTokenPage struct {
+	Items []json.RawMessage `json:"items"`
+	Next  string            `json:"next,omitempty"`
+}
+
 // AvailableRequest asks which transitions a token can fire now.
 type AvailableRequest struct {
 	TokenID string `json:"tokenId"`

@@ -56,10 +56,14 @@ func (b *bench) all() ([]Result, error) {
 
 // paths measures the baselines and our paths at n clients.
 func (b *bench) paths(ctx context.Context, c *client.Client, base *baselines, n int) error {
-	toks, err := tokensFor(ctx, c, n)
+	// Each case gets fresh tokens, and each worker cycles through its own
+	// few, so histories stay short (a token carries its whole history).
+	fresh := func() ([][]string, error) { return tokensFor(ctx, c, n, tokensPerWorker) }
+	toks, err := fresh()
 	if err != nil {
 		return err
 	}
+	pick := func(toks [][]string, w, i int) string { return toks[w][i%tokensPerWorker] }
 
 	for _, bc := range base.cases(n) {
 		b.run(bc.name, n, bc.f, "")
@@ -69,12 +73,15 @@ func (b *bench) paths(ctx context.Context, c *client.Client, base *baselines, n 
 		return err
 	}, "raw: KV CAS update + event publish")
 	b.run("transition (NATS)", n, func(ctx context.Context, w, i int) error {
-		_, err := c.Fire(ctx, &wire.FireRequest{TokenID: toks[w], TransitionID: "flip"})
+		_, err := c.Fire(ctx, &wire.FireRequest{TokenID: pick(toks, w, i), TransitionID: "flip"})
 		return err
 	}, "raw: KV CAS update + event publish")
 	b.ratio("transition (NATS)", n, "raw: atomic batch, 3 msgs", n)
-	b.run("get token (NATS)", n, func(ctx context.Context, w, _ int) error {
-		_, err := c.GetToken(ctx, toks[w])
+	if toks, err = fresh(); err != nil {
+		return err
+	}
+	b.run("get token (NATS)", n, func(ctx context.Context, w, i int) error {
+		_, err := c.GetToken(ctx, pick(toks, w, i))
 		return err
 	}, "raw: direct get")
 	if b.t.graphql == "" {
@@ -84,26 +91,34 @@ func (b *bench) paths(ctx context.Context, c *client.Client, base *baselines, n 
 	b.run("create (GraphQL)", n, func(ctx context.Context, _, _ int) error {
 		return g.do(ctx, `mutation{createToken(input:{workflowId:"`+benchWorkflow+`"}){id}}`)
 	}, "create (NATS)")
-	b.run("transition (GraphQL)", n, func(ctx context.Context, w, _ int) error {
-		return g.do(ctx, `mutation{fireTransition(input:{tokenId:"`+toks[w]+`",transitionId:"flip"}){place}}`)
+	if toks, err = fresh(); err != nil {
+		return err
+	}
+	b.run("transition (GraphQL)", n, func(ctx context.Context, w, i int) error {
+		return g.do(ctx, `mutation{fireTransition(input:{tokenId:"`+pick(toks, w, i)+`",transitionId:"flip"}){place}}`)
 	}, "transition (NATS)")
-	b.run("get token (GraphQL)", n, func(ctx context.Context, w, _ int) error {
-		return g.do(ctx, `{token(id:"`+toks[w]+`"){id place revision}}`)
+	b.run("get token (GraphQL)", n, func(ctx context.Context, w, i int) error {
+		return g.do(ctx, `{token(id:"`+pick(toks, w, i)+`"){id place revision}}`)
 	}, "get token (NATS)")
 	return nil
 }
 
 func isConflict(err error) bool { return errors.Is(err, fail.ErrConflict) }
 
-// tokensFor creates one token per worker.
-func tokensFor(ctx context.Context, c *client.Client, n int) ([]string, error) {
-	out := make([]string, n)
-	for i := range out {
-		t, err := c.CreateToken(ctx, &wire.CreateTokenRequest{WorkflowID: benchWorkflow})
-		if err != nil {
-			return nil, err
+// tokensPerWorker is how many tokens each worker cycles through.
+const tokensPerWorker = 20
+
+// tokensFor creates k tokens for each of n workers.
+func tokensFor(ctx context.Context, c *client.Client, n, k int) ([][]string, error) {
+	out := make([][]string, n)
+	for w := range out {
+		for range k {
+			t, err := c.CreateToken(ctx, &wire.CreateTokenRequest{WorkflowID: benchWorkflow})
+			if err != nil {
+				return nil, err
+			}
+			out[w] = append(out[w], t.ID)
 		}
-		out[i] = t.ID
 	}
 	return out, nil
 }

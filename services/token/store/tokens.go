@@ -37,16 +37,33 @@ func (s *Store) WorkflowOf(ctx context.Context, tokenID string) (string, error) 
 
 // Get returns a token by id alone: one index lookup and one direct get.
 func (s *Store) Get(ctx context.Context, tokenID string) (*flow.Token, error) {
+	return decode(s.GetRaw(ctx, tokenID))
+}
+
+// GetRaw is Get returning the token's JSON as stored.
+func (s *Store) GetRaw(ctx context.Context, tokenID string) (json.RawMessage, error) {
 	wf, err := s.WorkflowOf(ctx, tokenID)
 	if err != nil {
 		return nil, err
 	}
-	return s.Find(ctx, wf, tokenID)
+	return s.FindRaw(ctx, wf, tokenID)
 }
 
 // Find returns a token of a known workflow: a wildcard last-by-subject
 // direct get, which always yields the token's newest message.
 func (s *Store) Find(ctx context.Context, workflowID, tokenID string) (*flow.Token, error) {
+	return decode(s.FindRaw(ctx, workflowID, tokenID))
+}
+
+func decode(raw json.RawMessage, err error) (*flow.Token, error) {
+	if err != nil {
+		return nil, err
+	}
+	return decodeToken(raw)
+}
+
+// FindRaw is Find returning the token's JSON as stored.
+func (s *Store) FindRaw(ctx context.Context, workflowID, tokenID string) (json.RawMessage, error) {
 	wf, err := s.workflow(ctx, workflowID)
 	if err != nil {
 		return nil, err
@@ -62,7 +79,7 @@ func (s *Store) Find(ctx context.Context, workflowID, tokenID string) (*flow.Tok
 	if msg.Header.Get(subjects.HeaderTokenOp) == subjects.TokenOpDelete {
 		return nil, tokenNotFound(tokenID)
 	}
-	return decodeToken(msg.Data)
+	return msg.Data, nil
 }
 
 func decodeToken(data []byte) (*flow.Token, error) {
@@ -74,13 +91,13 @@ func decodeToken(data []byte) (*flow.Token, error) {
 }
 
 // List returns a page of a workflow's tokens in stream order.
-func (s *Store) List(ctx context.Context, workflowID string, p wire.Page) (*wire.TokenPage, error) {
+func (s *Store) List(ctx context.Context, workflowID string, p wire.Page) (*wire.RawTokenPage, error) {
 	return s.scan(ctx, workflowID, subjects.AllTokens(workflowID), p)
 }
 
 // InPlace returns a page of the tokens in a place. Tokens that left the
 // place are never listed: their old subject holds only a tombstone.
-func (s *Store) InPlace(ctx context.Context, workflowID, place string, p wire.Page) (*wire.TokenPage, error) {
+func (s *Store) InPlace(ctx context.Context, workflowID, place string, p wire.Page) (*wire.RawTokenPage, error) {
 	wf, err := s.workflow(ctx, workflowID)
 	if err != nil {
 		return nil, err
@@ -95,7 +112,7 @@ func (s *Store) InPlace(ctx context.Context, workflowID, place string, p wire.Pa
 // skipping tombstones. The cursor is the stream sequence of the last
 // message read. Rollups leave one message per token subject, so the scan
 // costs what the answer holds plus its tombstones.
-func (s *Store) scan(ctx context.Context, workflowID, filter string, p wire.Page) (*wire.TokenPage, error) {
+func (s *Store) scan(ctx context.Context, workflowID, filter string, p wire.Page) (*wire.RawTokenPage, error) {
 	if _, err := s.workflow(ctx, workflowID); err != nil {
 		return nil, err
 	}
@@ -113,7 +130,7 @@ func (s *Store) scan(ctx context.Context, workflowID, filter string, p wire.Page
 			return nil, err
 		}
 	}
-	page := &wire.TokenPage{Items: pg.tokens()}
+	page := &wire.RawTokenPage{Items: pg.tokens()}
 	if pg.live == pg.size {
 		page.Next = strconv.FormatUint(pg.after, 10)
 	}
@@ -127,32 +144,27 @@ func (s *Store) scan(ctx context.Context, workflowID, filter string, p wire.Page
 // must win over it.
 type pager struct {
 	size  int
-	after uint64         // sequence of the last message read
-	items []*flow.Token  // nil where superseded
-	seen  map[string]int // subject → index in items
-	live  int            // non-nil items
+	after uint64            // sequence of the last message read
+	items []json.RawMessage // tokens as stored; nil where superseded
+	seen  map[string]int    // subject → index in items
+	live  int               // non-nil items
 }
 
-func (p *pager) add(msg *jetstream.RawStreamMsg) error {
+func (p *pager) add(msg *jetstream.RawStreamMsg) {
 	p.after = msg.Sequence
 	if i, ok := p.seen[msg.Subject]; ok {
 		p.items[i], p.live = nil, p.live-1
 		delete(p.seen, msg.Subject)
 	}
 	if msg.Header.Get(subjects.HeaderTokenOp) == subjects.TokenOpDelete {
-		return nil
-	}
-	t, err := decodeToken(msg.Data)
-	if err != nil {
-		return err
+		return
 	}
 	p.seen[msg.Subject], p.live = len(p.items), p.live+1
-	p.items = append(p.items, t)
-	return nil
+	p.items = append(p.items, msg.Data)
 }
 
-func (p *pager) tokens() []*flow.Token {
-	out := make([]*flow.Token, 0, p.live)
+func (p *pager) tokens() []json.RawMessage {
+	out := make([]json.RawMessage, 0, p.live)
 	for _, t := range p.items {
 		if t != nil {
 			out = append(out, t)
@@ -180,9 +192,7 @@ func (s *Store) scanDirect(ctx context.Context, wfID, filter string, pg *pager) 
 		}
 		more = msg.Header.Get("Nats-Num-Pending") != "0"
 		s.read.Inc("scan")
-		if err := pg.add(msg); err != nil {
-			return false, err
-		}
+		pg.add(msg)
 		if pg.live == pg.size {
 			break
 		}
@@ -202,9 +212,7 @@ func (s *Store) scanLeader(ctx context.Context, wfID, filter string, pg *pager) 
 			return false, storeError(err)
 		}
 		s.read.Inc("scan")
-		if err := pg.add(msg); err != nil {
-			return false, err
-		}
+		pg.add(msg)
 	}
 	return true, nil
 }
