@@ -67,6 +67,9 @@ func (a *API) Resolvers() gql.Resolvers {
 		"Query.transitionEvaluations": a.transitionEvaluations,
 		"Query.tokensInPlace":         a.tokensInPlace,
 		"Query.findToken":             a.findToken,
+		"Query.events":                a.events,
+		"Query.workflowStats":         a.workflowStats,
+		"Query.eventSubscriptions":    a.eventSubscriptions,
 
 		"Mutation.createWorkflow":          a.createWorkflow,
 		"Mutation.createToken":             a.createToken,
@@ -74,6 +77,8 @@ func (a *API) Resolvers() gql.Resolvers {
 		"Mutation.fireTransition":          a.fire,
 		"Mutation.transitionTokenWithNats": a.fire,
 		"Mutation.updateToken":             a.updateToken,
+		"Mutation.createEventSubscription": a.createEventSubscription,
+		"Mutation.deleteEventSubscription": a.deleteEventSubscription,
 
 		"Subscription.tokenUpdates":   a.tokenUpdates,
 		"Subscription.workflowEvents": a.workflowEvents,
