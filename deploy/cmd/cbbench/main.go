@@ -14,6 +14,7 @@ import (
 	"io"
 	"os"
 	"regexp"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -46,6 +47,7 @@ type settings struct {
 	jsonOut             string
 	syncAlways          bool
 	dataDir             string
+	cpuProfile          string
 }
 
 func parse(args []string) (settings, error) {
@@ -63,6 +65,7 @@ func parse(args []string) (settings, error) {
 	fs.StringVar(&s.jsonOut, "json", "", "also write the results as JSON to this file")
 	fs.BoolVar(&s.syncAlways, "sync-always", false, "embedded server fsyncs every write")
 	fs.StringVar(&s.dataDir, "data-dir", "", "embedded data directory (default: a temporary one, removed)")
+	fs.StringVar(&s.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run (server, services, edge, clients) to this file")
 	if err := fs.Parse(args); err != nil {
 		return s, err
 	}
@@ -105,6 +108,17 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer t.close()
+	if s.cpuProfile != "" {
+		f, err := os.Create(s.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	b := &bench{s: s, t: t, progress: stderr}
 	results, err := b.all()
 	if err != nil {
