@@ -2,8 +2,6 @@ package clustertest
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"net/http"
 	"os"
 	"strings"
@@ -12,14 +10,11 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
-	"github.com/synadia-io/orbit.go/jetstreamext"
 
 	"github.com/cbnats/circuitbreaker/deploy/stack"
 	"github.com/cbnats/circuitbreaker/shared/config"
 	"github.com/cbnats/circuitbreaker/shared/flow"
-	"github.com/cbnats/circuitbreaker/shared/subjects"
 	"github.com/cbnats/circuitbreaker/shared/wire"
 )
 
@@ -101,38 +96,6 @@ func cycle(id string) *wire.CreateWorkflowRequest {
 // placeAt is where a cycle token is at revision rev.
 func placeAt(rev uint64) string { return cyclePlaces[(rev-1)%uint64(len(cyclePlaces))] }
 
-// events reads every event of a workflow straight from its stream, in
-// order, with direct batch gets.
-func events(ctx context.Context, js jetstream.JetStream, wf string) ([]wire.Event, error) {
-	var out []wire.Event
-	for after := uint64(0); ; {
-		it, err := jetstreamext.GetBatch(ctx, js, subjects.StreamName(wf), 1000,
-			jetstreamext.GetBatchSeq(after+1), jetstreamext.GetBatchSubject(subjects.AllEvents(wf)))
-		if err != nil {
-			return nil, err
-		}
-		n := 0
-		for msg, err := range it {
-			if errors.Is(err, jetstreamext.ErrNoMessages) {
-				return out, nil
-			}
-			if err != nil {
-				return nil, err
-			}
-			var ev wire.Event
-			if err := json.Unmarshal(msg.Data, &ev); err != nil {
-				return nil, err
-			}
-			out = append(out, ev)
-			after = msg.Sequence
-			n++
-		}
-		if n < 1000 {
-			return out, nil
-		}
-	}
-}
-
 // httpStatus returns the status of GET url, or 0 when the request fails.
 func httpStatus(url string) int {
 	c := http.Client{Timeout: 3 * time.Second}
@@ -146,18 +109,6 @@ func httpStatus(url string) int {
 
 // readyURL is the edge's readiness URL.
 func readyURL(st *stack.Stack) string { return strings.TrimSuffix(st.GraphQL, "/graphql") + "/ready" }
-
-// poll calls cond every 50 ms until it holds, failing the test after d.
-func poll(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v", what, d)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
 
 // opCtx is the deadline of one client call in the tests.
 func opCtx() (context.Context, context.CancelFunc) {

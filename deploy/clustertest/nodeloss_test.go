@@ -3,6 +3,7 @@ package clustertest
 import (
 	"context"
 	"fmt"
+	"github.com/cbnats/circuitbreaker/deploy/internal/testkit"
 	"testing"
 	"time"
 
@@ -46,14 +47,14 @@ func TestClusterNodeLoss(t *testing.T) {
 		})
 		streamInfo(t, js, subjects.StreamName(wf), 30*time.Second)
 	}
-	poll(t, 10*time.Second, "edge ready", func() bool { return httpStatus(readyURL(st)) == 200 })
+	testkit.Poll(t, 10*time.Second, "edge ready", func() bool { return httpStatus(readyURL(st)) == 200 })
 
 	// Load: three writers on the busy workflow, one on the other.
 	ld := newLoad(t, c)
 	t0 := time.Now()
 	ld.run(busy, 3)
 	ld.run(other, 1)
-	poll(t, 30*time.Second, "warm-up writes", func() bool {
+	testkit.Poll(t, 30*time.Second, "warm-up writes", func() bool {
 		return time.Since(t0) > warmUp && ld.okCount(busy, t0) >= 20
 	})
 
@@ -69,7 +70,7 @@ func TestClusterNodeLoss(t *testing.T) {
 
 	// Writes must come back; keep loading a moment.
 	var recovered time.Time
-	poll(t, 30*time.Second, "writes on both workflows after the kill", func() bool {
+	testkit.Poll(t, 30*time.Second, "writes on both workflows after the kill", func() bool {
 		if recovered.IsZero() && ld.okCount(busy, down) > 0 {
 			recovered = time.Now()
 		}
@@ -211,7 +212,7 @@ func verify(t *testing.T, c *client.Client, js jetstream.JetStream, wf string, a
 	var evs []wire.Event
 	eventually(t, 30*time.Second, "events of "+wf, func(ctx context.Context) error {
 		var err error
-		evs, err = events(ctx, js, wf)
+		evs, err = testkit.Events(ctx, js, wf)
 		return err
 	})
 	perToken := map[string][]wire.Event{}

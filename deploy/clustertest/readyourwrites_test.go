@@ -3,6 +3,7 @@ package clustertest
 import (
 	"context"
 	"errors"
+	"github.com/cbnats/circuitbreaker/deploy/internal/testkit"
 	"testing"
 	"time"
 
@@ -37,7 +38,7 @@ func TestClusterReadYourWritesAfterLeaderChange(t *testing.T) {
 		_, err := c.CreateWorkflow(ctx, cycle("ryw"))
 		return err
 	})
-	poll(t, 10*time.Second, "edge ready", func() bool { return httpStatus(readyURL(st)) == 200 })
+	testkit.Poll(t, 10*time.Second, "edge ready", func() bool { return httpStatus(readyURL(st)) == 200 })
 	stream := subjects.StreamName("ryw")
 	for _, s := range []string{stream, "KV_" + subjects.TokenIndexBucket} {
 		old := streamInfo(t, js, s, 30*time.Second).Cluster.Leader

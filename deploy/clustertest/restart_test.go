@@ -3,6 +3,7 @@ package clustertest
 import (
 	"context"
 	"fmt"
+	"github.com/cbnats/circuitbreaker/deploy/internal/testkit"
 	"testing"
 	"time"
 
@@ -67,7 +68,7 @@ func TestNATSRestart(t *testing.T) {
 	ns.Shutdown()
 	ns.WaitForShutdown()
 	down := time.Now()
-	poll(t, 15*time.Second, "/ready 503 while NATS is down", func() bool { return httpStatus(ready) == 503 })
+	testkit.Poll(t, 15*time.Second, "/ready 503 while NATS is down", func() bool { return httpStatus(ready) == 503 })
 	t.Logf("/ready said 503 %v after the server went down", time.Since(down).Round(time.Millisecond))
 	if nc.IsConnected() {
 		t.Fatal("test client still connected to a stopped server")
@@ -83,7 +84,7 @@ func TestNATSRestart(t *testing.T) {
 	// The server comes back on the same port and store.
 	ns = startNATS()
 	back := time.Now()
-	poll(t, 30*time.Second, "/ready 200 after NATS is back", func() bool { return httpStatus(ready) == 200 })
+	testkit.Poll(t, 30*time.Second, "/ready 200 after NATS is back", func() bool { return httpStatus(ready) == 200 })
 	t.Logf("/ready said 200 %v after the server came back", time.Since(back).Round(time.Millisecond))
 
 	// The same services serve again: the first write may race the

@@ -1,6 +1,7 @@
 package processtest
 
 import (
+	"github.com/cbnats/circuitbreaker/deploy/internal/testkit"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -109,7 +110,7 @@ func load(t *testing.T, c *client.Client, cb *proc, led *ledger, round, writers 
 	defer func() { stop.Store(true); wg.Wait() }()
 	// Kill mid-load, at whatever moment the count is reached.
 	target := led.acked.Load() + perKill
-	pollUntil(t, 30*time.Second, "acknowledged writes", func() bool { return led.acked.Load() >= target })
+	testkit.Poll(t, 30*time.Second, "acknowledged writes", func() bool { return led.acked.Load() >= target })
 	killed.Store(true)
 	cb.kill9(t)
 	done := make(chan struct{})

@@ -381,18 +381,6 @@ func checkEvents(t testing.TB, id string, rec *tokenRec, evs []wire.Event, tok *
 	}
 }
 
-// pollUntil calls cond until it holds, failing the test after d.
-func pollUntil(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v", what, d)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // kinds counts failures by error kind.
 func kinds(fs []failure) map[string]int {
 	m := make(map[string]int)

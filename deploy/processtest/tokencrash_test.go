@@ -2,6 +2,7 @@ package processtest
 
 import (
 	"context"
+	"github.com/cbnats/circuitbreaker/deploy/internal/testkit"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -64,7 +65,7 @@ func TestTokenServiceCrash(t *testing.T) {
 			return true
 		}
 		var tok *flow.Token
-		pollUntil(t, 10*time.Second, "reading back "+rec.id, func() bool {
+		testkit.Poll(t, 10*time.Second, "reading back "+rec.id, func() bool {
 			ctx, cancel := context.WithTimeout(bg, time.Second)
 			defer cancel()
 			got, err := c.GetToken(ctx, rec.id)
@@ -81,13 +82,13 @@ func TestTokenServiceCrash(t *testing.T) {
 	}
 	t.Cleanup(func() { stop.Store(true); wg.Wait() })
 
-	pollUntil(t, 30*time.Second, "300 acknowledged writes", func() bool { return led.acked.Load() >= 300 })
+	testkit.Poll(t, 30*time.Second, "300 acknowledged writes", func() bool { return led.acked.Load() >= 300 })
 	killAt := time.Now()
 	a.kill9(t)
 	killed := time.Now()
 	ackedAtKill := led.acked.Load()
 	// The survivor carries the load.
-	pollUntil(t, 30*time.Second, "400 writes acknowledged after the kill", func() bool { return led.acked.Load() >= ackedAtKill+400 })
+	testkit.Poll(t, 30*time.Second, "400 writes acknowledged after the kill", func() bool { return led.acked.Load() >= ackedAtKill+400 })
 	stop.Store(true)
 	wg.Wait()
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/cbnats/circuitbreaker/deploy/internal/testkit"
 	"slices"
 	"strings"
 	"testing"
@@ -171,7 +172,7 @@ func TestWatchCleansUp(t *testing.T) {
 		t.Fatalf("%d consumers while watching, want 2", n)
 	}
 	stop()
-	poll(t, 5*time.Second, func() bool { return must(st.Info(c)).State.Consumers == 0 })
+	testkit.Poll(t, 5*time.Second, "condition", func() bool { return must(st.Info(c)).State.Consumers == 0 })
 }
 
 // TestEventCountRetention: the per-subject event limit drops old events,
@@ -220,7 +221,7 @@ func TestEventByteRetention(t *testing.T) {
 	c := ctx(t)
 	ids := seedEvents(t, s, "bytes", 10) // 21 events of ~200–300 bytes
 	var evs []wire.EventRecord
-	poll(t, 15*time.Second, func() bool {
+	testkit.Poll(t, 15*time.Second, "condition", func() bool {
 		evs = must(s.c.History(c, &wire.HistoryRequest{WorkflowID: "bytes"})).Items
 		return len(evs) < 21
 	})

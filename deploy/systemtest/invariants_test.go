@@ -4,12 +4,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/cbnats/circuitbreaker/deploy/internal/testkit"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/synadia-io/orbit.go/jetstreamext"
 
 	"github.com/cbnats/circuitbreaker/shared/fail"
 	"github.com/cbnats/circuitbreaker/shared/flow"
@@ -30,26 +30,7 @@ func race(id string) *wire.CreateWorkflowRequest {
 // events returns every event stored for a workflow, in order.
 func events(t testing.TB, s *system, wf string) []wire.Event {
 	t.Helper()
-	js := must(jetstream.New(s.nc))
-	it, err := jetstreamext.GetBatch(ctx(t), js, subjects.StreamName(wf), 1000, jetstreamext.GetBatchSubject(subjects.AllEvents(wf)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []wire.Event
-	for msg, err := range it {
-		if errors.Is(err, jetstreamext.ErrNoMessages) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		var ev wire.Event
-		if err := json.Unmarshal(msg.Data, &ev); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, ev)
-	}
-	return out
+	return must(testkit.Events(ctx(t), must(jetstream.New(s.nc)), wf))
 }
 
 func eventsOf(evs []wire.Event, tokenID string) []wire.Event {
@@ -247,22 +228,10 @@ func TestStateNeverExpires(t *testing.T) {
 	if cfg.MaxAge != 0 || cfg.MaxMsgs > 0 || cfg.MaxBytes > 0 || cfg.Discard != jetstream.DiscardNew {
 		t.Fatalf("stream limits could drop state: %+v", cfg)
 	}
-	poll(t, 10*time.Second, func() bool { return len(events(t, s, wf.ID)) == 0 })
+	testkit.Poll(t, 10*time.Second, "condition", func() bool { return len(events(t, s, wf.ID)) == 0 })
 	if got := must(s.c.GetToken(c, tok.ID)); got.Place != "b" {
 		t.Fatalf("token place %s after events expired", got.Place)
 	}
 	must(s.c.GetWorkflow(c, wf.ID))
 	must(s.c.Fire(c, &wire.FireRequest{TokenID: tok.ID, TransitionID: "tick"}))
-}
-
-// poll waits until cond holds, failing the test after d.
-func poll(t testing.TB, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %v", d)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
