@@ -201,6 +201,28 @@ test('GraphiQL loads offline and runs a query and a mutation against the edge', 
     console.log(`screenshot: ${SCREENSHOT}`);
   });
 
+  await t.test('a subscription runs over the WebSocket and shows the workflow_created event', async () => {
+    const op = `subscription Events { workflowEvents(workflowId:"${id}", afterSequence:"1") { eventType workflowId } }`;
+    await page.locator(SEL.queryEditor).click();
+    await page.keyboard.press('ControlOrMeta+A');
+    await page.keyboard.press('Backspace');
+    await page.keyboard.insertText(op);
+    // GraphiQL picks the WebSocket only once its editor has re-parsed the
+    // document (debounced); until then it would POST the operation.
+    await page.waitForTimeout(600);
+    const socket = page.waitForEvent('websocket', (ws) => isEdge(ws.url()));
+    await page.locator(SEL.executeButton).click();
+    assert.ok(new URL((await socket).url()).pathname === '/graphql', 'GraphiQL opened a WebSocket to /graphql');
+    await page.waitForFunction(
+      ({ sel, id }) => {
+        const text = document.querySelector(sel)?.CodeMirror?.getValue() ?? '';
+        return text.includes('"workflow_created"') && text.includes(id);
+      },
+      { sel: SEL.resultEditor, id },
+    );
+    await page.locator(SEL.executeButton).click(); // stop the subscription
+  });
+
   await t.test('GET /graphql with Accept: text/html also serves GraphiQL', async () => {
     // A browser navigation sends Accept: text/html,...; the edge answers with the page.
     const p = await openGraphiQL('/graphql');
