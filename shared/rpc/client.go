@@ -30,9 +30,10 @@ func RequestID(ctx context.Context) string {
 
 // Call sends req as JSON to subject and decodes the reply into a new Resp.
 // A service error comes back as a *fail.Error of the kind the service sent,
-// so errors.Is(err, fail.ErrNotFound) works across NATS. No responders is
-// fail.Unavailable; a deadline is fail.Timeout (the outcome is then unknown:
-// the service may have committed).
+// so errors.Is(err, fail.ErrNotFound) works across NATS. No responders,
+// and no reply before the deadline, are fail.Unavailable (after a missing
+// reply the outcome is unknown: the service may have committed); a service
+// that ran out of time itself answers fail.Timeout.
 func Call[Req, Resp any](ctx context.Context, nc *nats.Conn, subject string, req *Req) (*Resp, error) {
 	msg, err := request(ctx, nc, subject, req)
 	if err != nil {

@@ -62,9 +62,9 @@ func transportError(subject string, err error) error {
 	case errors.Is(err, nats.ErrNoResponders):
 		return fail.Wrap(fail.Unavailable, err, "service unavailable: no responders on "+subject)
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):
-		return fail.Wrap(fail.Timeout, err, "request timed out: "+subject)
+		return fail.Wrap(fail.Unavailable, err, "no reply from "+subject+" before the deadline (a change may still have been applied: read to settle it)")
 	case errors.Is(err, context.Canceled):
-		return fail.Wrap(fail.Timeout, err, "request cancelled: "+subject)
+		return fail.Wrap(fail.Unavailable, err, "request cancelled: "+subject)
 	case errors.Is(err, nats.ErrConnectionClosed), errors.Is(err, nats.ErrConnectionDraining):
 		return fail.Wrap(fail.Unavailable, err, "NATS connection closed")
 	case errors.Is(err, nats.ErrMaxPayload):
