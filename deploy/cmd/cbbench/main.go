@@ -48,6 +48,7 @@ type settings struct {
 	syncAlways          bool
 	dataDir             string
 	cpuProfile          string
+	pids                map[string]int
 }
 
 func parse(args []string) (settings, error) {
@@ -62,6 +63,7 @@ func parse(args []string) (settings, error) {
 	subs := fs.String("subscribers", "1,50", "concurrent event subscribers")
 	fs.IntVar(&s.events, "events", 5000, "events each subscriber reads in the fan-out case")
 	only := fs.String("only", "", "run only cases whose name matches this regexp")
+	pids := fs.String("pids", "", "report the memory of these processes too, e.g. token=1234,workflow=1235 (separate-process deployments)")
 	fs.StringVar(&s.jsonOut, "json", "", "also write the results as JSON to this file")
 	fs.BoolVar(&s.syncAlways, "sync-always", false, "embedded server fsyncs every write")
 	fs.StringVar(&s.dataDir, "data-dir", "", "embedded data directory (default: a temporary one, removed)")
@@ -79,8 +81,28 @@ func parse(args []string) (settings, error) {
 	if s.subscribers, err = ints(*subs); err != nil {
 		return s, err
 	}
+	if s.pids, err = namedPIDs(*pids); err != nil {
+		return s, err
+	}
 	s.only, err = regexp.Compile(*only)
 	return s, err
+}
+
+// namedPIDs parses "name=pid,…".
+func namedPIDs(list string) (map[string]int, error) {
+	out := map[string]int{}
+	for _, f := range strings.Split(list, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		name, v, ok := strings.Cut(f, "=")
+		pid, err := strconv.Atoi(v)
+		if !ok || err != nil {
+			return nil, fmt.Errorf("--pids: want name=pid, got %q", f)
+		}
+		out[name] = pid
+	}
+	return out, nil
 }
 
 func ints(list string) ([]int, error) {

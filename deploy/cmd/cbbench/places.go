@@ -51,8 +51,13 @@ func (b *bench) places(ctx context.Context, c *client.Client) error {
 			}
 			return err
 		}, "")
-		if rss, peak, ok := memory(); ok && b.t.stack != nil {
+		if rss, peak, ok := memory("self"); ok && b.t.stack != nil {
 			b.notes = append(b.notes, fmt.Sprintf("memory with %d tokens stored: RSS %d MiB, peak %d MiB (whole process: NATS server, services, edge)", have, rss>>10, peak>>10))
+		}
+		for name, pid := range b.s.pids {
+			if rss, peak, ok := memory(strconv.Itoa(pid)); ok {
+				b.notes = append(b.notes, fmt.Sprintf("memory of %s (pid %d) with %d tokens stored: RSS %d MiB, peak %d MiB", name, pid, have, rss>>10, peak>>10))
+			}
 		}
 	}
 	return nil
@@ -83,9 +88,10 @@ func seed(ctx context.Context, c *client.Client, place string, n int) error {
 	return first
 }
 
-// memory returns this process's resident and peak resident memory in KiB.
-func memory() (rss, peak int, ok bool) {
-	b, err := os.ReadFile("/proc/self/status")
+// memory returns a process's resident and peak resident memory in KiB
+// ("self" for this one).
+func memory(pid string) (rss, peak int, ok bool) {
+	b, err := os.ReadFile("/proc/" + pid + "/status")
 	if err != nil {
 		return 0, 0, false
 	}

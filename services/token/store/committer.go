@@ -23,7 +23,6 @@ import (
 const (
 	maxBatchMsgs  = 1000
 	maxGroup      = maxBatchMsgs / 3
-	knownMax      = 100_000
 	tombstoneTTL  = 2 * time.Minute
 	commitTimeout = 3 * time.Second // a lost stream leader must not stall a workflow long
 )
@@ -66,17 +65,15 @@ type committer struct {
 	metrics  commitMetrics
 
 	// Owned by the run goroutine only.
-	last      uint64            // the stream's last sequence, when lastKnown
-	lastKnown bool              //
-	known     map[string]uint64 // token id → state sequence we committed last
-	held      []*change         // changes deferred to the next group
+	last      uint64    // the stream's last sequence, when lastKnown
+	lastKnown bool      // whether last is current
+	held      []*change // changes deferred to the next group
 }
 
 func newCommitter(js jetstream.JetStream, st jetstream.Stream, log zerolog.Logger, eventTTL time.Duration, m commitMetrics) *committer {
 	return &committer{
 		js: js, stream: st, log: log, eventTTL: eventTTL, metrics: m,
 		queue: make(chan *change, 4096),
-		known: make(map[string]uint64),
 	}
 }
 
@@ -122,8 +119,6 @@ func (c *committer) collect(first *change) []*change {
 	msgs := 0
 	add := func(ch *change) bool {
 		switch {
-		case c.stale(ch):
-			return true
 		case inGroup[ch.token.ID]:
 			c.held = append(c.held, ch)
 			return true
@@ -148,17 +143,6 @@ func (c *committer) collect(first *change) []*change {
 		}
 	}
 	return group
-}
-
-// stale fails a change that read a state older than one we committed since
-// (a newer read means another instance wrote since; the server decides).
-func (c *committer) stale(ch *change) bool {
-	seq, ok := c.known[ch.token.ID]
-	if !ok || ch.prevSubject == "" || ch.prevSeq >= seq {
-		return false
-	}
-	ch.done <- errConflict
-	return true
 }
 
 var errConflict = fail.New(fail.Conflict, "token changed concurrently; read it again and retry")
@@ -238,11 +222,7 @@ func (c *committer) publish(ctx context.Context, group []*change) error {
 }
 
 func (c *committer) done(group []*change) {
-	if len(c.known) > knownMax {
-		clear(c.known)
-	}
 	for _, ch := range group {
-		c.known[ch.token.ID] = ch.token.NatsSequence
 		ch.done <- nil
 	}
 }

@@ -23,8 +23,9 @@ import (
 	"github.com/cbnats/circuitbreaker/shared/subjects"
 )
 
-// idCacheSize bounds the token id → workflow id cache (about 150 bytes an entry).
-const idCacheSize = 200_000
+// idCacheSize bounds the token id → workflow id cache (about 150 bytes an
+// entry: a few MiB, however many tokens are stored).
+const idCacheSize = 20_000
 
 // Options configure a Store.
 type Options struct {
