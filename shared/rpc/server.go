@@ -226,19 +226,23 @@ func (s *Server) reply(r micro.Request, start time.Time, resp any, err error) {
 	}
 }
 
-// publish sends a reply: resp as JSON, or an empty body with headers.
+// publish sends a reply: resp as JSON, or an empty body with headers. A
+// json.RawMessage or a json.Marshaler is sent as it writes itself (our
+// stored JSON needs no second validating pass through encoding/json).
 func (s *Server) publish(subject string, resp any, h nats.Header) error {
 	m := &nats.Msg{Subject: subject, Header: h}
-	if raw, ok := resp.(*json.RawMessage); ok { // already JSON: pass it on
-		m.Data = *raw
-		return s.nc.PublishMsg(m)
+	var err error
+	switch r := resp.(type) {
+	case nil:
+	case *json.RawMessage:
+		m.Data = *r
+	case json.Marshaler:
+		m.Data, err = r.MarshalJSON()
+	default:
+		m.Data, err = json.Marshal(resp)
 	}
-	if resp != nil {
-		body, err := json.Marshal(resp)
-		if err != nil {
-			return fail.Wrap(fail.Internal, err, "encode reply")
-		}
-		m.Data = body
+	if err != nil {
+		return fail.Wrap(fail.Internal, err, "encode reply")
 	}
 	return s.nc.PublishMsg(m)
 }

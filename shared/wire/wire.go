@@ -113,6 +113,32 @@ type RawTokenPage struct {
 	Next  string            `json:"next,omitempty"`
 }
 
+// MarshalJSON writes the page without re-validating each stored token
+// (encoding/json would scan every json.RawMessage again).
+func (p *RawTokenPage) MarshalJSON() ([]byte, error) {
+	if p == nil {
+		return []byte("null"), nil
+	}
+	n := 32 + len(p.Next)
+	for _, it := range p.Items {
+		n += len(it) + 1
+	}
+	b := make([]byte, 0, n)
+	b = append(b, `{"items":[`...)
+	for i, it := range p.Items {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, it...)
+	}
+	b = append(b, ']')
+	if p.Next != "" {
+		next, _ := json.Marshal(p.Next)
+		b = append(append(b, `,"next":`...), next...)
+	}
+	return append(b, '}'), nil
+}
+
 // AvailableRequest asks which transitions a token can fire now.
 type AvailableRequest struct {
 	TokenID string `json:"tokenId"`
