@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
 	"github.com/cbnats/circuitbreaker/deploy/stack"
@@ -115,3 +116,6 @@ func jsonEqual(a json.RawMessage, b string) bool {
 const rpcTimeout = 10 * time.Second
 
 func jsonBody(v any) ([]byte, error) { return json.Marshal(v) }
+
+// stackJS is a JetStream handle on the test's client connection.
+func (s *system) stackJS() jetstream.JetStream { return must(jetstream.New(s.nc)) }

@@ -13,16 +13,21 @@ import (
 	"github.com/cbnats/circuitbreaker/shared/client"
 	"github.com/cbnats/circuitbreaker/shared/fail"
 	"github.com/cbnats/circuitbreaker/shared/flow"
+	"github.com/cbnats/circuitbreaker/shared/metrics"
 	"github.com/cbnats/circuitbreaker/shared/wire"
 )
 
 // API resolves fields with a client of the services.
 type API struct {
-	c *client.Client
+	c    *client.Client
+	open metrics.Gauge // subscriptions streaming now, by field
 }
 
-// New returns an API calling the services through c.
-func New(c *client.Client) *API { return &API{c: c} }
+// New returns an API calling the services through c, recording open
+// subscriptions in reg.
+func New(c *client.Client, reg *metrics.Registry) *API {
+	return &API{c: c, open: reg.Gauge("cb_subscriptions_open", "GraphQL subscriptions streaming now, by field.", "field")}
+}
 
 // codedError gives a service error its GraphQL extensions.code.
 type codedError struct{ err error }

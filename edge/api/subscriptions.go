@@ -6,6 +6,7 @@ import (
 
 	"github.com/cbnats/circuitbreaker/edge/gql"
 	"github.com/cbnats/circuitbreaker/shared/fail"
+	"github.com/cbnats/circuitbreaker/shared/metrics"
 	"github.com/cbnats/circuitbreaker/shared/wire"
 )
 
@@ -17,7 +18,7 @@ func (a *API) tokenUpdates(ctx context.Context, p gql.Params) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return forward(ctx, ch, func(v any) any { return v }), nil
+	return pump(ctx, a.open, "tokenUpdates", ch, func(v any) any { return v }), nil
 }
 
 // workflowEvents streams a workflow's events as they are committed,
@@ -31,7 +32,7 @@ func (a *API) workflowEvents(ctx context.Context, p gql.Params) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return forward(ctx, ch, event), nil
+	return pump(ctx, a.open, "workflowEvents", ch, event), nil
 }
 
 // placeEvents streams the events that enter, leave or happen in one place.
@@ -59,7 +60,7 @@ func (a *API) placeEvents(ctx context.Context, p gql.Params) (any, error) {
 			}
 		}
 	}()
-	return forward(ctx, in, event), nil
+	return pump(ctx, a.open, "placeEvents", (<-chan wire.EventRecord)(in), event), nil
 }
 
 // event shapes an event for the WorkflowEvent type.
@@ -82,10 +83,13 @@ func optionalInt(n uint64) any {
 	return int64(n)
 }
 
-// forward turns a typed channel into the executor's source stream.
-func forward[T any](ctx context.Context, in <-chan T, shape func(any) any) <-chan any {
+// pump turns a typed channel into the executor's source stream and counts
+// it as an open subscription while it lasts.
+func pump[T any](ctx context.Context, open metrics.Gauge, field string, in <-chan T, shape func(any) any) <-chan any {
 	out := make(chan any)
+	open.Add(1, field)
 	go func() {
+		defer open.Add(-1, field)
 		defer close(out)
 		for v := range in {
 			select {

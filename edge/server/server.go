@@ -60,12 +60,12 @@ func New(nc *nats.Conn, o Options) (*Server, error) {
 	for _, f := range schema.Files() {
 		sdl = append(sdl, &ast.Source{Name: f.Name, Input: f.Text})
 	}
-	sch, err := gql.NewSchema(sdl, api.New(client.New(nc)).Resolvers())
-	if err != nil {
-		return nil, err
-	}
 	if o.Metrics == nil {
 		o.Metrics = metrics.NewRegistry()
+	}
+	sch, err := gql.NewSchema(sdl, api.New(client.New(nc), o.Metrics).Resolvers())
+	if err != nil {
+		return nil, err
 	}
 	if o.MaxInFlight <= 0 {
 		o.MaxInFlight = 1024
