@@ -105,7 +105,7 @@ func (s *store) create(ctx context.Context, d *flow.Definition) error {
 	if err := s.publish(ctx, st, d, body); err != nil {
 		return err
 	}
-	if _, err := s.catalog.Put(ctx, d.ID, body); err != nil {
+	if _, err := s.catalog.Put(ctx, catalogKey(d.ID), body); err != nil {
 		return storeError(err)
 	}
 	return nil
@@ -143,16 +143,16 @@ func (s *store) publish(ctx context.Context, st jetstream.Stream, d *flow.Defini
 // repair puts a definition that is in its stream but missing from the
 // catalogue (a crash between the two writes) back into the catalogue.
 func (s *store) repair(ctx context.Context, st jetstream.Stream, id string) {
-	if _, err := s.catalog.Get(ctx, id); !errors.Is(err, jetstream.ErrKeyNotFound) {
+	if _, err := s.catalog.Get(ctx, catalogKey(id)); !errors.Is(err, jetstream.ErrKeyNotFound) {
 		return
 	}
 	if msg, err := st.GetLastMsgForSubject(ctx, subjects.Definition(id)); err == nil {
-		_, _ = s.catalog.Create(ctx, id, msg.Data)
+		_, _ = s.catalog.Create(ctx, catalogKey(id), msg.Data)
 	}
 }
 
 func (s *store) get(ctx context.Context, id string) (*flow.Definition, error) {
-	b, err := s.rd.KV(ctx, s.catalog, id)
+	b, err := s.rd.KV(ctx, s.catalog, catalogKey(id))
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return nil, fail.New(fail.NotFound, "Workflow not found: %s", id)
 	}
@@ -209,7 +209,7 @@ func (s *store) keys(ctx context.Context) ([]string, error) {
 	}
 	var keys []string
 	for k := range lister.Keys() {
-		keys = append(keys, k)
+		keys = append(keys, workflowID(k))
 	}
 	return keys, nil
 }
@@ -226,10 +226,17 @@ func (s *store) leaderKeys(ctx context.Context) ([]string, error) {
 			return nil, storeError(err)
 		}
 		if msg.Header.Get("KV-Operation") == "" { // not a delete marker
-			keys = append(keys, strings.TrimPrefix(msg.Subject, prefix))
+			keys = append(keys, workflowID(strings.TrimPrefix(msg.Subject, prefix)))
 		}
 		seq = msg.Sequence + 1
 	}
 }
+
+// catalogKey maps a workflow id to its catalogue key: KV keys cannot hold
+// ':', so a tenant id's "::" becomes '.', which no name contains.
+func catalogKey(id string) string { return strings.Replace(id, flow.TenantSeparator, ".", 1) }
+
+// workflowID is catalogKey's inverse.
+func workflowID(key string) string { return strings.Replace(key, ".", flow.TenantSeparator, 1) }
 
 func storeError(err error) error { return jserr.Classify(err) }

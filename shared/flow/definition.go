@@ -78,14 +78,30 @@ func (d *Definition) Validate() error {
 	return nil
 }
 
+// TenantSeparator joins a tenant and a workflow name in a workflow id, the
+// original guide's multi-tenant form ("tenant_a::document_approval").
+const TenantSeparator = "::"
+
+// ValidWorkflowID reports whether id is a valid name, or two valid names
+// joined by TenantSeparator. ':' is safe in subjects and stream names; the
+// catalogue maps the separator to '.', which no name contains, so the
+// mapping is injective.
+func ValidWorkflowID(id string) bool {
+	tenant, name, found := strings.Cut(id, TenantSeparator)
+	if !found {
+		return ValidName(id)
+	}
+	return ValidName(tenant) && ValidName(name)
+}
+
 // unsafeName describes why a name of the given kind is rejected.
 func unsafeName(kind, name string) string {
 	return fmt.Sprintf("%s '%s' is not allowed: use letters, digits, '_' and '-' (at most %d)", kind, name, MaxNameLen)
 }
 
 func (d *Definition) checkHeader() string {
-	if d.ID != "" && !ValidName(d.ID) {
-		return unsafeName("workflow id", d.ID)
+	if d.ID != "" && !ValidWorkflowID(d.ID) {
+		return unsafeName("workflow id", d.ID) + ", optionally as tenant" + TenantSeparator + "name"
 	}
 	if strings.TrimSpace(d.Name) == "" {
 		return "name must not be empty"

@@ -106,7 +106,7 @@ func TestValidate(t *testing.T) {
 		{"empty name", func(d *Definition) { d.Name = "  " }, "name must not be empty"},
 		{"no places", func(d *Definition) { d.Places = nil }, "workflow has no places"},
 		{"duplicate place", func(d *Definition) { d.Places = append(d.Places, "review") }, "duplicate place 'review'"},
-		{"unsafe workflow id", func(d *Definition) { d.ID = "a.b" }, "workflow id 'a.b' is not allowed: use letters, digits, '_' and '-' (at most 128)"},
+		{"unsafe workflow id", func(d *Definition) { d.ID = "a.b" }, "workflow id 'a.b' is not allowed: use letters, digits, '_' and '-' (at most 128), optionally as tenant::name"},
 		{"unsafe place", func(d *Definition) { d.Places[0] = "dr*ft" }, "place 'dr*ft' is not allowed: use letters, digits, '_' and '-' (at most 128)"},
 		{"unsafe transition id", func(d *Definition) { d.Transitions[0].ID = "a>" }, "transition id 'a>' is not allowed: use letters, digits, '_' and '-' (at most 128)"},
 		{"no from places", func(d *Definition) { d.Transitions[0].FromPlaces = nil }, "Transition 'submit_for_review' has no from_places"},

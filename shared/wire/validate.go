@@ -32,8 +32,8 @@ func workflowID(id string) error {
 	if id == "" {
 		return fail.New(fail.BadInput, "workflowId is required")
 	}
-	if !flow.ValidName(id) {
-		return fail.New(fail.BadInput, "Invalid workflow ID format: use letters, digits, '_' and '-' (at most 128)")
+	if !flow.ValidWorkflowID(id) {
+		return fail.New(fail.BadInput, "Invalid workflow ID format: use letters, digits, '_' and '-' (at most 128), optionally as tenant::name")
 	}
 	return nil
 }
@@ -81,7 +81,12 @@ func (p Page) Validate() error {
 
 // Validate checks the request's shape; the definition itself is validated by flow.
 func (r *CreateWorkflowRequest) Validate() error {
-	return first(name("workflow id", r.ID, false), text("idempotencyKey", r.IdempotencyKey, MaxKeyLen))
+	if r.ID != "" {
+		if err := workflowID(r.ID); err != nil {
+			return err
+		}
+	}
+	return text("idempotencyKey", r.IdempotencyKey, MaxKeyLen)
 }
 
 // Validate checks the id.
