@@ -193,6 +193,14 @@ func TestIdempotentRetries(t *testing.T) {
 	if n := len(eventsOf(events(t, s, wf.ID), first.ID)); n != 2 {
 		t.Fatalf("%d events, want 2", n)
 	}
+	// The same key with a different request is refused, not answered with
+	// the first result.
+	if _, err := s.c.CreateToken(c, &wire.CreateTokenRequest{WorkflowID: wf.ID, IdempotencyKey: "order-42", Data: json.RawMessage(`{"other":1}`)}); !errors.Is(err, fail.ErrConflict) {
+		t.Fatalf("create with a reused key: %v", err)
+	}
+	if _, err := s.c.Fire(c, &wire.FireRequest{TokenID: first.ID, TransitionID: "to_b", IdempotencyKey: "tick-1"}); !errors.Is(err, fail.ErrConflict) {
+		t.Fatalf("fire with a reused key: %v", err)
+	}
 	wfReq := race("")
 	wfReq.IdempotencyKey = "wf-key"
 	w1 := must(s.c.CreateWorkflow(c, wfReq))

@@ -5,6 +5,8 @@ package token
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"math/rand/v2"
@@ -46,21 +48,27 @@ func (s *Service) create(ctx context.Context, r *wire.CreateTokenRequest) (*flow
 	if err != nil {
 		return nil, err
 	}
-	id := uuid.NewString()
+	id, hash := uuid.NewString(), ""
 	if r.IdempotencyKey != "" {
 		id = uuid.NewSHA1(idempotencyNS, []byte(r.WorkflowID+"\x00"+r.IdempotencyKey)).String()
+		keyless := *r
+		keyless.IdempotencyKey = ""
+		hash = fingerprint(keyless)
 		if t, err := s.store.Find(ctx, r.WorkflowID, id); err == nil {
-			return t, nil
+			return sameRequest(t, t.Idempotent(r.IdempotencyKey), hash)
 		}
 	}
 	t, err := m.Create(flow.CreateRequest{TokenID: id, InitialPlace: r.InitialPlace, Data: r.Data,
-		Metadata: r.Metadata, TriggeredBy: r.TriggeredBy, IdempotencyKey: r.IdempotencyKey, Now: s.now()})
+		Metadata: r.Metadata, TriggeredBy: r.TriggeredBy, IdempotencyKey: r.IdempotencyKey, RequestHash: hash, Now: s.now()})
 	if err != nil {
 		return nil, err
 	}
 	err = s.store.Create(ctx, t, r.TriggeredBy)
 	if r.IdempotencyKey != "" && errors.Is(err, fail.ErrConflict) {
-		return s.store.Find(ctx, r.WorkflowID, id)
+		if t, err = s.store.Find(ctx, r.WorkflowID, id); err != nil {
+			return nil, err
+		}
+		return sameRequest(t, t.Idempotent(r.IdempotencyKey), hash)
 	}
 	if err != nil {
 		return nil, err
@@ -120,18 +128,18 @@ type mutation func(m *flow.Machine, cur *flow.Token) (next *flow.Token, ev wire.
 // apply reads the token, computes the change and commits it with a
 // compare-and-swap on the revision read. When a concurrent change wins, it
 // reads again and re-validates, unless the caller pinned a revision.
-func (s *Service) apply(ctx context.Context, tokenID string, expected uint64, idemKey string, f mutation) (*flow.Token, error) {
+func (s *Service) apply(ctx context.Context, tokenID string, expected uint64, idemKey, idemHash string, f mutation) (*flow.Token, error) {
 	defer s.locks.lock(tokenID)()
 	for attempt := 1; ; attempt++ {
 		cur, m, err := s.current(ctx, tokenID)
 		if err != nil {
 			return nil, err
 		}
+		if rec := cur.Idempotent(idemKey); rec != nil {
+			return sameRequest(cur, rec, idemHash)
+		}
 		if expected != 0 && cur.Revision != expected {
 			return nil, fail.New(fail.Conflict, "token %s is at revision %d, not %d", tokenID, cur.Revision, expected)
-		}
-		if idemKey != "" && m.FindIdempotent(cur, idemKey) {
-			return cur, nil
 		}
 		next, ev, err := f(m, cur)
 		if err != nil {
@@ -152,12 +160,18 @@ func (s *Service) apply(ctx context.Context, tokenID string, expected uint64, id
 }
 
 func (s *Service) fire(ctx context.Context, r *wire.FireRequest) (*flow.Token, error) {
-	return s.apply(ctx, r.TokenID, r.ExpectedRevision, r.IdempotencyKey,
+	hash := ""
+	if r.IdempotencyKey != "" {
+		keyless := *r
+		keyless.IdempotencyKey, keyless.ExpectedRevision = "", 0
+		hash = fingerprint(keyless)
+	}
+	return s.apply(ctx, r.TokenID, r.ExpectedRevision, r.IdempotencyKey, hash,
 		func(m *flow.Machine, cur *flow.Token) (*flow.Token, wire.Event, error) {
 			now := s.now()
 			next, err := m.Fire(cur, flow.FireRequest{TransitionID: r.TransitionID, NewPlace: r.NewPlace,
 				Data: r.Data, ReplaceData: r.ReplaceData, TriggeredBy: r.TriggeredBy,
-				IdempotencyKey: r.IdempotencyKey, Now: now})
+				IdempotencyKey: r.IdempotencyKey, RequestHash: hash, Now: now})
 			ev := wire.Event{EventType: wire.EventTokenTransitioned, TokenID: cur.ID, WorkflowID: cur.WorkflowID,
 				FromPlace: cur.Place, TransitionID: r.TransitionID, Timestamp: now, TriggeredBy: optional(r.TriggeredBy)}
 			if next != nil {
@@ -168,7 +182,7 @@ func (s *Service) fire(ctx context.Context, r *wire.FireRequest) (*flow.Token, e
 }
 
 func (s *Service) update(ctx context.Context, r *wire.UpdateTokenRequest) (*flow.Token, error) {
-	return s.apply(ctx, r.TokenID, r.ExpectedRevision, "",
+	return s.apply(ctx, r.TokenID, r.ExpectedRevision, "", "",
 		func(m *flow.Machine, cur *flow.Token) (*flow.Token, wire.Event, error) {
 			now := s.now()
 			next, err := m.Update(cur, flow.UpdateRequest{Data: r.Data, ReplaceData: r.ReplaceData,
@@ -195,4 +209,21 @@ func backoff(ctx context.Context, attempt int) error {
 	case <-ctx.Done():
 		return fail.New(fail.Conflict, "token kept changing concurrently; gave up at the deadline")
 	}
+}
+
+// fingerprint identifies a request (without its idempotency key), so a key
+// reused for a different request is refused instead of answered with the
+// first result.
+func fingerprint(req any) string {
+	b, _ := json.Marshal(req)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:16])
+}
+
+// sameRequest returns t when the keyed record was made by the same request.
+func sameRequest(t *flow.Token, rec *flow.TransitionRecord, hash string) (*flow.Token, error) {
+	if rec != nil && rec.RequestHash != "" && rec.RequestHash != hash {
+		return nil, fail.New(fail.Conflict, "idempotency key %q was used for a different request", rec.IdempotencyKey)
+	}
+	return t, nil
 }

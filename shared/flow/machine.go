@@ -44,6 +44,7 @@ type FireRequest struct {
 	ReplaceData    bool
 	TriggeredBy    string
 	IdempotencyKey string
+	RequestHash    string    // fingerprint of the request, kept with the key
 	Now            time.Time // zero = time.Now()
 }
 
@@ -73,7 +74,7 @@ func (m *Machine) Fire(t *Token, r FireRequest) (*Token, error) {
 		Timestamp: now, Transition: tr.ID, From: t.Place, To: tr.ToPlace, Data: evData})
 	next.TransitionHistory = append(next.TransitionHistory, TransitionRecord{
 		FromPlace: t.Place, ToPlace: tr.ToPlace, TransitionID: tr.ID, Timestamp: now,
-		TriggeredBy: r.TriggeredBy, IdempotencyKey: r.IdempotencyKey})
+		TriggeredBy: r.TriggeredBy, IdempotencyKey: r.IdempotencyKey, RequestHash: r.RequestHash})
 	next.Place, next.UpdatedAt, next.Revision = tr.ToPlace, now, t.Revision+1
 	return next, nil
 }
@@ -175,15 +176,15 @@ func (m *Machine) Update(t *Token, r UpdateRequest) (*Token, error) {
 	return next, nil
 }
 
-// FindIdempotent reports whether a TransitionRecord of t carries key.
-func (m *Machine) FindIdempotent(t *Token, key string) bool {
+// Idempotent returns the TransitionRecord of t that carries key, or nil.
+func (t *Token) Idempotent(key string) *TransitionRecord {
 	if key == "" {
-		return false
+		return nil
 	}
-	for _, r := range t.TransitionHistory {
-		if r.IdempotencyKey == key {
-			return true
+	for i := range t.TransitionHistory {
+		if t.TransitionHistory[i].IdempotencyKey == key {
+			return &t.TransitionHistory[i]
 		}
 	}
-	return false
+	return nil
 }

@@ -237,8 +237,8 @@ func TestFireMergeDoesNotMutate(t *testing.T) {
 	if after, _ := json.Marshal(tok); string(after) != string(before) {
 		t.Errorf("original token changed:\n%s\n%s", before, after)
 	}
-	if !m.FindIdempotent(next, "idem-1") || m.FindIdempotent(tok, "idem-1") || m.FindIdempotent(next, "") {
-		t.Error("FindIdempotent wrong")
+	if next.Idempotent("idem-1") == nil || tok.Idempotent("idem-1") != nil || next.Idempotent("") != nil {
+		t.Error("Idempotent wrong")
 	}
 	next.TransitionHistory[0].TriggeredBy = "changed"
 	if tok.TransitionHistory[0].TriggeredBy == "changed" {

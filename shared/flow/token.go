@@ -48,6 +48,7 @@ type TransitionRecord struct {
 	NatsSequence   uint64          `json:"natsSequence"`
 	Metadata       json.RawMessage `json:"metadata,omitempty"`
 	IdempotencyKey string          `json:"idempotencyKey,omitempty"`
+	RequestHash    string          `json:"requestHash,omitempty"` // fingerprint of the keyed request
 }
 
 // Clone returns a deep copy of t.
@@ -83,6 +84,7 @@ type CreateRequest struct {
 	Metadata       json.RawMessage // a JSON object; default {}
 	TriggeredBy    string
 	IdempotencyKey string
+	RequestHash    string    // fingerprint of the request, kept with the key
 	Now            time.Time // zero = time.Now()
 }
 
@@ -108,7 +110,7 @@ func (m *Machine) Create(r CreateRequest) (*Token, error) {
 		CreatedAt: now, UpdatedAt: now, Revision: 1, History: []HistoryEvent{},
 		TransitionHistory: []TransitionRecord{{
 			FromPlace: place, ToPlace: place, TransitionID: "create", Timestamp: now,
-			TriggeredBy: r.TriggeredBy, Metadata: recMD, IdempotencyKey: r.IdempotencyKey,
+			TriggeredBy: r.TriggeredBy, Metadata: recMD, IdempotencyKey: r.IdempotencyKey, RequestHash: r.RequestHash,
 		}},
 	}, nil
 }
