@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/cbnats/circuitbreaker/deploy/internal/testkit"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -76,22 +77,22 @@ func natsCmd(t testing.TB, url string, args ...string) string {
 func seedBackup(t testing.TB, c *client.Client, wf string) *ledger {
 	t.Helper()
 	ctx := ctxFor(t, 30*time.Second)
-	must(c.CreateWorkflow(ctx, cycle(wf)))
+	testkit.Must(c.CreateWorkflow(ctx, cycle(wf)))
 	led := newLedger(wf)
 	for i := range 24 {
 		key := fmt.Sprintf("seed-%d", i)
-		tok := must(c.CreateToken(ctx, &wire.CreateTokenRequest{WorkflowID: wf, Data: keyData(key)}))
+		tok := testkit.Must(c.CreateToken(ctx, &wire.CreateTokenRequest{WorkflowID: wf, Data: keyData(key)}))
 		rec := &tokenRec{id: tok.ID, key: key, rev: 1, place: "a"}
 		for range i % 5 {
 			nx := next[rec.place]
-			got := must(c.Fire(ctx, fireReq(tok.ID, nx.transition)))
+			got := testkit.Must(c.Fire(ctx, fireReq(tok.ID, nx.transition)))
 			rec.rev, rec.place = got.Revision, got.Place
 		}
 		led.tokens[tok.ID] = rec
 	}
 	// A durable subscription (a consumer on the stream) that has not read
 	// anything yet.
-	must(c.CreateSubscription(ctx, &wire.SubscribeRequest{WorkflowID: wf, Name: "audit", Deliver: "all"}))
+	testkit.Must(c.CreateSubscription(ctx, &wire.SubscribeRequest{WorkflowID: wf, Name: "audit", Deliver: "all"}))
 	return led
 }
 
@@ -108,11 +109,11 @@ type snapshot struct {
 func takeSnapshot(t testing.TB, c *client.Client, js jetstream.JetStream, led *ledger) *snapshot {
 	t.Helper()
 	ctx := ctxFor(t, 30*time.Second)
-	s := &snapshot{def: must(c.GetWorkflow(ctx, led.wf)), tokens: map[string]*flow.Token{},
+	s := &snapshot{def: testkit.Must(c.GetWorkflow(ctx, led.wf)), tokens: map[string]*flow.Token{},
 		inPlace: map[string][]string{}, history: map[string][]wire.Event{}}
 	for id := range led.tokens {
-		s.tokens[id] = must(c.GetToken(ctx, id))
-		for _, r := range must(c.History(ctx, &wire.HistoryRequest{WorkflowID: led.wf, TokenID: id})).Items {
+		s.tokens[id] = testkit.Must(c.GetToken(ctx, id))
+		for _, r := range testkit.Must(c.History(ctx, &wire.HistoryRequest{WorkflowID: led.wf, TokenID: id})).Items {
 			s.history[id] = append(s.history[id], r.Event)
 		}
 	}
@@ -125,7 +126,7 @@ func takeSnapshot(t testing.TB, c *client.Client, js jetstream.JetStream, led *l
 		s.inPlace[place] = ids
 	}
 	s.events = streamEvents(ctx, t, js, led.wf)
-	s.subs = must(c.Subscriptions(ctx, led.wf)).Items
+	s.subs = testkit.Must(c.Subscriptions(ctx, led.wf)).Items
 	return s
 }
 
@@ -171,7 +172,7 @@ func fireAll(t testing.TB, c *client.Client, led *ledger) {
 		rec.rev, rec.place = tok.Revision, tok.Place
 	}
 	key := fmt.Sprintf("new-%d", len(led.tokens))
-	tok := must(c.CreateToken(ctx, &wire.CreateTokenRequest{WorkflowID: led.wf, Data: keyData(key)}))
+	tok := testkit.Must(c.CreateToken(ctx, &wire.CreateTokenRequest{WorkflowID: led.wf, Data: keyData(key)}))
 	led.tokens[tok.ID] = &tokenRec{id: tok.ID, key: key, rev: 1, place: "a"}
 }
 
@@ -182,7 +183,7 @@ func connect(t testing.TB, url string) (*client.Client, jetstream.JetStream) {
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
-	return client.New(nc), must(jetstream.New(nc))
+	return client.New(nc), testkit.Must(jetstream.New(nc))
 }
 
 // TestBackupRestore backs a workflow's stream up with natscli, deletes the
@@ -239,7 +240,7 @@ func TestBackupRestore(t *testing.T) {
 		_, url2 := circuitBreaker(t, dir2, freePort(t))
 		c2, js2 := connect(t, url2)
 		takeSnapshot(t, c2, js2, led).same(t, want)
-		if l := must(c2.ListWorkflows(ctxFor(t, 10*time.Second), wire.Page{})); len(l.Items) != 1 || l.Items[0].ID != wf {
+		if l := testkit.Must(c2.ListWorkflows(ctxFor(t, 10*time.Second), wire.Page{})); len(l.Items) != 1 || l.Items[0].ID != wf {
 			t.Errorf("workflows listed after the full restore: %+v", l.Items)
 		}
 		fireAll(t, c2, led)

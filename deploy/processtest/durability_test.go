@@ -48,7 +48,7 @@ func TestKill9SyncAlways(t *testing.T) {
 		}
 		c := client.New(nc)
 		if round == 0 {
-			must(c.CreateWorkflow(ctxFor(t, 10*time.Second), cycle(wf)))
+			testkit.Must(c.CreateWorkflow(ctxFor(t, 10*time.Second), cycle(wf)))
 		} else {
 			unackedTotal += settleAfterRestart(t, c, nc, led, round, writers)
 		}
@@ -141,7 +141,7 @@ func settleAfterRestart(t *testing.T, c *client.Client, nc *nats.Conn, led *ledg
 	if failures != round*writers {
 		t.Errorf("after %d kills: %d failed requests, want one per writer per kill (%d)", round, failures, round*writers)
 	}
-	unacked := led.verify(ctxFor(t, 60*time.Second), t, c, must(jetstream.New(nc)))
+	unacked := led.verify(ctxFor(t, 60*time.Second), t, c, testkit.Must(jetstream.New(nc)))
 	t.Logf("kill %d: %d writes acknowledged so far, %d requests without an answer (%d creates, %d fires, errors %v): "+
 		"%d committed but unacknowledged (settled by reading)",
 		round, led.acked.Load(), writers, pendingCreates, pendingFires, kinds(round0), unacked)

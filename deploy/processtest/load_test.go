@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/cbnats/circuitbreaker/deploy/internal/testkit"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -202,9 +203,9 @@ func listAll(ctx context.Context, t testing.TB, c *client.Client, wf string, pla
 	for p := (wire.Page{First: 1000}); ; {
 		var page *wire.TokenPage
 		if place == "" {
-			page = must(c.ListTokens(ctx, wf, p))
+			page = testkit.Must(c.ListTokens(ctx, wf, p))
 		} else {
-			page = must(c.TokensInPlace(ctx, wf, place, p))
+			page = testkit.Must(c.TokensInPlace(ctx, wf, place, p))
 		}
 		out = append(out, page.Items...)
 		if page.Next == "" {

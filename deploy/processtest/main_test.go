@@ -226,12 +226,3 @@ func ctxFor(t testing.TB, d time.Duration) context.Context {
 	t.Cleanup(cancel)
 	return c
 }
-
-// must returns v, or fails the test (by panicking, which the testing
-// package reports with a stack) when err is not nil.
-func must[T any](v T, err error) T {
-	if err != nil {
-		panic(err)
-	}
-	return v
-}

@@ -39,16 +39,16 @@ func TestTokenServiceCrash(t *testing.T) {
 	ns := natstest.Server(t)
 	url := ns.ClientURL()
 	bg := context.Background()
-	wi := must(workflow.Start(bg, natstest.Connect(t, ns), rpc.ServiceOptions{Store: storeSettings(), Concurrency: 64, Log: zerolog.Nop()}))
+	wi := testkit.Must(workflow.Start(bg, natstest.Connect(t, ns), rpc.ServiceOptions{Store: storeSettings(), Concurrency: 64, Log: zerolog.Nop()}))
 	t.Cleanup(wi.Stop)
-	ei := must(event.Start(bg, natstest.Connect(t, ns), rpc.ServiceOptions{Store: storeSettings(), Concurrency: 64, Log: zerolog.Nop()}))
+	ei := testkit.Must(event.Start(bg, natstest.Connect(t, ns), rpc.ServiceOptions{Store: storeSettings(), Concurrency: 64, Log: zerolog.Nop()}))
 	t.Cleanup(ei.Stop)
 	a, b := tokenService(t, url), tokenService(t, url)
 
 	nc := natstest.Connect(t, ns)
-	c, js := client.New(nc), must(jetstream.New(nc))
+	c, js := client.New(nc), testkit.Must(jetstream.New(nc))
 	const wf = "crash"
-	must(c.CreateWorkflow(ctxFor(t, 10*time.Second), cycle(wf)))
+	testkit.Must(c.CreateWorkflow(ctxFor(t, 10*time.Second), cycle(wf)))
 
 	led := newLedger(wf)
 	var (

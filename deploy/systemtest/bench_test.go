@@ -3,6 +3,7 @@ package systemtest
 import (
 	"context"
 	"fmt"
+	"github.com/cbnats/circuitbreaker/deploy/internal/testkit"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -24,7 +25,7 @@ import (
 
 func benchSystem(b *testing.B) (*system, context.Context) {
 	s := startN(b, "", 1, nil)
-	must(s.c.CreateWorkflow(context.Background(), race("bench")))
+	testkit.Must(s.c.CreateWorkflow(context.Background(), race("bench")))
 	return s, context.Background()
 }
 
@@ -38,7 +39,7 @@ func BenchmarkCreateToken(b *testing.B) {
 	s, c := benchSystem(b)
 	parallel(b, func(pb *testing.PB) {
 		for pb.Next() {
-			must(s.c.CreateToken(c, &wire.CreateTokenRequest{WorkflowID: "bench"}))
+			testkit.Must(s.c.CreateToken(c, &wire.CreateTokenRequest{WorkflowID: "bench"}))
 		}
 	})
 }
@@ -47,20 +48,20 @@ func BenchmarkFire(b *testing.B) {
 	s, c := benchSystem(b)
 	var next atomic.Int64
 	parallel(b, func(pb *testing.PB) {
-		tok := must(s.c.CreateToken(c, &wire.CreateTokenRequest{WorkflowID: "bench"}))
+		tok := testkit.Must(s.c.CreateToken(c, &wire.CreateTokenRequest{WorkflowID: "bench"}))
 		_ = next.Add(1)
 		for pb.Next() {
-			must(s.c.Fire(c, &wire.FireRequest{TokenID: tok.ID, TransitionID: "tick"}))
+			testkit.Must(s.c.Fire(c, &wire.FireRequest{TokenID: tok.ID, TransitionID: "tick"}))
 		}
 	})
 }
 
 func BenchmarkGetToken(b *testing.B) {
 	s, c := benchSystem(b)
-	tok := must(s.c.CreateToken(c, &wire.CreateTokenRequest{WorkflowID: "bench"}))
+	tok := testkit.Must(s.c.CreateToken(c, &wire.CreateTokenRequest{WorkflowID: "bench"}))
 	parallel(b, func(pb *testing.PB) {
 		for pb.Next() {
-			must(s.c.GetToken(c, tok.ID))
+			testkit.Must(s.c.GetToken(c, tok.ID))
 		}
 	})
 }
@@ -68,12 +69,12 @@ func BenchmarkGetToken(b *testing.B) {
 // bareJS is a plain JetStream client on the same server, over TCP like the
 // clients above.
 func bareJS(b *testing.B, s *system) jetstream.JetStream {
-	nc := must(nats.Connect(s.stack.ClientURL()))
+	nc := testkit.Must(nats.Connect(s.stack.ClientURL()))
 	b.Cleanup(nc.Close)
-	return must(jetstream.New(nc))
+	return testkit.Must(jetstream.New(nc))
 }
 
-var tokenBody = must(jsonBody(&flow.Token{ID: "123e4567-e89b-12d3-a456-426614174000", WorkflowID: "bench", Place: "a",
+var tokenBody = testkit.Must(jsonBody(&flow.Token{ID: "123e4567-e89b-12d3-a456-426614174000", WorkflowID: "bench", Place: "a",
 	Data: []byte(`{}`), Metadata: []byte(`{}`), History: []flow.HistoryEvent{}, TransitionHistory: []flow.TransitionRecord{{TransitionID: "create"}}}))
 
 // BenchmarkBareKVUpdatePlusEvent is what a user would hand-write: a KV
@@ -81,14 +82,14 @@ var tokenBody = must(jsonBody(&flow.Token{ID: "123e4567-e89b-12d3-a456-426614174
 func BenchmarkBareKVUpdatePlusEvent(b *testing.B) {
 	s, c := benchSystem(b)
 	js := bareJS(b, s)
-	kv := must(js.CreateKeyValue(c, jetstream.KeyValueConfig{Bucket: "bare"}))
+	kv := testkit.Must(js.CreateKeyValue(c, jetstream.KeyValueConfig{Bucket: "bare"}))
 	var n atomic.Int64
 	parallel(b, func(pb *testing.PB) {
 		key := "t" + strconv.FormatInt(n.Add(1), 10)
-		rev := must(kv.Create(c, key, tokenBody))
+		rev := testkit.Must(kv.Create(c, key, tokenBody))
 		for i := 0; pb.Next(); i++ {
-			rev = must(kv.Update(c, key, tokenBody, rev))
-			must(js.Publish(c, "workflows.bench.events.transitions", tokenBody, jetstream.WithMsgID(fmt.Sprintf("%s:%d", key, i))))
+			rev = testkit.Must(kv.Update(c, key, tokenBody, rev))
+			testkit.Must(js.Publish(c, "workflows.bench.events.transitions", tokenBody, jetstream.WithMsgID(fmt.Sprintf("%s:%d", key, i))))
 		}
 	})
 }
@@ -108,7 +109,7 @@ func BenchmarkBareAtomicBatch(b *testing.B) {
 			st.Header.Set(jetstream.MsgRollup, jetstream.MsgRollupSubject)
 			ev := nats.NewMsg("workflows.bench.events.transitions")
 			ev.Data = tokenBody
-			ack := must(jetstreamext.PublishMsgBatch(c, js, []*nats.Msg{st, ev}, jetstreamext.BatchFlowControl{AckTimeout: rpcTimeout}))
+			ack := testkit.Must(jetstreamext.PublishMsgBatch(c, js, []*nats.Msg{st, ev}, jetstreamext.BatchFlowControl{AckTimeout: rpcTimeout}))
 			seq = ack.Sequence - 1
 		}
 	})
@@ -117,12 +118,12 @@ func BenchmarkBareAtomicBatch(b *testing.B) {
 // BenchmarkBareDirectGet is the raw read under GetToken.
 func BenchmarkBareDirectGet(b *testing.B) {
 	s, c := benchSystem(b)
-	tok := must(s.c.CreateToken(c, &wire.CreateTokenRequest{WorkflowID: "bench"}))
+	tok := testkit.Must(s.c.CreateToken(c, &wire.CreateTokenRequest{WorkflowID: "bench"}))
 	js := bareJS(b, s)
-	st := must(js.Stream(c, "WORKFLOW_bench"))
+	st := testkit.Must(js.Stream(c, "WORKFLOW_bench"))
 	parallel(b, func(pb *testing.PB) {
 		for pb.Next() {
-			must(st.GetLastMsgForSubject(c, tok.NatsSubject))
+			testkit.Must(st.GetLastMsgForSubject(c, tok.NatsSubject))
 		}
 	})
 }

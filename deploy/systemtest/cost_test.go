@@ -3,6 +3,7 @@ package systemtest
 import (
 	"encoding/json"
 	"errors"
+	"github.com/cbnats/circuitbreaker/deploy/internal/testkit"
 	"strconv"
 	"strings"
 	"testing"
@@ -37,26 +38,26 @@ func delta(t *testing.T, s *system, series string, f func()) int {
 // reads that place's messages, not the workflow's.
 func TestCostFollowsTheAnswer(t *testing.T) {
 	s, c := start(t, ""), ctx(t)
-	must(s.c.CreateWorkflow(c, race("cost")))
+	testkit.Must(s.c.CreateWorkflow(c, race("cost")))
 	var ids []string
 	for range 200 {
-		ids = append(ids, must(s.c.CreateToken(c, &wire.CreateTokenRequest{WorkflowID: "cost"})).ID)
+		ids = append(ids, testkit.Must(s.c.CreateToken(c, &wire.CreateTokenRequest{WorkflowID: "cost"})).ID)
 	}
 	for _, id := range ids[:5] {
-		must(s.c.Fire(c, &wire.FireRequest{TokenID: id, TransitionID: "to_b"}))
+		testkit.Must(s.c.Fire(c, &wire.FireRequest{TokenID: id, TransitionID: "to_b"}))
 	}
 	scan, read := `cb_token_messages_read_total{op="scan"}`, `cb_token_messages_read_total{op="get"}`
 	if n := delta(t, s, scan, func() {
-		if got := len(must(s.c.TokensInPlace(c, "cost", "b", wire.Page{})).Items); got != 5 {
+		if got := len(testkit.Must(s.c.TokensInPlace(c, "cost", "b", wire.Page{})).Items); got != 5 {
 			t.Fatalf("%d tokens in b", got)
 		}
 	}); n != 5 {
 		t.Fatalf("listing 5 tokens of 200 read %d messages", n)
 	}
-	if n := delta(t, s, read, func() { must(s.c.GetToken(c, ids[7])) }); n != 1 {
+	if n := delta(t, s, read, func() { testkit.Must(s.c.GetToken(c, ids[7])) }); n != 1 {
 		t.Fatalf("a get by id read %d messages", n)
 	}
-	if n := delta(t, s, scan, func() { must(s.c.TokensInPlace(c, "cost", "a", wire.Page{First: 10})) }); n > 10+5 {
+	if n := delta(t, s, scan, func() { testkit.Must(s.c.TokensInPlace(c, "cost", "a", wire.Page{First: 10})) }); n > 10+5 {
 		t.Fatalf("a page of 10 read %d messages", n)
 	}
 }
@@ -64,9 +65,9 @@ func TestCostFollowsTheAnswer(t *testing.T) {
 // TestNestedDataFetchedOncePerRequest: many tokens' workflow is one request.
 func TestNestedDataFetchedOncePerRequest(t *testing.T) {
 	s := start(t, "")
-	must(s.c.CreateWorkflow(ctx(t), race("nested")))
+	testkit.Must(s.c.CreateWorkflow(ctx(t), race("nested")))
 	for range 5 {
-		must(s.c.CreateToken(ctx(t), &wire.CreateTokenRequest{WorkflowID: "nested"}))
+		testkit.Must(s.c.CreateToken(ctx(t), &wire.CreateTokenRequest{WorkflowID: "nested"}))
 	}
 	series := `cb_service_requests_total{service="workflow",subject="cb.workflow.get",code="200"}`
 	if n := delta(t, s, series, func() {
@@ -86,28 +87,28 @@ func TestGuards(t *testing.T) {
 	s, c := start(t, ""), ctx(t)
 	scoreRule := rules.Rule{ID: "score_high", Condition: rules.Condition{Type: rules.FieldGreaterThan, Field: "review.score", Value: json.RawMessage(`7`)}}
 	expr := rules.Rule{ID: "small_order", Condition: rules.Condition{Type: rules.Expression, Script: `data.total < 1000`}}
-	must(s.c.CreateWorkflow(c, &wire.CreateWorkflowRequest{ID: "guarded", Name: "guarded", Places: []string{"draft", "review", "done"},
+	testkit.Must(s.c.CreateWorkflow(c, &wire.CreateWorkflowRequest{ID: "guarded", Name: "guarded", Places: []string{"draft", "review", "done"},
 		InitialPlace: "draft", Transitions: []flow.Transition{
 			{ID: "submit", FromPlaces: []string{"draft"}, ToPlace: "review", Conditions: []string{"has_title"}},
 			{ID: "approve", FromPlaces: []string{"review"}, ToPlace: "done", Rules: []rules.Rule{scoreRule, expr}},
 		}}))
-	tok := must(s.c.CreateToken(c, &wire.CreateTokenRequest{WorkflowID: "guarded", Data: json.RawMessage(`{"total":250}`)}))
+	tok := testkit.Must(s.c.CreateToken(c, &wire.CreateTokenRequest{WorkflowID: "guarded", Data: json.RawMessage(`{"total":250}`)}))
 	_, err := s.c.Fire(c, &wire.FireRequest{TokenID: tok.ID, TransitionID: "submit"})
 	if !errors.Is(err, fail.ErrGuardFailed) || !strings.Contains(err.Error(), "has_title") {
 		t.Fatalf("fire without a title: %v", err)
 	}
-	av := must(s.c.Available(c, tok.ID))
+	av := testkit.Must(s.c.Available(c, tok.ID))
 	if len(av.Transitions) != 0 || av.Evaluations[0].CanFire || av.Evaluations[0].RulesPassed || !av.Evaluations[0].PlaceCompatible {
 		t.Fatalf("available = %+v", av)
 	}
-	must(s.c.UpdateToken(c, &wire.UpdateTokenRequest{TokenID: tok.ID, Metadata: json.RawMessage(`{"title":"Spec"}`)}))
-	must(s.c.Fire(c, &wire.FireRequest{TokenID: tok.ID, TransitionID: "submit", Data: json.RawMessage(`{"review":{"score":5}}`)}))
+	testkit.Must(s.c.UpdateToken(c, &wire.UpdateTokenRequest{TokenID: tok.ID, Metadata: json.RawMessage(`{"title":"Spec"}`)}))
+	testkit.Must(s.c.Fire(c, &wire.FireRequest{TokenID: tok.ID, TransitionID: "submit", Data: json.RawMessage(`{"review":{"score":5}}`)}))
 	_, err = s.c.Fire(c, &wire.FireRequest{TokenID: tok.ID, TransitionID: "approve"})
 	if !errors.Is(err, fail.ErrGuardFailed) || !strings.Contains(err.Error(), "score_high") {
 		t.Fatalf("approve with a low score: %v", err)
 	}
-	must(s.c.UpdateToken(c, &wire.UpdateTokenRequest{TokenID: tok.ID, Data: json.RawMessage(`{"review":{"score":9}}`)}))
-	if got := must(s.c.Fire(c, &wire.FireRequest{TokenID: tok.ID, TransitionID: "approve"})); got.Place != "done" {
+	testkit.Must(s.c.UpdateToken(c, &wire.UpdateTokenRequest{TokenID: tok.ID, Data: json.RawMessage(`{"review":{"score":9}}`)}))
+	if got := testkit.Must(s.c.Fire(c, &wire.FireRequest{TokenID: tok.ID, TransitionID: "approve"})); got.Place != "done" {
 		t.Fatalf("place = %s", got.Place)
 	}
 	bad := race("badexpr")

@@ -22,11 +22,11 @@ import (
 func seedEvents(t *testing.T, s *system, wf string, n int) []string {
 	t.Helper()
 	c := ctx(t)
-	must(s.c.CreateWorkflow(c, race(wf)))
+	testkit.Must(s.c.CreateWorkflow(c, race(wf)))
 	var ids []string
 	for range n {
-		tok := must(s.c.CreateToken(c, &wire.CreateTokenRequest{WorkflowID: wf, TriggeredBy: "seed"}))
-		must(s.c.Fire(c, &wire.FireRequest{TokenID: tok.ID, TransitionID: "to_b"}))
+		tok := testkit.Must(s.c.CreateToken(c, &wire.CreateTokenRequest{WorkflowID: wf, TriggeredBy: "seed"}))
+		testkit.Must(s.c.Fire(c, &wire.FireRequest{TokenID: tok.ID, TransitionID: "to_b"}))
 		ids = append(ids, tok.ID)
 	}
 	return ids
@@ -37,7 +37,7 @@ func TestHistoryPaginationAndFilters(t *testing.T) {
 	ids := seedEvents(t, s, "hist", 10)
 	var all []wire.EventRecord
 	for after := uint64(0); ; {
-		p := must(s.c.History(c, &wire.HistoryRequest{WorkflowID: "hist", AfterSequence: after, First: 4}))
+		p := testkit.Must(s.c.History(c, &wire.HistoryRequest{WorkflowID: "hist", AfterSequence: after, First: 4}))
 		all = append(all, p.Items...)
 		if p.Next == 0 {
 			break
@@ -52,26 +52,26 @@ func TestHistoryPaginationAndFilters(t *testing.T) {
 			t.Fatalf("events out of order at %d", i)
 		}
 	}
-	tok := must(s.c.History(c, &wire.HistoryRequest{WorkflowID: "hist", TokenID: ids[3]}))
+	tok := testkit.Must(s.c.History(c, &wire.HistoryRequest{WorkflowID: "hist", TokenID: ids[3]}))
 	if len(tok.Items) != 2 || tok.Items[0].Event.EventType != wire.EventTokenCreated || tok.Items[1].Event.ToPlace != "b" {
 		t.Fatalf("token history = %+v", tok.Items)
 	}
-	fired := must(s.c.History(c, &wire.HistoryRequest{WorkflowID: "hist", EventTypes: []string{wire.EventTokenTransitioned}}))
+	fired := testkit.Must(s.c.History(c, &wire.HistoryRequest{WorkflowID: "hist", EventTypes: []string{wire.EventTokenTransitioned}}))
 	if len(fired.Items) != 10 {
 		t.Fatalf("%d transition events, want 10", len(fired.Items))
 	}
-	replay := must(s.c.Replay(c, &wire.HistoryRequest{WorkflowID: "hist", AfterSequence: all[10].Sequence}))
+	replay := testkit.Must(s.c.Replay(c, &wire.HistoryRequest{WorkflowID: "hist", AfterSequence: all[10].Sequence}))
 	if len(replay.Items) != 10 || replay.Items[0].Sequence != all[11].Sequence {
 		t.Fatalf("replay after %d gave %d events", all[10].Sequence, len(replay.Items))
 	}
-	since := must(s.c.Replay(c, &wire.HistoryRequest{WorkflowID: "hist", Since: all[15].Time}))
+	since := testkit.Must(s.c.Replay(c, &wire.HistoryRequest{WorkflowID: "hist", Since: all[15].Time}))
 	if len(since.Items) < 6 || since.Items[0].Time.Before(all[15].Time) {
 		t.Fatalf("replay since gave %d events", len(since.Items))
 	}
 	if _, err := s.c.Replay(c, &wire.HistoryRequest{WorkflowID: "hist"}); !errors.Is(err, fail.ErrBadInput) {
 		t.Fatalf("replay without a start: %v", err)
 	}
-	st := must(s.c.Stats(c, &wire.StatsRequest{WorkflowID: "hist"}))
+	st := testkit.Must(s.c.Stats(c, &wire.StatsRequest{WorkflowID: "hist"}))
 	if st.Tokens != 10 || st.TokensPerPlace["b"] != 10 || st.EventsPerType[wire.EventTokenTransitioned] != 10 || st.TransitionsInWindow != 10 {
 		t.Fatalf("stats = %+v", st)
 	}
@@ -110,13 +110,13 @@ func seqs(recs []wire.EventRecord) []uint64 {
 func TestDurableSubscriptions(t *testing.T) {
 	s, c := start(t, ""), ctx(t)
 	seedEvents(t, s, "subs", 3) // 7 events before anyone subscribes
-	a := must(s.c.SubscribeTokenEvents(c, &wire.SubscribeRequest{WorkflowID: "subs", Name: "billing", Deliver: wire.DeliverAll}))
-	b := must(s.c.SubscribeTokenEvents(c, &wire.SubscribeRequest{WorkflowID: "subs", Name: "audit", Deliver: wire.DeliverAll}))
+	a := testkit.Must(s.c.SubscribeTokenEvents(c, &wire.SubscribeRequest{WorkflowID: "subs", Name: "billing", Deliver: wire.DeliverAll}))
+	b := testkit.Must(s.c.SubscribeTokenEvents(c, &wire.SubscribeRequest{WorkflowID: "subs", Name: "audit", Deliver: wire.DeliverAll}))
 	gotA := drain(t, a, 4)
 	a.Stop() // billing goes away after 4 events
 	seedMore := func() {
-		tok := must(s.c.CreateToken(c, &wire.CreateTokenRequest{WorkflowID: "subs"}))
-		must(s.c.Fire(c, &wire.FireRequest{TokenID: tok.ID, TransitionID: "to_c"}))
+		tok := testkit.Must(s.c.CreateToken(c, &wire.CreateTokenRequest{WorkflowID: "subs"}))
+		testkit.Must(s.c.Fire(c, &wire.FireRequest{TokenID: tok.ID, TransitionID: "to_c"}))
 	}
 	seedMore() // 9 events
 	gotB := drain(t, b, 9)
@@ -127,7 +127,7 @@ func TestDurableSubscriptions(t *testing.T) {
 	cancel()
 	seedMore() // 11 events
 	gotB = append(gotB, drain(t, b, 2)...)
-	a = must(s.c.SubscribeTokenEvents(c, &wire.SubscribeRequest{WorkflowID: "subs", Name: "billing"}))
+	a = testkit.Must(s.c.SubscribeTokenEvents(c, &wire.SubscribeRequest{WorkflowID: "subs", Name: "billing"}))
 	gotA = append(gotA, drain(t, a, 7)...)
 	// Redelivered events may come before newer ones (JetStream redelivery),
 	// so compare the sets: no loss, no duplicate.
@@ -136,13 +136,13 @@ func TestDurableSubscriptions(t *testing.T) {
 	if !slices.Equal(sa, sb) || len(slices.Compact(sa)) != 11 {
 		t.Fatalf("billing got %v\naudit got %v", seqs(gotA), seqs(gotB))
 	}
-	list := must(s.c.Subscriptions(c, "subs"))
+	list := testkit.Must(s.c.Subscriptions(c, "subs"))
 	if len(list.Items) != 2 || list.Items[0].AckPending != 0 {
 		t.Fatalf("subscriptions = %+v", list.Items)
 	}
 	a.Stop()
 	b.Stop()
-	must(0, s.c.DeleteSubscription(c, "subs", "billing"))
+	testkit.Must(0, s.c.DeleteSubscription(c, "subs", "billing"))
 	if err := s.c.DeleteSubscription(c, "subs", "billing"); !errors.Is(err, fail.ErrNotFound) {
 		t.Fatalf("second delete: %v", err)
 	}
@@ -154,25 +154,25 @@ func TestWatchCleansUp(t *testing.T) {
 	s, c := start(t, ""), ctx(t)
 	ids := seedEvents(t, s, "watch", 1)
 	wctx, stop := context.WithCancel(c)
-	events := must(s.c.WatchEvents(wctx, "watch", 0, []string{wire.EventTokenTransitioned}))
-	tokens := must(s.c.WatchToken(wctx, ids[0]))
+	events := testkit.Must(s.c.WatchEvents(wctx, "watch", 0, []string{wire.EventTokenTransitioned}))
+	tokens := testkit.Must(s.c.WatchToken(wctx, ids[0]))
 	if first := <-tokens; first.Place != "b" || first.Revision != 2 {
 		t.Fatalf("first token state = %s rev %d", first.Place, first.Revision)
 	}
-	must(s.c.Fire(c, &wire.FireRequest{TokenID: ids[0], TransitionID: "tick"}))
+	testkit.Must(s.c.Fire(c, &wire.FireRequest{TokenID: ids[0], TransitionID: "tick"}))
 	if ev := <-events; ev.Event.TokenID != ids[0] || ev.Event.ToPlace != "a" {
 		t.Fatalf("event = %+v", ev.Event)
 	}
 	if next := <-tokens; next.Place != "a" || next.Revision != 3 {
 		t.Fatalf("next token state = %s rev %d", next.Place, next.Revision)
 	}
-	js := must(jetstream.New(s.nc))
-	st := must(js.Stream(c, subjects.StreamName("watch")))
-	if n := must(st.Info(c)).State.Consumers; n != 2 {
+	js := testkit.Must(jetstream.New(s.nc))
+	st := testkit.Must(js.Stream(c, subjects.StreamName("watch")))
+	if n := testkit.Must(st.Info(c)).State.Consumers; n != 2 {
 		t.Fatalf("%d consumers while watching, want 2", n)
 	}
 	stop()
-	testkit.Poll(t, 5*time.Second, "condition", func() bool { return must(st.Info(c)).State.Consumers == 0 })
+	testkit.Poll(t, 5*time.Second, "condition", func() bool { return testkit.Must(st.Info(c)).State.Consumers == 0 })
 }
 
 // TestEventCountRetention: the per-subject event limit drops old events,
@@ -182,20 +182,20 @@ func TestEventCountRetention(t *testing.T) {
 	c := ctx(t)
 	ids := seedEvents(t, s, "keep3", 5)
 	for range 5 {
-		must(s.c.Fire(c, &wire.FireRequest{TokenID: ids[0], TransitionID: "tick"}))
-		must(s.c.Fire(c, &wire.FireRequest{TokenID: ids[0], TransitionID: "to_b"}))
+		testkit.Must(s.c.Fire(c, &wire.FireRequest{TokenID: ids[0], TransitionID: "tick"}))
+		testkit.Must(s.c.Fire(c, &wire.FireRequest{TokenID: ids[0], TransitionID: "to_b"}))
 	}
-	evs := must(s.c.History(c, &wire.HistoryRequest{WorkflowID: "keep3"})).Items
+	evs := testkit.Must(s.c.History(c, &wire.HistoryRequest{WorkflowID: "keep3"})).Items
 	if len(evs) != 6 {
 		t.Fatalf("%d events kept, want 3 per event subject", len(evs))
 	}
-	if tok := must(s.c.GetToken(c, ids[0])); tok.Revision != 12 || len(tok.History) != 11 || tok.Place != "b" {
+	if tok := testkit.Must(s.c.GetToken(c, ids[0])); tok.Revision != 12 || len(tok.History) != 11 || tok.Place != "b" {
 		t.Fatalf("token rev %d, %d history entries, in %s", tok.Revision, len(tok.History), tok.Place)
 	}
-	if n := len(must(s.c.TokensInPlace(c, "keep3", "b", wire.Page{})).Items); n != 5 {
+	if n := len(testkit.Must(s.c.TokensInPlace(c, "keep3", "b", wire.Page{})).Items); n != 5 {
 		t.Fatalf("%d tokens in b, want 5", n)
 	}
-	must(s.c.GetWorkflow(c, "keep3"))
+	testkit.Must(s.c.GetWorkflow(c, "keep3"))
 }
 
 func TestEventServiceUnknownWorkflow(t *testing.T) {
@@ -222,7 +222,7 @@ func TestEventByteRetention(t *testing.T) {
 	ids := seedEvents(t, s, "bytes", 10) // 21 events of ~200–300 bytes
 	var evs []wire.EventRecord
 	testkit.Poll(t, 15*time.Second, "condition", func() bool {
-		evs = must(s.c.History(c, &wire.HistoryRequest{WorkflowID: "bytes"})).Items
+		evs = testkit.Must(s.c.History(c, &wire.HistoryRequest{WorkflowID: "bytes"})).Items
 		return len(evs) < 21
 	})
 	size := 0
@@ -234,12 +234,12 @@ func TestEventByteRetention(t *testing.T) {
 		t.Fatalf("%d events (%d bytes) kept; the newest must stay", len(evs), size)
 	}
 	for _, id := range ids {
-		if tok := must(s.c.GetToken(c, id)); tok.Place != "b" {
+		if tok := testkit.Must(s.c.GetToken(c, id)); tok.Place != "b" {
 			t.Fatalf("token %s in %s", id, tok.Place)
 		}
 	}
-	if n := len(must(s.c.TokensInPlace(c, "bytes", "b", wire.Page{})).Items); n != 10 {
+	if n := len(testkit.Must(s.c.TokensInPlace(c, "bytes", "b", wire.Page{})).Items); n != 10 {
 		t.Fatalf("%d tokens in b", n)
 	}
-	must(s.c.GetWorkflow(c, "bytes"))
+	testkit.Must(s.c.GetWorkflow(c, "bytes"))
 }

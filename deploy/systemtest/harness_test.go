@@ -3,6 +3,7 @@ package systemtest
 import (
 	"context"
 	"encoding/json"
+	"github.com/cbnats/circuitbreaker/deploy/internal/testkit"
 	"os"
 	"reflect"
 	"testing"
@@ -95,15 +96,6 @@ func ctx(t testing.TB) context.Context {
 	return c
 }
 
-// must returns v, or fails the test (by panicking, which the testing
-// package reports with a stack) when err is not nil.
-func must[T any](v T, err error) T {
-	if err != nil {
-		panic(err)
-	}
-	return v
-}
-
 // jsonEqual reports whether a and b hold the same JSON value.
 func jsonEqual(a json.RawMessage, b string) bool {
 	var x, y any
@@ -118,4 +110,4 @@ const rpcTimeout = 10 * time.Second
 func jsonBody(v any) ([]byte, error) { return json.Marshal(v) }
 
 // stackJS is a JetStream handle on the test's client connection.
-func (s *system) stackJS() jetstream.JetStream { return must(jetstream.New(s.nc)) }
+func (s *system) stackJS() jetstream.JetStream { return testkit.Must(jetstream.New(s.nc)) }

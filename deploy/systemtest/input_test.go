@@ -2,6 +2,7 @@ package systemtest
 
 import (
 	"errors"
+	"github.com/cbnats/circuitbreaker/deploy/internal/testkit"
 	"strings"
 	"testing"
 
@@ -23,7 +24,7 @@ func TestMalformedRequests(t *testing.T) {
 		subjects.TokenCreate, subjects.TokenGet, subjects.TokenFind, subjects.TokenList, subjects.TokenInPlace,
 		subjects.TokenAvailable, subjects.TokenFire, subjects.TokenUpdate} {
 		for _, body := range []string{`{`, `[]`, `"x"`, `{"id": 5, "tokenId": 5, "workflowId": 5, "first": "x"}`} {
-			msg := must(s.nc.RequestWithContext(ctx(t), subj, []byte(body)))
+			msg := testkit.Must(s.nc.RequestWithContext(ctx(t), subj, []byte(body)))
 			if code := msg.Header.Get(micro.ErrorCodeHeader); code != "400" {
 				t.Errorf("%s %s: code %q (%s), want 400", subj, body, code, msg.Header.Get(micro.ErrorHeader))
 			}
@@ -35,10 +36,10 @@ func TestMalformedRequests(t *testing.T) {
 // leave the stream exactly as it was.
 func TestBadInputChangesNothing(t *testing.T) {
 	s, c := start(t, ""), ctx(t)
-	wf := must(s.c.CreateWorkflow(c, race("bad")))
-	tok := must(s.c.CreateToken(c, &wire.CreateTokenRequest{WorkflowID: wf.ID}))
-	js := must(jetstream.New(s.nc))
-	before := must(must(js.Stream(c, subjects.StreamName(wf.ID))).Info(c)).State.LastSeq
+	wf := testkit.Must(s.c.CreateWorkflow(c, race("bad")))
+	tok := testkit.Must(s.c.CreateToken(c, &wire.CreateTokenRequest{WorkflowID: wf.ID}))
+	js := testkit.Must(jetstream.New(s.nc))
+	before := testkit.Must(testkit.Must(js.Stream(c, subjects.StreamName(wf.ID))).Info(c)).State.LastSeq
 	big := `{"blob":"` + strings.Repeat("x", 9<<20) + `"}`
 	cases := []struct {
 		name string
@@ -101,7 +102,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 			}
 		})
 	}
-	after := must(must(js.Stream(c, subjects.StreamName(wf.ID))).Info(c)).State.LastSeq
+	after := testkit.Must(testkit.Must(js.Stream(c, subjects.StreamName(wf.ID))).Info(c)).State.LastSeq
 	if after != before {
 		t.Fatalf("stream moved from %d to %d on bad input", before, after)
 	}

@@ -30,7 +30,7 @@ func race(id string) *wire.CreateWorkflowRequest {
 // events returns every event stored for a workflow, in order.
 func events(t testing.TB, s *system, wf string) []wire.Event {
 	t.Helper()
-	return must(testkit.Events(ctx(t), must(jetstream.New(s.nc)), wf))
+	return testkit.Must(testkit.Events(ctx(t), testkit.Must(jetstream.New(s.nc)), wf))
 }
 
 func eventsOf(evs []wire.Event, tokenID string) []wire.Event {
@@ -47,8 +47,8 @@ func eventsOf(evs []wire.Event, tokenID string) []wire.Event {
 // Exactly one commits; every other gets INVALID_TRANSITION after re-reading.
 func TestConcurrentConflictingFires(t *testing.T) {
 	s, c := start(t, ""), ctx(t)
-	wf := must(s.c.CreateWorkflow(c, race("race1")))
-	tok := must(s.c.CreateToken(c, &wire.CreateTokenRequest{WorkflowID: wf.ID}))
+	wf := testkit.Must(s.c.CreateWorkflow(c, race("race1")))
+	tok := testkit.Must(s.c.CreateToken(c, &wire.CreateTokenRequest{WorkflowID: wf.ID}))
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	wins, invalid := 0, 0
@@ -74,7 +74,7 @@ func TestConcurrentConflictingFires(t *testing.T) {
 	if wins != 1 || invalid != 99 {
 		t.Fatalf("wins=%d invalid=%d, want 1 and 99", wins, invalid)
 	}
-	got := must(s.c.GetToken(c, tok.ID))
+	got := testkit.Must(s.c.GetToken(c, tok.ID))
 	if got.Revision != 2 || len(got.TransitionHistory) != 2 || len(got.History) != 1 {
 		t.Fatalf("token = rev %d, %d records", got.Revision, len(got.TransitionHistory))
 	}
@@ -88,8 +88,8 @@ func TestConcurrentConflictingFires(t *testing.T) {
 // valid, so all must commit: no lost update, one event each.
 func TestConcurrentSelfLoops(t *testing.T) {
 	s, c := start(t, ""), ctx(t)
-	wf := must(s.c.CreateWorkflow(c, race("race2")))
-	tok := must(s.c.CreateToken(c, &wire.CreateTokenRequest{WorkflowID: wf.ID}))
+	wf := testkit.Must(s.c.CreateWorkflow(c, race("race2")))
+	tok := testkit.Must(s.c.CreateToken(c, &wire.CreateTokenRequest{WorkflowID: wf.ID}))
 	var wg sync.WaitGroup
 	for i := range 100 {
 		wg.Add(1)
@@ -102,9 +102,9 @@ func TestConcurrentSelfLoops(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	got := must(s.c.GetToken(c, tok.ID))
+	got := testkit.Must(s.c.GetToken(c, tok.ID))
 	var data map[string]int
-	must(0, json.Unmarshal(got.Data, &data))
+	testkit.Must(0, json.Unmarshal(got.Data, &data))
 	if got.Revision != 101 || len(got.History) != 100 || len(data) != 100 {
 		t.Fatalf("revision %d, %d history entries, %d data keys; want 101, 100, 100", got.Revision, len(got.History), len(data))
 	}
@@ -122,10 +122,10 @@ func TestConcurrentSelfLoops(t *testing.T) {
 // assertOnePlace checks the token is listed in exactly its place.
 func assertOnePlace(t testing.TB, s *system, wf, tokenID, place string) {
 	t.Helper()
-	def := must(s.c.GetWorkflow(ctx(t), wf))
+	def := testkit.Must(s.c.GetWorkflow(ctx(t), wf))
 	for _, p := range def.Places {
 		found := false
-		for _, tk := range must(s.c.TokensInPlace(ctx(t), wf, p, wire.Page{})).Items {
+		for _, tk := range testkit.Must(s.c.TokensInPlace(ctx(t), wf, p, wire.Page{})).Items {
 			found = found || tk.ID == tokenID
 		}
 		if found != (p == place) {
@@ -137,14 +137,14 @@ func assertOnePlace(t testing.TB, s *system, wf, tokenID, place string) {
 // TestReadYourWrites: after every mutation returns, every read sees it.
 func TestReadYourWrites(t *testing.T) {
 	s, c := start(t, ""), ctx(t)
-	wf := must(s.c.CreateWorkflow(c, race("ryw")))
-	if got := must(s.c.GetWorkflow(c, "ryw")); got.Name != "race" {
+	wf := testkit.Must(s.c.CreateWorkflow(c, race("ryw")))
+	if got := testkit.Must(s.c.GetWorkflow(c, "ryw")); got.Name != "race" {
 		t.Fatalf("workflow = %+v", got)
 	}
-	tok := must(s.c.CreateToken(c, &wire.CreateTokenRequest{WorkflowID: wf.ID}))
+	tok := testkit.Must(s.c.CreateToken(c, &wire.CreateTokenRequest{WorkflowID: wf.ID}))
 	for i := range 30 {
 		tr := []string{"to_b", "tick", "to_c", "tick"}[i%4]
-		next := must(s.c.Fire(c, &wire.FireRequest{TokenID: tok.ID, TransitionID: tr}))
+		next := testkit.Must(s.c.Fire(c, &wire.FireRequest{TokenID: tok.ID, TransitionID: tr}))
 		for name, get := range map[string]func() (*flow.Token, error){
 			"get":  func() (*flow.Token, error) { return s.c.GetToken(c, tok.ID) },
 			"find": func() (*flow.Token, error) { return s.c.FindToken(c, wf.ID, tok.ID) },
@@ -154,7 +154,7 @@ func TestReadYourWrites(t *testing.T) {
 				return r.Token, err
 			},
 		} {
-			got := must(get())
+			got := testkit.Must(get())
 			if got.Revision != next.Revision || got.Place != next.Place || got.NatsSequence != next.NatsSequence {
 				t.Fatalf("step %d %s: rev %d in %s, want rev %d in %s", i, name, got.Revision, got.Place, next.Revision, next.Place)
 			}
@@ -177,16 +177,16 @@ func only(p *wire.TokenPage, err error) (*flow.Token, error) {
 // returns the first result and writes nothing more.
 func TestIdempotentRetries(t *testing.T) {
 	s, c := start(t, ""), ctx(t)
-	wf := must(s.c.CreateWorkflow(c, race("idem")))
+	wf := testkit.Must(s.c.CreateWorkflow(c, race("idem")))
 	create := &wire.CreateTokenRequest{WorkflowID: wf.ID, IdempotencyKey: "order-42"}
-	first := must(s.c.CreateToken(c, create))
-	again := must(s.c.CreateToken(c, create))
+	first := testkit.Must(s.c.CreateToken(c, create))
+	again := testkit.Must(s.c.CreateToken(c, create))
 	if again.ID != first.ID || again.Revision != 1 {
 		t.Fatalf("retried create gave %s rev %d, want %s rev 1", again.ID, again.Revision, first.ID)
 	}
 	fire := &wire.FireRequest{TokenID: first.ID, TransitionID: "tick", IdempotencyKey: "tick-1"}
-	f1 := must(s.c.Fire(c, fire))
-	f2 := must(s.c.Fire(c, fire))
+	f1 := testkit.Must(s.c.Fire(c, fire))
+	f2 := testkit.Must(s.c.Fire(c, fire))
 	if f1.Revision != 2 || f2.Revision != 2 {
 		t.Fatalf("retried fire: revisions %d and %d, want 2 and 2", f1.Revision, f2.Revision)
 	}
@@ -203,8 +203,8 @@ func TestIdempotentRetries(t *testing.T) {
 	}
 	wfReq := race("")
 	wfReq.IdempotencyKey = "wf-key"
-	w1 := must(s.c.CreateWorkflow(c, wfReq))
-	w2 := must(s.c.CreateWorkflow(c, wfReq))
+	w1 := testkit.Must(s.c.CreateWorkflow(c, wfReq))
+	w2 := testkit.Must(s.c.CreateWorkflow(c, wfReq))
 	if w1.ID != w2.ID {
 		t.Fatalf("retried workflow create gave %s and %s", w1.ID, w2.ID)
 	}
@@ -213,9 +213,9 @@ func TestIdempotentRetries(t *testing.T) {
 // TestExpectedRevision: a pinned revision that moved on is a conflict.
 func TestExpectedRevision(t *testing.T) {
 	s, c := start(t, ""), ctx(t)
-	wf := must(s.c.CreateWorkflow(c, race("pin")))
-	tok := must(s.c.CreateToken(c, &wire.CreateTokenRequest{WorkflowID: wf.ID}))
-	must(s.c.Fire(c, &wire.FireRequest{TokenID: tok.ID, TransitionID: "tick", ExpectedRevision: 1}))
+	wf := testkit.Must(s.c.CreateWorkflow(c, race("pin")))
+	tok := testkit.Must(s.c.CreateToken(c, &wire.CreateTokenRequest{WorkflowID: wf.ID}))
+	testkit.Must(s.c.Fire(c, &wire.FireRequest{TokenID: tok.ID, TransitionID: "tick", ExpectedRevision: 1}))
 	_, err := s.c.Fire(c, &wire.FireRequest{TokenID: tok.ID, TransitionID: "tick", ExpectedRevision: 1})
 	if !errors.Is(err, fail.ErrConflict) {
 		t.Fatalf("stale revision: err = %v, want CONFLICT", err)
@@ -227,19 +227,19 @@ func TestExpectedRevision(t *testing.T) {
 func TestStateNeverExpires(t *testing.T) {
 	s := startWith(t, "", func(st *storeOpts) { st.EventMaxAge = time.Second })
 	c := ctx(t)
-	wf := must(s.c.CreateWorkflow(c, race("ttl")))
-	tok := must(s.c.CreateToken(c, &wire.CreateTokenRequest{WorkflowID: wf.ID}))
-	must(s.c.Fire(c, &wire.FireRequest{TokenID: tok.ID, TransitionID: "to_b"}))
-	js := must(jetstream.New(s.nc))
-	info := must(must(js.Stream(c, subjects.StreamName(wf.ID))).Info(c))
+	wf := testkit.Must(s.c.CreateWorkflow(c, race("ttl")))
+	tok := testkit.Must(s.c.CreateToken(c, &wire.CreateTokenRequest{WorkflowID: wf.ID}))
+	testkit.Must(s.c.Fire(c, &wire.FireRequest{TokenID: tok.ID, TransitionID: "to_b"}))
+	js := testkit.Must(jetstream.New(s.nc))
+	info := testkit.Must(testkit.Must(js.Stream(c, subjects.StreamName(wf.ID))).Info(c))
 	cfg := info.Config
 	if cfg.MaxAge != 0 || cfg.MaxMsgs > 0 || cfg.MaxBytes > 0 || cfg.Discard != jetstream.DiscardNew {
 		t.Fatalf("stream limits could drop state: %+v", cfg)
 	}
 	testkit.Poll(t, 10*time.Second, "condition", func() bool { return len(events(t, s, wf.ID)) == 0 })
-	if got := must(s.c.GetToken(c, tok.ID)); got.Place != "b" {
+	if got := testkit.Must(s.c.GetToken(c, tok.ID)); got.Place != "b" {
 		t.Fatalf("token place %s after events expired", got.Place)
 	}
-	must(s.c.GetWorkflow(c, wf.ID))
-	must(s.c.Fire(c, &wire.FireRequest{TokenID: tok.ID, TransitionID: "tick"}))
+	testkit.Must(s.c.GetWorkflow(c, wf.ID))
+	testkit.Must(s.c.Fire(c, &wire.FireRequest{TokenID: tok.ID, TransitionID: "tick"}))
 }

@@ -1,6 +1,7 @@
 package systemtest
 
 import (
+	"github.com/cbnats/circuitbreaker/deploy/internal/testkit"
 	"io"
 	"net/http"
 	"strings"
@@ -31,9 +32,9 @@ func TestHealthReadyMetrics(t *testing.T) {
 	if code, body := get(t, base+"/ready"); code != 200 {
 		t.Fatalf("/ready: %d %q", code, body)
 	}
-	must(s.c.CreateWorkflow(c, race("metrics")))
-	tok := must(s.c.CreateToken(c, &wire.CreateTokenRequest{WorkflowID: "metrics"}))
-	must(s.c.Fire(c, &wire.FireRequest{TokenID: tok.ID, TransitionID: "to_b"}))
+	testkit.Must(s.c.CreateWorkflow(c, race("metrics")))
+	tok := testkit.Must(s.c.CreateToken(c, &wire.CreateTokenRequest{WorkflowID: "metrics"}))
+	testkit.Must(s.c.Fire(c, &wire.FireRequest{TokenID: tok.ID, TransitionID: "to_b"}))
 	s.gql(t, `{ workflows { id } }`, nil)
 	_, body := get(t, base+"/metrics")
 	for _, want := range []string{

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/cbnats/circuitbreaker/deploy/internal/testkit"
 	"slices"
 	"testing"
 
@@ -19,7 +20,7 @@ func tr(id, from, to string) flow.Transition {
 // TestScenarioS3 is the original's basic_workflow.ts over NATS.
 func TestScenarioS3(t *testing.T) {
 	s, c := start(t, ""), ctx(t)
-	wf := must(s.c.CreateWorkflow(c, &wire.CreateWorkflowRequest{Name: "Application Development Process",
+	wf := testkit.Must(s.c.CreateWorkflow(c, &wire.CreateWorkflowRequest{Name: "Application Development Process",
 		Places:       []string{"planning", "development", "testing", "staging", "production", "maintenance"},
 		InitialPlace: "planning",
 		Transitions: []flow.Transition{tr("start_development", "planning", "development"),
@@ -29,7 +30,7 @@ func TestScenarioS3(t *testing.T) {
 	if len(wf.Transitions) != 7 || len(wf.Analysis.UnreachablePlaces) != 0 {
 		t.Fatalf("workflow = %+v", wf)
 	}
-	tok := must(s.c.CreateToken(c, &wire.CreateTokenRequest{WorkflowID: wf.ID, InitialPlace: "planning",
+	tok := testkit.Must(s.c.CreateToken(c, &wire.CreateTokenRequest{WorkflowID: wf.ID, InitialPlace: "planning",
 		Data:     json.RawMessage(`{"featureName":"User Authentication","assignedDeveloper":"Alice Smith","priority":"high","estimatedHours":40,"requirements":["a","b","c","d"]}`),
 		Metadata: json.RawMessage(`{"createdBy":"project-manager","project":"main-application","sprint":"sprint-2024-01"}`)}))
 	if tok.Place != "planning" || len(tok.History) != 0 || !jsonEqual(tok.Metadata, `{"createdBy":"project-manager","project":"main-application","sprint":"sprint-2024-01"}`) {
@@ -41,7 +42,7 @@ func TestScenarioS3(t *testing.T) {
 	var last string
 	for _, st := range steps {
 		last = fmt.Sprintf(`{"performedBy":"automated-system","notes":"Executed %s"}`, st.tr)
-		tok = must(s.c.Fire(c, &wire.FireRequest{TokenID: tok.ID, TransitionID: st.tr, Data: json.RawMessage(last), ReplaceData: true}))
+		tok = testkit.Must(s.c.Fire(c, &wire.FireRequest{TokenID: tok.ID, TransitionID: st.tr, Data: json.RawMessage(last), ReplaceData: true}))
 		if tok.Place != st.place {
 			t.Fatalf("after %s: place %s, want %s", st.tr, tok.Place, st.place)
 		}
@@ -59,29 +60,29 @@ func TestScenarioS3(t *testing.T) {
 // the data and metadata updates the original API could not make.
 func TestScenarioS5(t *testing.T) {
 	s, c := start(t, ""), ctx(t)
-	wf := must(s.c.CreateWorkflow(c, &wire.CreateWorkflowRequest{ID: "order_fulfillment", Name: "E-commerce Order Fulfillment",
+	wf := testkit.Must(s.c.CreateWorkflow(c, &wire.CreateWorkflowRequest{ID: "order_fulfillment", Name: "E-commerce Order Fulfillment",
 		Places: []string{"cart", "payment_pending", "paid", "shipped", "delivered", "cancelled"}, InitialPlace: "cart",
 		Transitions: []flow.Transition{tr("checkout", "cart", "payment_pending"), tr("pay", "payment_pending", "paid"),
 			tr("ship", "paid", "shipped"), tr("deliver", "shipped", "delivered"),
 			{ID: "cancel", FromPlaces: []string{"cart", "payment_pending"}, ToPlace: "cancelled"}}}))
-	tok := must(s.c.CreateToken(c, &wire.CreateTokenRequest{WorkflowID: wf.ID,
+	tok := testkit.Must(s.c.CreateToken(c, &wire.CreateTokenRequest{WorkflowID: wf.ID,
 		Data:     json.RawMessage(`{"order_id":"ORD-12345","customer_id":"CUST-789","items":[{"name":"Laptop","price":999.99,"quantity":1},{"name":"Mouse","price":29.99,"quantity":2}],"total":1059.97}`),
 		Metadata: json.RawMessage(`{"customer_tier":"premium","sales_channel":"web","region":"US-West"}`)}))
-	avail := must(s.c.Available(c, tok.ID))
+	avail := testkit.Must(s.c.Available(c, tok.ID))
 	if ids := ids(avail.Transitions); !slices.Equal(ids, []string{"checkout", "cancel"}) {
 		t.Fatalf("available at cart = %v", ids)
 	}
-	tok = must(s.c.Fire(c, &wire.FireRequest{TokenID: tok.ID, TransitionID: "checkout"}))
-	if ids := ids(must(s.c.Available(c, tok.ID)).Transitions); !slices.Equal(ids, []string{"pay", "cancel"}) {
+	tok = testkit.Must(s.c.Fire(c, &wire.FireRequest{TokenID: tok.ID, TransitionID: "checkout"}))
+	if ids := ids(testkit.Must(s.c.Available(c, tok.ID)).Transitions); !slices.Equal(ids, []string{"pay", "cancel"}) {
 		t.Fatalf("available at payment_pending = %v", ids)
 	}
-	tok = must(s.c.UpdateToken(c, &wire.UpdateTokenRequest{TokenID: tok.ID,
+	tok = testkit.Must(s.c.UpdateToken(c, &wire.UpdateTokenRequest{TokenID: tok.ID,
 		Metadata: json.RawMessage(`{"payment_method":"credit_card","payment_processor":"stripe"}`),
 		Data:     json.RawMessage(`{"payment":{"transaction_id":"txn_1","amount":1059.97}}`)}))
 	for _, step := range []string{"pay", "ship", "deliver"} {
-		tok = must(s.c.Fire(c, &wire.FireRequest{TokenID: tok.ID, TransitionID: step}))
+		tok = testkit.Must(s.c.Fire(c, &wire.FireRequest{TokenID: tok.ID, TransitionID: step}))
 	}
-	if ids := ids(must(s.c.Available(c, tok.ID)).Transitions); len(ids) != 0 {
+	if ids := ids(testkit.Must(s.c.Available(c, tok.ID)).Transitions); len(ids) != 0 {
 		t.Fatalf("available at delivered = %v", ids)
 	}
 	var got []string
@@ -93,9 +94,9 @@ func TestScenarioS5(t *testing.T) {
 		t.Fatalf("history = %v", got)
 	}
 	var meta map[string]any
-	must(0, json.Unmarshal(tok.Metadata, &meta))
+	testkit.Must(0, json.Unmarshal(tok.Metadata, &meta))
 	var data map[string]any
-	must(0, json.Unmarshal(tok.Data, &data))
+	testkit.Must(0, json.Unmarshal(tok.Data, &data))
 	if meta["customer_tier"] != "premium" || meta["payment_processor"] != "stripe" || data["order_id"] != "ORD-12345" || data["payment"] == nil {
 		t.Fatalf("metadata %v data %v", meta, data)
 	}

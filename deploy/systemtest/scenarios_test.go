@@ -3,6 +3,7 @@ package systemtest
 import (
 	"encoding/json"
 	"errors"
+	"github.com/cbnats/circuitbreaker/deploy/internal/testkit"
 	"testing"
 
 	"github.com/cbnats/circuitbreaker/shared/fail"
@@ -31,14 +32,14 @@ func documentReview(id string) *wire.CreateWorkflowRequest {
 // implementation failed (tokensInPlace of the old place, findToken).
 func TestScenarioS1(t *testing.T) {
 	s, c := start(t, ""), ctx(t)
-	wf := must(s.c.CreateWorkflow(c, documentReview("")))
+	wf := testkit.Must(s.c.CreateWorkflow(c, documentReview("")))
 	if !wire.CanonicalUUID(wf.ID) || wf.InitialPlace != "draft" || len(wf.Transitions) != 4 {
 		t.Fatalf("workflow = %+v", wf)
 	}
 	var toks []*flow.Token
 	for _, title := range []string{"Technical Specification", "Marketing Proposal", "Legal Contract"} {
 		data, _ := json.Marshal(map[string]string{"title": title, "content": "This is the content for " + title, "priority": "medium"})
-		tok := must(s.c.CreateToken(c, &wire.CreateTokenRequest{WorkflowID: wf.ID, Data: data,
+		tok := testkit.Must(s.c.CreateToken(c, &wire.CreateTokenRequest{WorkflowID: wf.ID, Data: data,
 			Metadata: json.RawMessage(`{"department":"engineering","created_by":"demo_user","urgency":"normal"}`), TriggeredBy: "nats_demo"}))
 		if tok.Place != "draft" || tok.NatsSubject != subjects.TokenState(wf.ID, "draft", tok.ID) {
 			t.Fatalf("token = %+v", tok)
@@ -48,25 +49,25 @@ func TestScenarioS1(t *testing.T) {
 		}
 		toks = append(toks, tok)
 	}
-	if n := len(must(s.c.TokensInPlace(c, wf.ID, "draft", wire.Page{})).Items); n != 3 {
+	if n := len(testkit.Must(s.c.TokensInPlace(c, wf.ID, "draft", wire.Page{})).Items); n != 3 {
 		t.Fatalf("draft holds %d tokens, want 3", n)
 	}
-	moved := must(s.c.Fire(c, &wire.FireRequest{TokenID: toks[0].ID, TransitionID: "submit_for_review", NewPlace: "review",
+	moved := testkit.Must(s.c.Fire(c, &wire.FireRequest{TokenID: toks[0].ID, TransitionID: "submit_for_review", NewPlace: "review",
 		TriggeredBy: "nats_demo_transition", Data: json.RawMessage(`{"reviewed_by":"demo_reviewer","review_notes":"Ready for review"}`), ReplaceData: true}))
 	if h := moved.TransitionHistory; moved.Place != "review" || len(h) != 2 || h[1].NatsSequence != moved.NatsSequence || h[1].TransitionID != "submit_for_review" {
 		t.Fatalf("moved = %+v", moved)
 	}
-	got := must(s.c.GetToken(c, toks[0].ID))
+	got := testkit.Must(s.c.GetToken(c, toks[0].ID))
 	if got.Place != "review" || got.NatsSequence != moved.NatsSequence || !jsonEqual(got.Data, `{"review_notes":"Ready for review","reviewed_by":"demo_reviewer"}`) {
 		t.Fatalf("get = %+v data %s", got, got.Data)
 	}
-	if n := len(must(s.c.TokensInPlace(c, wf.ID, "draft", wire.Page{})).Items); n != 2 {
+	if n := len(testkit.Must(s.c.TokensInPlace(c, wf.ID, "draft", wire.Page{})).Items); n != 2 {
 		t.Fatalf("draft holds %d tokens, want 2", n)
 	}
-	if n := len(must(s.c.TokensInPlace(c, wf.ID, "review", wire.Page{})).Items); n != 1 {
+	if n := len(testkit.Must(s.c.TokensInPlace(c, wf.ID, "review", wire.Page{})).Items); n != 1 {
 		t.Fatalf("review holds %d tokens, want 1", n)
 	}
-	if f := must(s.c.FindToken(c, wf.ID, toks[0].ID)); f.Place != "review" {
+	if f := testkit.Must(s.c.FindToken(c, wf.ID, toks[0].ID)); f.Place != "review" {
 		t.Fatalf("findToken place = %s", f.Place)
 	}
 	_, err := s.c.Fire(c, &wire.FireRequest{TokenID: toks[1].ID, TransitionID: "submit_for_review", NewPlace: "approved"})

@@ -16,7 +16,7 @@ import (
 // lasts, and leaves no gauge or consumer behind when the client goes away.
 func TestSubscriptionOverSSEIsCountedAndCleanedUp(t *testing.T) {
 	s := start(t, "")
-	must(s.c.CreateWorkflow(ctx(t), race("sse")))
+	testkit.Must(s.c.CreateWorkflow(ctx(t), race("sse")))
 	c, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	body := `{"query":"subscription { workflowEvents(workflowId: \"sse\", afterSequence: \"1\") { eventType } }"}`
@@ -41,6 +41,6 @@ func TestSubscriptionOverSSEIsCountedAndCleanedUp(t *testing.T) {
 	resp.Body.Close()
 	testkit.Poll(t, 10*time.Second, "subscription closed", func() bool { return metric(t, s, open) == 0 })
 	testkit.Poll(t, 10*time.Second, "consumer removed", func() bool {
-		return must(must(s.stackJS().Stream(ctx(t), "WORKFLOW_sse")).Info(ctx(t))).State.Consumers == 0
+		return testkit.Must(testkit.Must(s.stackJS().Stream(ctx(t), "WORKFLOW_sse")).Info(ctx(t))).State.Consumers == 0
 	})
 }
