@@ -43,7 +43,9 @@ func New(st *store.Store) *Service {
 	return &Service{store: st, locks: newTokenLocks(), now: func() time.Time { return time.Now().UTC() }}
 }
 
-func (s *Service) create(ctx context.Context, r *wire.CreateTokenRequest) (*flow.Token, error) {
+// Writes reply with the token's JSON as stored: encoded once, for both.
+
+func (s *Service) create(ctx context.Context, r *wire.CreateTokenRequest) (*json.RawMessage, error) {
 	m, err := s.store.Workflow(ctx, r.WorkflowID)
 	if err != nil {
 		return nil, err
@@ -63,17 +65,14 @@ func (s *Service) create(ctx context.Context, r *wire.CreateTokenRequest) (*flow
 	if err != nil {
 		return nil, err
 	}
-	err = s.store.Create(ctx, t, r.TriggeredBy)
+	stored, err := s.store.Create(ctx, t, r.TriggeredBy)
 	if r.IdempotencyKey != "" && errors.Is(err, fail.ErrConflict) {
 		if t, err = s.store.Find(ctx, r.WorkflowID, id); err != nil {
 			return nil, err
 		}
 		return sameRequest(t, t.Idempotent(r.IdempotencyKey), hash)
 	}
-	if err != nil {
-		return nil, err
-	}
-	return t, nil
+	return pointer(stored, err)
 }
 
 // Reads pass tokens on as stored: no decoding and encoding again.
@@ -128,10 +127,13 @@ type mutation func(m *flow.Machine, cur *flow.Token) (next *flow.Token, ev wire.
 // apply reads the token, computes the change and commits it with a
 // compare-and-swap on the revision read. When a concurrent change wins, it
 // reads again and re-validates, unless the caller pinned a revision.
-func (s *Service) apply(ctx context.Context, tokenID string, expected uint64, idemKey, idemHash string, f mutation) (*flow.Token, error) {
+func (s *Service) apply(ctx context.Context, tokenID string, expected uint64, idemKey, idemHash string, f mutation) (*json.RawMessage, error) {
 	defer s.locks.lock(tokenID)()
+	if stored, done, err := s.guess(ctx, tokenID, expected, idemKey, f); done {
+		return pointer(stored, err)
+	}
 	for attempt := 1; ; attempt++ {
-		cur, m, err := s.current(ctx, tokenID)
+		cur, err := s.store.Get(ctx, tokenID)
 		if err != nil {
 			return nil, err
 		}
@@ -141,25 +143,53 @@ func (s *Service) apply(ctx context.Context, tokenID string, expected uint64, id
 		if expected != 0 && cur.Revision != expected {
 			return nil, fail.New(fail.Conflict, "token %s is at revision %d, not %d", tokenID, cur.Revision, expected)
 		}
-		next, ev, err := f(m, cur)
+		next, ev, err := s.mutate(ctx, cur, f)
 		if err != nil {
 			return nil, err
 		}
-		err = s.store.Change(ctx, cur, next, ev)
+		stored, err := s.store.Change(ctx, cur, next, ev)
 		if errors.Is(err, fail.ErrConflict) && expected == 0 && attempt < maxAttempts {
 			if err := backoff(ctx, attempt); err != nil {
 				return nil, err
 			}
 			continue
 		}
-		if err != nil {
-			return nil, err
-		}
-		return next, nil
+		return pointer(stored, err)
 	}
 }
 
-func (s *Service) fire(ctx context.Context, r *wire.FireRequest) (*flow.Token, error) {
+// guess tries the change on the state this instance last committed, which
+// saves the read (a read waits while a batch commits on the stream). The
+// compare-and-swap verifies the guess. It reports done when the change
+// committed or its outcome is not a refusal; a refusal may be the guess's
+// fault (another instance changed the token), so apply settles it on a
+// real read, as it does an idempotency key or a pinned revision.
+func (s *Service) guess(ctx context.Context, tokenID string, expected uint64, idemKey string, f mutation) (json.RawMessage, bool, error) {
+	cur, ok := s.store.Recent(tokenID)
+	if !ok || cur.Idempotent(idemKey) != nil || (expected != 0 && cur.Revision != expected) {
+		return nil, false, nil
+	}
+	next, ev, err := s.mutate(ctx, cur, f)
+	if err != nil {
+		return nil, false, nil
+	}
+	stored, err := s.store.Change(ctx, cur, next, ev)
+	if errors.Is(err, fail.ErrConflict) {
+		return nil, false, nil
+	}
+	return stored, true, err
+}
+
+// mutate applies f to cur with the machine of its workflow.
+func (s *Service) mutate(ctx context.Context, cur *flow.Token, f mutation) (*flow.Token, wire.Event, error) {
+	m, err := s.store.Workflow(ctx, cur.WorkflowID)
+	if err != nil {
+		return nil, wire.Event{}, err
+	}
+	return f(m, cur)
+}
+
+func (s *Service) fire(ctx context.Context, r *wire.FireRequest) (*json.RawMessage, error) {
 	hash := ""
 	if r.IdempotencyKey != "" {
 		keyless := *r
@@ -181,7 +211,7 @@ func (s *Service) fire(ctx context.Context, r *wire.FireRequest) (*flow.Token, e
 		})
 }
 
-func (s *Service) update(ctx context.Context, r *wire.UpdateTokenRequest) (*flow.Token, error) {
+func (s *Service) update(ctx context.Context, r *wire.UpdateTokenRequest) (*json.RawMessage, error) {
 	return s.apply(ctx, r.TokenID, r.ExpectedRevision, "", "",
 		func(m *flow.Machine, cur *flow.Token) (*flow.Token, wire.Event, error) {
 			now := s.now()
@@ -221,9 +251,13 @@ func fingerprint(req any) string {
 }
 
 // sameRequest returns t when the keyed record was made by the same request.
-func sameRequest(t *flow.Token, rec *flow.TransitionRecord, hash string) (*flow.Token, error) {
+func sameRequest(t *flow.Token, rec *flow.TransitionRecord, hash string) (*json.RawMessage, error) {
 	if rec != nil && rec.RequestHash != "" && rec.RequestHash != hash {
 		return nil, fail.New(fail.Conflict, "idempotency key %q was used for a different request", rec.IdempotencyKey)
 	}
-	return t, nil
+	b, err := json.Marshal(t)
+	if err != nil {
+		return nil, fail.Wrap(fail.Internal, err, "encode token")
+	}
+	return pointer(b, nil)
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/cbnats/circuitbreaker/shared/client"
 	"github.com/cbnats/circuitbreaker/shared/fail"
@@ -105,22 +106,32 @@ func (b *bench) paths(ctx context.Context, c *client.Client, base *baselines, n 
 
 func isConflict(err error) bool { return errors.Is(err, fail.ErrConflict) }
 
-// tokensPerWorker is how many tokens each worker cycles through.
-const tokensPerWorker = 20
+// tokensPerWorker is how many tokens each worker cycles through: enough
+// that a token gets a few dozen fires at most in a case, so histories (a
+// token carries its whole history) stay the size of a real instance's.
+const tokensPerWorker = 64
 
-// tokensFor creates k tokens for each of n workers.
+// tokensFor creates k tokens for each of n workers, the workers in parallel.
 func tokensFor(ctx context.Context, c *client.Client, n, k int) ([][]string, error) {
 	out := make([][]string, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
 	for w := range out {
-		for range k {
-			t, err := c.CreateToken(ctx, &wire.CreateTokenRequest{WorkflowID: benchWorkflow})
-			if err != nil {
-				return nil, err
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range k {
+				t, err := c.CreateToken(ctx, &wire.CreateTokenRequest{WorkflowID: benchWorkflow})
+				if err != nil {
+					errs[w] = err
+					return
+				}
+				out[w] = append(out[w], t.ID)
 			}
-			out[w] = append(out[w], t.ID)
-		}
+		}()
 	}
-	return out, nil
+	wg.Wait()
+	return out, errors.Join(errs...)
 }
 
 // run measures one case and adds its row, with its ratio to baseline.

@@ -25,6 +25,7 @@ const (
 	maxGroup      = maxBatchMsgs / 3
 	tombstoneTTL  = 2 * time.Minute
 	commitTimeout = 3 * time.Second // a lost stream leader must not stall a workflow long
+	maxLinger     = time.Millisecond
 )
 
 // change is one token write waiting to be committed: a create (prevSubject
@@ -35,7 +36,8 @@ type change struct {
 	prevSubject string // current state subject; "" for a create
 	prevSeq     uint64 // its sequence: the per-token compare-and-swap
 	event       wire.Event
-	done        chan error // buffered; receives the outcome once
+	stored      json.RawMessage // the token's JSON as written, set by encode
+	done        chan error      // buffered; receives the outcome once
 }
 
 func (ch *change) subject() string {
@@ -68,6 +70,8 @@ type committer struct {
 	last      uint64    // the stream's last sequence, when lastKnown
 	lastKnown bool      // whether last is current
 	held      []*change // changes deferred to the next group
+	expect    int           // changes likely to join the next group
+	linger    time.Duration // how long collect waits for them
 }
 
 func newCommitter(js jetstream.JetStream, st jetstream.Stream, log zerolog.Logger, eventTTL time.Duration, m commitMetrics) *committer {
@@ -107,12 +111,22 @@ func (c *committer) run(ctx context.Context) {
 				return
 			}
 		}
-		c.commit(ctx, c.collect(first))
+		group := c.collect(first)
+		t0 := time.Now()
+		c.commit(ctx, group)
+		// The writers just answered tend to write again at once. Expect
+		// them in the next group as well as those queued meanwhile, and
+		// let collect wait a little for them: otherwise closed-loop
+		// writers split into two cohorts that alternate, each waiting a
+		// whole extra batch. A lone writer expects only itself: no wait.
+		c.expect = len(group) + len(c.queue)
+		c.linger = min(time.Since(t0)/2, maxLinger)
 	}
 }
 
-// collect builds a group from first and whatever else is queued: at most one
-// change per token and at most maxBatchMsgs messages.
+// collect builds a group from first and whatever else is queued, waiting up
+// to c.linger while fewer than c.expect changes have come: at most one change
+// per token and at most maxBatchMsgs messages.
 func (c *committer) collect(first *change) []*change {
 	group := make([]*change, 0, 16)
 	inGroup := make(map[string]bool)
@@ -132,13 +146,30 @@ func (c *committer) collect(first *change) []*change {
 		return true
 	}
 	add(first)
+	var timeout <-chan time.Time
 	for len(group) < maxGroup {
 		select {
 		case ch := <-c.queue:
 			if !add(ch) {
 				return group
 			}
+			continue
 		default:
+		}
+		if len(group) >= c.expect || c.linger <= 0 {
+			return group
+		}
+		if timeout == nil {
+			t := time.NewTimer(c.linger)
+			defer t.Stop()
+			timeout = t.C
+		}
+		select {
+		case ch := <-c.queue:
+			if !add(ch) {
+				return group
+			}
+		case <-timeout:
 			return group
 		}
 	}
@@ -306,6 +337,7 @@ func (c *committer) stateMsg(ch *change) (*nats.Msg, error) {
 	if err != nil {
 		return nil, fail.Wrap(fail.Internal, err, "encode token")
 	}
+	ch.stored = data
 	m := nats.NewMsg(ch.subject())
 	m.Data = data
 	m.Header.Set(jetstream.MsgRollup, jetstream.MsgRollupSubject)

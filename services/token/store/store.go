@@ -23,9 +23,13 @@ import (
 	"github.com/cbnats/circuitbreaker/shared/subjects"
 )
 
-// idCacheSize bounds the token id → workflow id cache (about 150 bytes an
-// entry: a few MiB, however many tokens are stored).
-const idCacheSize = 20_000
+// Cache bounds: the token id → workflow id cache takes about 150 bytes an
+// entry, the recently committed states about 1–2 KiB each (more for long
+// histories): a few MiB each, however many tokens are stored.
+const (
+	idCacheSize     = 20_000
+	recentCacheSize = 2_000
+)
 
 // Options configure a Store.
 type Options struct {
@@ -43,9 +47,10 @@ type Store struct {
 	ctx   context.Context // lifetime of the committers
 	stop  context.CancelFunc
 
-	ids  *idCache        // token id → workflow id
-	rd   jsread.Reader   // direct gets, or leader reads when replicated
-	read metrics.Counter // messages read, by operation
+	ids    *cache[string]      // token id → workflow id
+	recent *cache[*flow.Token] // states this instance committed: a guess, see Recent
+	rd     jsread.Reader       // direct gets, or leader reads when replicated
+	read   metrics.Counter     // messages read, by operation
 
 	mu        sync.Mutex // guards workflows
 	workflows map[string]*workflow
@@ -79,7 +84,7 @@ func Open(ctx context.Context, js jetstream.JetStream, log zerolog.Logger, o Opt
 	}
 	runCtx, stop := context.WithCancel(context.Background())
 	return &Store{js: js, index: idx, log: log, opts: o, ctx: runCtx, stop: stop,
-		ids: newIDCache(idCacheSize), workflows: make(map[string]*workflow), rd: jsread.New(js, o.Replicas > 1),
+		ids: newCache[string](idCacheSize), recent: newCache[*flow.Token](recentCacheSize), workflows: make(map[string]*workflow), rd: jsread.New(js, o.Replicas > 1),
 		read: o.Metrics.Counter("cb_token_messages_read_total", "Token messages read from JetStream, by operation (get, scan).", "op")}, nil
 }
 

@@ -228,32 +228,53 @@ func cursor(after string) (uint64, error) {
 	return n, nil
 }
 
-// Create stores a new token and its token_created event atomically. The
-// index entry is written first; a crash before the batch leaves an entry
-// that reads as "not found".
-func (s *Store) Create(ctx context.Context, t *flow.Token, triggeredBy string) error {
+// Create stores a new token and its token_created event atomically, and
+// returns the token's JSON as stored. The index entry is written first; a
+// crash before the batch leaves an entry that reads as "not found".
+func (s *Store) Create(ctx context.Context, t *flow.Token, triggeredBy string) (json.RawMessage, error) {
 	wf, err := s.workflow(ctx, t.WorkflowID)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if _, err := s.index.Create(ctx, t.ID, []byte(t.WorkflowID)); err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
-		return storeError(err)
+		return nil, storeError(err)
 	}
 	s.ids.put(t.ID, t.WorkflowID)
 	ev := wire.Event{EventType: wire.EventTokenCreated, TokenID: t.ID, WorkflowID: t.WorkflowID,
 		Place: t.Place, Timestamp: t.CreatedAt, TriggeredBy: optional(triggeredBy)}
-	return wf.committer.submit(ctx, &change{token: t, event: ev})
+	return s.commit(ctx, wf, &change{token: t, event: ev})
 }
 
 // Change commits next, which replaces prev (as read), with its event, if and
 // only if prev is still the token's current state; otherwise fail.Conflict.
-func (s *Store) Change(ctx context.Context, prev, next *flow.Token, ev wire.Event) error {
+// It returns next's JSON as stored.
+func (s *Store) Change(ctx context.Context, prev, next *flow.Token, ev wire.Event) (json.RawMessage, error) {
 	wf, err := s.workflow(ctx, next.WorkflowID)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	ch := &change{token: next, prevSubject: prev.NatsSubject, prevSeq: prev.NatsSequence, event: ev}
-	return wf.committer.submit(ctx, ch)
+	return s.commit(ctx, wf, &change{token: next, prevSubject: prev.NatsSubject, prevSeq: prev.NatsSequence, event: ev})
+}
+
+// commit submits ch to its workflow's committer and remembers the committed
+// state. An uncertain outcome (a timeout may still commit) forgets it.
+func (s *Store) commit(ctx context.Context, wf *workflow, ch *change) (json.RawMessage, error) {
+	if err := wf.committer.submit(ctx, ch); err != nil {
+		s.recent.remove(ch.token.ID)
+		return nil, err
+	}
+	s.recent.put(ch.token.ID, ch.token)
+	return ch.stored, nil
+}
+
+// Recent returns the state of a token as this instance last committed it,
+// if it still remembers it. It is a guess, not a read: another instance may
+// have changed the token since. A change built on it is verified by the
+// compare-and-swap like any other, and a caller must re-check any refusal
+// against a real read. It saves the read before a change, which waits while
+// a batch commits on the workflow's stream. The token must not be modified.
+func (s *Store) Recent(tokenID string) (*flow.Token, bool) {
+	return s.recent.get(tokenID)
 }
 
 func optional(s string) *string {

@@ -5,8 +5,8 @@ import (
 	"testing"
 )
 
-func TestIDCacheStaysBounded(t *testing.T) {
-	c := newIDCache(100)
+func TestCacheStaysBounded(t *testing.T) {
+	c := newCache[string](100)
 	for i := range 1000 {
 		c.put(fmt.Sprint(i), "wf")
 		if n := len(c.cur) + len(c.prev); n > 100 {
@@ -25,5 +25,9 @@ func TestIDCacheStaysBounded(t *testing.T) {
 	}
 	if wf, ok := c.get("hot"); !ok || wf != "wf" {
 		t.Fatal("a recent id was lost at rotation")
+	}
+	c.remove("hot")
+	if _, ok := c.get("hot"); ok {
+		t.Fatal("a removed id is still there")
 	}
 }
