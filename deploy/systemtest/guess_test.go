@@ -37,7 +37,7 @@ func TestStaleGuessIsSettled(t *testing.T) {
 	fire := func(r *wire.FireRequest) (*flow.Token, error) { return s.c.Fire(c, r) }
 
 	tok := testkit.Must(s.c.CreateToken(c, &wire.CreateTokenRequest{WorkflowID: wf.ID})) // remembered in a, rev 1
-	fireElsewhere(tok.ID, "to_b")                                                         // now in b, rev 2
+	fireElsewhere(tok.ID, "to_b")                                                        // now in b, rev 2
 	// The guess (a) allows to_c; the token (b) does not.
 	if _, err := fire(&wire.FireRequest{TokenID: tok.ID, TransitionID: "to_c"}); !errors.Is(err, fail.ErrInvalidTransition) {
 		t.Fatalf("to_c from b on a stale guess: err = %v, want INVALID_TRANSITION", err)

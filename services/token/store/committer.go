@@ -67,9 +67,9 @@ type committer struct {
 	metrics  commitMetrics
 
 	// Owned by the run goroutine only.
-	last      uint64    // the stream's last sequence, when lastKnown
-	lastKnown bool      // whether last is current
-	held      []*change // changes deferred to the next group
+	last      uint64        // the stream's last sequence, when lastKnown
+	lastKnown bool          // whether last is current
+	held      []*change     // changes deferred to the next group
 	expect    int           // changes likely to join the next group
 	linger    time.Duration // how long collect waits for them
 }
