@@ -46,6 +46,16 @@ func Call[Req, Resp any](ctx context.Context, nc *nats.Conn, subject string, req
 	return resp, nil
 }
 
+// CallRaw is Call returning the reply's JSON undecoded, for callers that
+// pass it on (or measure the request without the decoding).
+func CallRaw[Req any](ctx context.Context, nc *nats.Conn, subject string, req *Req) (json.RawMessage, error) {
+	msg, err := request(ctx, nc, subject, req)
+	if err != nil {
+		return nil, err
+	}
+	return msg.Data, nil
+}
+
 func request(ctx context.Context, nc *nats.Conn, subject string, req any) (*nats.Msg, error) {
 	body, err := json.Marshal(req)
 	if err != nil {

@@ -161,7 +161,7 @@ func Endpoint[Req, Resp any](s *Server, h Handler[Req, Resp]) micro.Handler {
 var errOverloaded = fail.New(fail.Unavailable, "service overloaded, retry later")
 
 // context derives the request's context: the caller's deadline (or the
-// default timeout) and a logger carrying the request id.
+// default timeout) and request id.
 func (s *Server) context(r micro.Request) (context.Context, context.CancelFunc) {
 	dl := time.Now().Add(s.timeout)
 	if v := r.Headers().Get(subjects.HeaderDeadline); v != "" {
@@ -170,9 +170,7 @@ func (s *Server) context(r micro.Request) (context.Context, context.CancelFunc) 
 		}
 	}
 	ctx, cancel := context.WithDeadline(context.Background(), dl)
-	id := r.Headers().Get(subjects.HeaderRequestID)
-	log := s.log.With().Str("subject", r.Subject()).Str("request_id", id).Logger()
-	return WithRequestID(log.WithContext(ctx), id), cancel
+	return WithRequestID(ctx, r.Headers().Get(subjects.HeaderRequestID)), cancel
 }
 
 func serve[Req, Resp any](ctx context.Context, r micro.Request, h Handler[Req, Resp]) (resp *Resp, err error) {
@@ -217,7 +215,7 @@ func (s *Server) reply(r micro.Request, start time.Time, resp any, err error) {
 	s.requests.Inc(s.service, r.Subject(), code)
 	msg, kind := err.Error(), fail.KindOf(err)
 	if kind == fail.Internal {
-		s.log.Error().Err(err).Str("subject", r.Subject()).Msg("internal error")
+		s.log.Error().Err(err).Str("subject", r.Subject()).Str("request_id", r.Headers().Get(subjects.HeaderRequestID)).Msg("internal error")
 		msg = "internal error"
 	}
 	h := nats.Header{micro.ErrorHeader: {msg}, micro.ErrorCodeHeader: {code}, subjects.HeaderErrorKind: {kind.String()}}

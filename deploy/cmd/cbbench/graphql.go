@@ -21,8 +21,10 @@ func newGraphQL(url string) *graphQL {
 }
 
 // do runs a query and fails on HTTP or GraphQL errors.
-func (g *graphQL) do(ctx context.Context, query string) error {
-	body, _ := json.Marshal(map[string]string{"query": query})
+// do posts query with variables, as GraphQL clients do: the document stays
+// the same (and cached by the edge) whatever the values.
+func (g *graphQL) do(ctx context.Context, query string, variables map[string]any) error {
+	body, _ := json.Marshal(map[string]any{"query": query, "variables": variables})
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, g.url, bytes.NewReader(body))
 	if err != nil {
 		return err
