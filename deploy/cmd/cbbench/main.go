@@ -48,6 +48,7 @@ type settings struct {
 	syncAlways          bool
 	dataDir             string
 	cpuProfile          string
+	tokenInstances      int
 	pids                map[string]int
 }
 
@@ -67,6 +68,7 @@ func parse(args []string) (settings, error) {
 	fs.StringVar(&s.jsonOut, "json", "", "also write the results as JSON to this file")
 	fs.BoolVar(&s.syncAlways, "sync-always", false, "embedded server fsyncs every write")
 	fs.StringVar(&s.dataDir, "data-dir", "", "embedded data directory (default: a temporary one, removed)")
+	fs.IntVar(&s.tokenInstances, "token-instances", 1, "embedded token service instances (more than one race each other)")
 	fs.StringVar(&s.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run (server, services, edge, clients) to this file")
 	if err := fs.Parse(args); err != nil {
 		return s, err
@@ -185,10 +187,11 @@ func target(s settings) (*system, error) {
 		t.dir = d
 	}
 	st, err := stack.Start(context.Background(), stack.Options{
-		Server: embedded.Options{DataDir: t.dir, Port: -1, SyncAlways: s.syncAlways},
-		Store:  config.Store{Replicas: 1, DedupeWindow: 2 * time.Minute, EventMaxAge: time.Hour, MaxDeliver: 5, RequestTimeout: 30 * time.Second},
-		HTTP:   config.HTTP{Addr: "127.0.0.1:0", MaxBodyBytes: 1 << 20, Timeout: 30 * time.Second, MaxInFlight: 4096},
-		Log:    zerolog.Nop(),
+		Server:         embedded.Options{DataDir: t.dir, Port: -1, SyncAlways: s.syncAlways},
+		TokenInstances: s.tokenInstances,
+		Store:          config.Store{Replicas: 1, DedupeWindow: 2 * time.Minute, EventMaxAge: time.Hour, MaxDeliver: 5, RequestTimeout: 30 * time.Second},
+		HTTP:           config.HTTP{Addr: "127.0.0.1:0", MaxBodyBytes: 1 << 20, Timeout: 30 * time.Second, MaxInFlight: 4096},
+		Log:            zerolog.Nop(),
 	})
 	if err != nil {
 		return nil, err

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"strconv"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/cbnats/circuitbreaker/shared/fail"
 	"github.com/cbnats/circuitbreaker/shared/flow"
 	"github.com/cbnats/circuitbreaker/shared/jserr"
+	"github.com/cbnats/circuitbreaker/shared/jsread"
 	"github.com/cbnats/circuitbreaker/shared/subjects"
 	"github.com/cbnats/circuitbreaker/shared/wire"
 )
@@ -61,6 +63,7 @@ func (ch *change) size() int {
 type committer struct {
 	js       jetstream.JetStream
 	stream   jetstream.Stream
+	rd       jsread.Reader
 	log      zerolog.Logger
 	eventTTL time.Duration
 	queue    chan *change
@@ -74,9 +77,9 @@ type committer struct {
 	linger    time.Duration // how long collect waits for them
 }
 
-func newCommitter(js jetstream.JetStream, st jetstream.Stream, log zerolog.Logger, eventTTL time.Duration, m commitMetrics) *committer {
+func newCommitter(js jetstream.JetStream, st jetstream.Stream, rd jsread.Reader, log zerolog.Logger, eventTTL time.Duration, m commitMetrics) *committer {
 	return &committer{
-		js: js, stream: st, log: log, eventTTL: eventTTL, metrics: m,
+		js: js, stream: st, rd: rd, log: log, eventTTL: eventTTL, metrics: m,
 		queue: make(chan *change, 4096),
 	}
 }
@@ -178,15 +181,14 @@ func (c *committer) collect(first *change) []*change {
 
 var errConflict = fail.New(fail.Conflict, "token changed concurrently; read it again and retry")
 
-// commit writes group, retrying after foreign writes (another instance
-// moved the stream on: our sequences were wrong, not the tokens) and
-// splitting the group to find the changes whose compare-and-swap failed.
+// commit writes group. A wrong sequence means another instance moved the
+// stream on (our sequences were wrong) or a token changed (its
+// compare-and-swap failed; the server does not say which): it reads the
+// tokens' current sequences, fails the changes that lost, and retries the
+// rest, splitting the group when it cannot tell.
 func (c *committer) commit(ctx context.Context, group []*change) {
-	if len(group) == 0 {
-		return
-	}
 	deadline := time.Now().Add(commitTimeout)
-	for {
+	for len(group) > 0 {
 		t0 := time.Now()
 		err := c.publish(ctx, group)
 		c.metrics.observe(time.Since(t0), len(group), err)
@@ -200,21 +202,53 @@ func (c *committer) commit(ctx context.Context, group []*change) {
 			return
 		}
 		moved, rerr := c.refresh(ctx)
+		if rerr != nil {
+			c.fail(group, rerr)
+			return
+		}
+		live, lost, rerr := c.sortOut(ctx, group)
 		switch {
 		case rerr != nil:
 			c.fail(group, rerr)
 			return
-		case moved && time.Now().Before(deadline):
-			continue
+		case (moved || len(lost) > 0) && time.Now().Before(deadline):
+			c.fail(lost, errConflict)
+			group = live
 		case len(group) > 1:
 			for _, ch := range group {
 				c.commit(ctx, []*change{ch})
 			}
 			return
+		default:
+			c.fail(group, errConflict)
+			return
 		}
-		c.fail(group, errConflict)
-		return
 	}
+}
+
+// sortOut splits group into the changes whose compare-and-swap still holds
+// and those whose token changed since it was read.
+func (c *committer) sortOut(ctx context.Context, group []*change) (live, lost []*change, err error) {
+	for _, ch := range group {
+		subj := ch.subject()
+		if ch.size() == 3 {
+			subj = ch.prevSubject // a move's compare-and-swap is on its tombstone
+		}
+		var cur uint64
+		msg, err := c.rd.Last(ctx, c.stream, subj)
+		switch {
+		case err == nil:
+			cur = msg.Sequence
+		case !errors.Is(err, jetstream.ErrMsgNotFound):
+			return nil, nil, storeError(err)
+		}
+		if cur == ch.prevSeq {
+			live = append(live, ch)
+		} else {
+			lost = append(lost, ch)
+		}
+	}
+	return live, lost, nil
 }
 
 // refresh reloads the stream's last sequence and reports whether it moved.

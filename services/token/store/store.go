@@ -149,7 +149,7 @@ func (s *Store) load(ctx context.Context, id string) (*workflow, error) {
 		return nil, fail.Wrap(fail.Internal, err, "stored definition of "+id+" is invalid")
 	}
 	log := s.log.With().Str("workflow", id).Logger()
-	return &workflow{machine: m, stream: st, committer: newCommitter(s.js, st, log, s.opts.EventTTL, newCommitMetrics(s.opts.Metrics))}, nil
+	return &workflow{machine: m, stream: st, committer: newCommitter(s.js, st, s.rd, log, s.opts.EventTTL, newCommitMetrics(s.opts.Metrics))}, nil
 }
 
 func workflowNotFound(id string) error { return fail.New(fail.NotFound, "Workflow not found: %s", id) }

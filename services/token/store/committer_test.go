@@ -1,0 +1,124 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/cbnats/circuitbreaker/shared/fail"
+	"github.com/cbnats/circuitbreaker/shared/flow"
+	"github.com/cbnats/circuitbreaker/shared/metrics"
+	"github.com/cbnats/circuitbreaker/shared/natstest"
+	"github.com/cbnats/circuitbreaker/shared/subjects"
+	"github.com/cbnats/circuitbreaker/shared/wire"
+)
+
+// TestGroupWithAStaleChange: a group whose one change lost its
+// compare-and-swap (the token changed after it was read) commits the other
+// changes in one retry and fails only that one, instead of re-sending every
+// change alone.
+func TestGroupWithAStaleChange(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	js, err := jetstream.New(natstest.Connect(t, natstest.Server(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const wf = "grp"
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: subjects.StreamName(wf), Subjects: subjects.StreamSubjects(wf),
+		AllowDirect: true, AllowRollup: true, AllowAtomicPublish: true, AllowMsgTTL: true}); err != nil {
+		t.Fatal(err)
+	}
+	def, _ := json.Marshal(flow.Definition{ID: wf, Name: wf, Places: []string{"a", "b"}, InitialPlace: "a",
+		Transitions: []flow.Transition{{ID: "go", FromPlaces: []string{"a"}, ToPlace: "b"}}})
+	if _, err := js.Publish(ctx, subjects.Definition(wf), def); err != nil {
+		t.Fatal(err)
+	}
+	reg := metrics.NewRegistry()
+	st, err := Open(ctx, js, zerolog.Nop(), Options{Metrics: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	w, err := st.workflow(ctx, wf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := w.machine
+
+	var toks []*flow.Token
+	for range 5 {
+		tok, err := m.Create(flow.CreateRequest{TokenID: uuid.NewString(), Now: time.Now().UTC()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.Create(ctx, tok, ""); err != nil {
+			t.Fatal(err)
+		}
+		toks = append(toks, tok)
+	}
+	// The stale one: token 0 changes after it was read.
+	stale := toks[0]
+	moved := mustFire(t, m, stale)
+	if _, err := st.Change(ctx, stale, moved, wire.Event{EventType: wire.EventTokenTransitioned}); err != nil {
+		t.Fatal(err)
+	}
+	var group []*change
+	for _, tok := range toks {
+		next := mustFire(t, m, tok)
+		group = append(group, &change{token: next, prevSubject: tok.NatsSubject, prevSeq: tok.NatsSequence,
+			event: wire.Event{EventType: wire.EventTokenTransitioned}, done: make(chan error, 1)})
+	}
+	before := batches(t, reg)
+	w.committer.commit(ctx, group)
+	for i, ch := range group {
+		err := <-ch.done
+		if i == 0 && !errors.Is(err, fail.ErrConflict) {
+			t.Fatalf("stale change: err = %v, want CONFLICT", err)
+		}
+		if i > 0 && err != nil {
+			t.Fatalf("change %d: %v", i, err)
+		}
+	}
+	if got := batches(t, reg) - before; got != 2 {
+		t.Fatalf("%d batches sent, want 2 (the failed group and its retry without the stale change)", got)
+	}
+}
+
+func mustFire(t *testing.T, m *flow.Machine, tok *flow.Token) *flow.Token {
+	t.Helper()
+	next, err := m.Fire(tok, flow.FireRequest{TransitionID: "go", Now: time.Now().UTC()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return next
+}
+
+// batches returns how many atomic batches were sent, whatever their outcome.
+func batches(t *testing.T, reg *metrics.Registry) int {
+	t.Helper()
+	var b bytes.Buffer
+	if _, err := reg.WriteTo(&b); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, line := range strings.Split(b.String(), "\n") {
+		if strings.HasPrefix(line, "cb_jetstream_batches_total{") {
+			var v int
+			if _, err := fmt.Sscan(line[strings.LastIndex(line, " ")+1:], &v); err != nil {
+				t.Fatal(err)
+			}
+			n += v
+		}
+	}
+	return n
+}
