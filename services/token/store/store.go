@@ -23,12 +23,15 @@ import (
 	"github.com/cbnats/circuitbreaker/shared/subjects"
 )
 
-// Cache bounds: the token id → workflow id cache takes about 150 bytes an
-// entry, the recently committed states about 1–2 KiB each (more for long
-// histories): a few MiB each, however many tokens are stored.
+// Cache bounds. The token id → workflow id cache takes about 150 bytes an
+// entry (a few MiB). Recently committed states are kept only while their
+// JSON is at most recentMaxBytes (a token carries its whole history: about
+// 25 transitions), so that cache stays under ~40 MiB even when every token
+// is long-lived, and is a few MiB for young ones.
 const (
 	idCacheSize     = 20_000
 	recentCacheSize = 2_000
+	recentMaxBytes  = 8 << 10
 )
 
 // Options configure a Store.

@@ -257,13 +257,18 @@ func (s *Store) Change(ctx context.Context, prev, next *flow.Token, ev wire.Even
 }
 
 // commit submits ch to its workflow's committer and remembers the committed
-// state. An uncertain outcome (a timeout may still commit) forgets it.
+// state, unless it is large. An uncertain outcome (a timeout may still
+// commit) forgets it.
 func (s *Store) commit(ctx context.Context, wf *workflow, ch *change) (json.RawMessage, error) {
-	if err := wf.committer.submit(ctx, ch); err != nil {
+	err := wf.committer.submit(ctx, ch)
+	if err != nil || len(ch.stored) > recentMaxBytes {
 		s.recent.remove(ch.token.ID)
+	} else {
+		s.recent.put(ch.token.ID, ch.token)
+	}
+	if err != nil {
 		return nil, err
 	}
-	s.recent.put(ch.token.ID, ch.token)
 	return ch.stored, nil
 }
 
