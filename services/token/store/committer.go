@@ -229,6 +229,8 @@ func (c *committer) commit(ctx context.Context, group []*change) {
 // sortOut splits group into the changes whose compare-and-swap still holds
 // and those whose token changed since it was read.
 func (c *committer) sortOut(ctx context.Context, group []*change) (live, lost []*change, err error) {
+	ctx, cancel := context.WithTimeout(ctx, commitTimeout)
+	defer cancel()
 	for _, ch := range group {
 		subj := ch.subject()
 		if ch.size() == 3 {
