@@ -35,12 +35,12 @@ func RequestID(ctx context.Context) string {
 // reply the outcome is unknown: the service may have committed); a service
 // that ran out of time itself answers fail.Timeout.
 func Call[Req, Resp any](ctx context.Context, nc *nats.Conn, subject string, req *Req) (*Resp, error) {
-	msg, err := request(ctx, nc, subject, req)
+	raw, err := CallRaw(ctx, nc, subject, req)
 	if err != nil {
 		return nil, err
 	}
 	resp := new(Resp)
-	if err := json.Unmarshal(msg.Data, resp); err != nil {
+	if err := json.Unmarshal(raw, resp); err != nil {
 		return nil, fail.Wrap(fail.Internal, err, "undecodable reply from "+subject)
 	}
 	return resp, nil

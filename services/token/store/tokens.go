@@ -260,14 +260,14 @@ func (s *Store) Change(ctx context.Context, prev, next *flow.Token, ev wire.Even
 // state, unless it is large. An uncertain outcome (a timeout may still
 // commit) forgets it.
 func (s *Store) commit(ctx context.Context, wf *workflow, ch *change) (json.RawMessage, error) {
-	err := wf.committer.submit(ctx, ch)
-	if err != nil || len(ch.stored) > recentMaxBytes {
+	if err := wf.committer.submit(ctx, ch); err != nil {
+		s.recent.remove(ch.token.ID)
+		return nil, err
+	}
+	if len(ch.stored) > recentMaxBytes {
 		s.recent.remove(ch.token.ID)
 	} else {
 		s.recent.put(ch.token.ID, ch.token)
-	}
-	if err != nil {
-		return nil, err
 	}
 	return ch.stored, nil
 }
