@@ -3,8 +3,8 @@
 //
 // Endpoint decodes and validates the request, derives a context with the
 // caller's deadline, attaches a request-scoped logger, runs the handler on a
-// bounded pool (a micro endpoint delivers one message at a time, so work is
-// handed off), turns panics into 500s and errors into micro error headers.
+// bounded pool of warm workers (a micro endpoint delivers one message at a
+// time, so work is handed off), turns panics into 500s and errors into micro error headers.
 package rpc
 
 import (
@@ -57,6 +57,7 @@ type Server struct {
 	log      zerolog.Logger
 	timeout  time.Duration
 	sem      chan struct{}
+	idle     chan func()  // unbuffered: a send succeeds when a worker waits
 	limit    int64        // Concurrency + MaxQueue
 	admitted atomic.Int64 // requests running or waiting for a slot
 	wg       sync.WaitGroup
@@ -118,7 +119,7 @@ func NewServer(nc *nats.Conn, log zerolog.Logger, o Options) *Server {
 	if o.Metrics == nil {
 		o.Metrics = metrics.NewRegistry()
 	}
-	return &Server{nc: nc, log: log, timeout: o.Timeout, sem: make(chan struct{}, o.Concurrency),
+	return &Server{nc: nc, log: log, timeout: o.Timeout, sem: make(chan struct{}, o.Concurrency), idle: make(chan func()),
 		limit: int64(o.Concurrency + o.MaxQueue), service: o.Service,
 		requests: o.Metrics.Counter("cb_service_requests_total", "Requests served, by service, subject and reply code.", "service", "subject", "code"),
 		latency:  o.Metrics.Histogram("cb_service_request_duration_seconds", "Time from receipt to reply, by service and subject.", "service", "subject"),
@@ -141,7 +142,7 @@ func Endpoint[Req, Resp any](s *Server, h Handler[Req, Resp]) micro.Handler {
 			return
 		}
 		s.wg.Add(1)
-		go func() {
+		s.run(func() {
 			defer func() { s.admitted.Add(-1); s.wg.Done() }()
 			ctx, cancel := s.context(r)
 			defer cancel()
@@ -154,8 +155,38 @@ func Endpoint[Req, Resp any](s *Server, h Handler[Req, Resp]) micro.Handler {
 			defer func() { <-s.sem }()
 			resp, err := serve(ctx, r, h)
 			s.reply(r, start, resp, err)
-		}()
+		})
 	})
+}
+
+// workerIdle is how long a worker waits for another job before it exits.
+const workerIdle = 5 * time.Second
+
+// run hands job to an idle worker, or starts a new one. Workers live on
+// while jobs keep coming, so under load handlers run on goroutines whose
+// stacks have already grown (a fresh goroutine per request spent ~5 % of
+// the CPU of a get copying its stack as it grew). The number of workers is
+// bounded by the requests admitted.
+func (s *Server) run(job func()) {
+	select {
+	case s.idle <- job:
+	default:
+		go s.worker(job)
+	}
+}
+
+func (s *Server) worker(job func()) {
+	t := time.NewTimer(workerIdle)
+	defer t.Stop()
+	for {
+		job()
+		t.Reset(workerIdle)
+		select {
+		case job = <-s.idle:
+		case <-t.C:
+			return
+		}
+	}
 }
 
 var errOverloaded = fail.New(fail.Unavailable, "service overloaded, retry later")
