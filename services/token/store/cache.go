@@ -2,18 +2,25 @@ package store
 
 import "sync"
 
-// cache is a bounded map from token id to V. It keeps two generations of at
-// most half its size each: memory stays bounded however many tokens are
-// stored, and recently used entries survive a rotation.
+// cache is a bounded map from token id to V. Each entry has a cost (1 for
+// a small value, its size for a large one); the cache keeps two generations
+// of at most half its budget each, so memory stays bounded however many
+// tokens are stored, and recently used entries survive a rotation.
 type cache[V any] struct {
 	half int
+	cost func(V) int
 
-	mu        sync.Mutex // guards cur and prev
+	mu        sync.Mutex // guards the fields below
 	cur, prev map[string]V
+	used      int // cost of cur; a replaced entry is counted twice (rotates a little early)
 }
 
-func newCache[V any](size int) *cache[V] {
-	return &cache[V]{half: max(size/2, 1), cur: make(map[string]V)}
+// newCache returns a cache of budget; cost nil counts entries.
+func newCache[V any](budget int, cost func(V) int) *cache[V] {
+	if cost == nil {
+		cost = func(V) int { return 1 }
+	}
+	return &cache[V]{half: max(budget/2, 1), cost: cost, cur: make(map[string]V)}
 }
 
 func (c *cache[V]) get(token string) (V, bool) {
@@ -36,10 +43,12 @@ func (c *cache[V]) put(token string, v V) {
 }
 
 func (c *cache[V]) putLocked(token string, v V) {
-	if len(c.cur) >= c.half {
-		c.prev, c.cur = c.cur, make(map[string]V, c.half)
+	cost := c.cost(v)
+	if c.used+cost > c.half && len(c.cur) > 0 {
+		c.prev, c.cur, c.used = c.cur, make(map[string]V, len(c.cur)), 0
 	}
 	c.cur[token] = v
+	c.used += cost
 }
 
 // remove forgets token in both generations.

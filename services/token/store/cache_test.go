@@ -6,7 +6,7 @@ import (
 )
 
 func TestCacheStaysBounded(t *testing.T) {
-	c := newCache[string](100)
+	c := newCache[string](100, nil)
 	for i := range 1000 {
 		c.put(fmt.Sprint(i), "wf")
 		if n := len(c.cur) + len(c.prev); n > 100 {
@@ -29,5 +29,19 @@ func TestCacheStaysBounded(t *testing.T) {
 	c.remove("hot")
 	if _, ok := c.get("hot"); ok {
 		t.Fatal("a removed id is still there")
+	}
+}
+
+func TestCacheBudgetCountsCost(t *testing.T) {
+	c := newCache[[]byte](1000, func(b []byte) int { return len(b) })
+	for i := range 100 {
+		c.put(fmt.Sprint(i), make([]byte, 100))
+		if n := len(c.cur) + len(c.prev); n > 10 {
+			t.Fatalf("%d entries of 100 bytes in a budget of 1000", n)
+		}
+	}
+	c.put("big", make([]byte, 5000)) // larger than a generation: kept alone
+	if _, ok := c.get("big"); !ok {
+		t.Fatal("an entry larger than the budget was not kept")
 	}
 }

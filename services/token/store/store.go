@@ -24,15 +24,22 @@ import (
 )
 
 // Cache bounds. The token id → workflow id cache takes about 150 bytes an
-// entry (a few MiB). Recently committed states are kept only while their
-// JSON is at most recentMaxBytes (a token carries its whole history: about
-// 25 transitions), so that cache stays under ~40 MiB even when every token
-// is long-lived, and is a few MiB for young ones.
+// entry (a few MiB). Recently committed states are bounded by the size of
+// their JSON (recentBudget in all; a decoded token takes about twice its
+// JSON), so the cache holds ~20,000 young tokens or ~2,000 long-lived ones
+// (a state over recentMaxBytes, about 25 transitions of history, is not
+// kept).
 const (
-	idCacheSize     = 20_000
-	recentCacheSize = 2_000
-	recentMaxBytes  = 8 << 10
+	idCacheSize    = 20_000
+	recentBudget   = 16 << 20
+	recentMaxBytes = 8 << 10
 )
+
+// recentState is a committed state and the size of its JSON.
+type recentState struct {
+	token *flow.Token
+	size  int
+}
 
 // Options configure a Store.
 type Options struct {
@@ -51,7 +58,7 @@ type Store struct {
 	stop  context.CancelFunc
 
 	ids    *cache[string]      // token id → workflow id
-	recent *cache[*flow.Token] // states this instance committed: a guess, see Recent
+	recent *cache[recentState] // states this instance committed: a guess, see Recent
 	rd     jsread.Reader       // direct gets, or leader reads when replicated
 	read   metrics.Counter     // messages read, by operation
 
@@ -87,7 +94,8 @@ func Open(ctx context.Context, js jetstream.JetStream, log zerolog.Logger, o Opt
 	}
 	runCtx, stop := context.WithCancel(context.Background())
 	return &Store{js: js, index: idx, log: log, opts: o, ctx: runCtx, stop: stop,
-		ids: newCache[string](idCacheSize), recent: newCache[*flow.Token](recentCacheSize), workflows: make(map[string]*workflow), rd: jsread.New(js, o.Replicas > 1),
+		ids:    newCache[string](idCacheSize, nil),
+		recent: newCache(recentBudget, func(r recentState) int { return r.size }), workflows: make(map[string]*workflow), rd: jsread.New(js, o.Replicas > 1),
 		read: o.Metrics.Counter("cb_token_messages_read_total", "Token messages read from JetStream, by operation (get, scan).", "op")}, nil
 }
 

@@ -267,7 +267,7 @@ func (s *Store) commit(ctx context.Context, wf *workflow, ch *change) (json.RawM
 	if len(ch.stored) > recentMaxBytes {
 		s.recent.remove(ch.token.ID)
 	} else {
-		s.recent.put(ch.token.ID, ch.token)
+		s.recent.put(ch.token.ID, recentState{token: ch.token, size: len(ch.stored)})
 	}
 	return ch.stored, nil
 }
@@ -279,7 +279,8 @@ func (s *Store) commit(ctx context.Context, wf *workflow, ch *change) (json.RawM
 // against a real read. It saves the read before a change, which waits while
 // a batch commits on the workflow's stream. The token must not be modified.
 func (s *Store) Recent(tokenID string) (*flow.Token, bool) {
-	return s.recent.get(tokenID)
+	r, ok := s.recent.get(tokenID)
+	return r.token, ok
 }
 
 func optional(s string) *string {
