@@ -64,7 +64,7 @@ func startStack(t testing.TB, urls string, replicas int) (*stack.Stack, *compone
 			return nc, err
 		},
 		Store: config.Store{Replicas: replicas, EventMaxAge: time.Hour, DedupeWindow: 2 * time.Minute,
-			MaxDeliver: 5, RequestTimeout: 10 * time.Second},
+			MaxDeliver: 5, RequestTimeout: 10 * time.Second, RouteWrites: true},
 		TokenInstances: 2,
 		HTTP:           config.HTTP{Addr: "127.0.0.1:0", MaxBodyBytes: 1 << 20, Timeout: 10 * time.Second},
 		Log:            log,

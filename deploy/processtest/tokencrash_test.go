@@ -23,7 +23,7 @@ import (
 )
 
 func storeSettings() config.Store {
-	return config.Store{Replicas: 1, DedupeWindow: 2 * time.Minute, EventMaxAge: time.Hour, MaxDeliver: 5, RequestTimeout: 10 * time.Second}
+	return config.Store{Replicas: 1, DedupeWindow: 2 * time.Minute, EventMaxAge: time.Hour, MaxDeliver: 5, RequestTimeout: 10 * time.Second, RouteWrites: true}
 }
 
 // TestTokenServiceCrash runs a nats-server and the workflow and event

@@ -56,6 +56,7 @@ var denials = []denial{
 	{"edge reads the token service's replies", "edge", subscribe("_INBOX_token.>", "")},
 	{"edge serves a service endpoint", "edge", subscribe("cb.token.get", "cb")},
 	{"edge listens to requests", "edge", subscribe("cb.>", "")},
+	{"edge writes through a token instance's writer endpoint", "edge", request("cb.token.writer.x.fire")},
 
 	// A service serves only its own endpoints, in queue group cb.
 	{"token serves workflow endpoints", "token", subscribe("cb.workflow.get", "cb")},
@@ -66,6 +67,8 @@ var denials = []denial{
 	{"token reads everyone's replies", "token", subscribe("_INBOX.>", "")},
 	{"token calls another service", "token", request("cb.workflow.get")},
 	{"workflow serves token endpoints", "workflow", subscribe("cb.token.fire", "cb")},
+	{"workflow passes a write to a token instance", "workflow", request("cb.token.writer.x.create")},
+	{"token listens to another instance's writer endpoint", "token", subscribe("cb.token.writer.>", "")},
 	{"event serves token endpoints", "event", subscribe("cb.token.>", "cb")},
 	{"event reads the token service's replies", "event", subscribe("_INBOX_token.>", "")},
 

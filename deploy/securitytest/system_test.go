@@ -45,7 +45,7 @@ func startSystem(t *testing.T, url string, pw map[string]string, replicas int) *
 		},
 		// EventMaxBytes makes the event service trim (list streams) every second.
 		Store: config.Store{Replicas: replicas, DedupeWindow: 2 * time.Minute, EventMaxAge: time.Hour,
-			EventMaxBytes: 1 << 30, MaxDeliver: 5, RequestTimeout: 10 * time.Second},
+			EventMaxBytes: 1 << 30, MaxDeliver: 5, RequestTimeout: 10 * time.Second, RouteWrites: true},
 		HTTP: config.HTTP{Addr: "127.0.0.1:0", MaxBodyBytes: 1 << 20, Timeout: 10 * time.Second,
 			MaxTokens: 2000, MaxDepth: 15, MaxAliases: 30, MaxInFlight: 64},
 		Log: zerolog.Nop(),

@@ -17,16 +17,22 @@ import (
 	"github.com/cbnats/circuitbreaker/shared/client"
 	"github.com/cbnats/circuitbreaker/shared/config"
 	"github.com/cbnats/circuitbreaker/shared/embedded"
+	"github.com/cbnats/circuitbreaker/shared/metrics"
 )
 
 // system is a running stack and a client connected to it over TCP.
 type system struct {
-	stack *stack.Stack
-	nc    *nats.Conn
-	c     *client.Client
-	dir   string
+	stack   *stack.Stack
+	nc      *nats.Conn
+	c       *client.Client
+	dir     string
+	metrics *metrics.Registry // every component's
 }
 
+// defaultStore is the storage settings of most tests. Token services do
+// not route writes: two instances race each other on every workflow, so
+// the compare-and-swap in storage, not only routing and the in-process
+// lock, is under test.
 func defaultStore() config.Store {
 	return config.Store{Replicas: 1, DedupeWindow: 2 * time.Minute, EventMaxAge: time.Hour, MaxDeliver: 5, RequestTimeout: 10 * time.Second}
 }
@@ -61,10 +67,12 @@ func startN(t testing.TB, dir string, n int, change func(*config.Store)) *system
 	if os.Getenv("CB_TEST_LOG") != "" {
 		log = zerolog.New(os.Stderr)
 	}
+	reg := metrics.NewRegistry()
 	st, err := stack.Start(context.Background(), stack.Options{
 		Server:         embedded.Options{DataDir: dir, Port: -1},
 		Store:          store,
 		TokenInstances: n,
+		Metrics:        reg,
 		HTTP:           config.HTTP{Addr: "127.0.0.1:0", CORS: "*", MaxBodyBytes: 1 << 20, Timeout: 10 * time.Second},
 		Log:            log,
 	})
@@ -76,7 +84,7 @@ func startN(t testing.TB, dir string, n int, change func(*config.Store)) *system
 		st.Stop()
 		t.Fatal(err)
 	}
-	s := &system{stack: st, nc: nc, c: client.New(nc), dir: dir}
+	s := &system{stack: st, nc: nc, c: client.New(nc), dir: dir, metrics: reg}
 	t.Cleanup(s.stop)
 	return s
 }

@@ -121,7 +121,7 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 	}
 	for _, svc := range []string{subjects.WorkflowService, subjects.TokenService} {
 		if problem == "" {
-			if _, err := s.nc.RequestWithContext(ctx, "$SRV.PING."+svc, nil); err != nil {
+			if _, err := s.nc.RequestWithContext(ctx, subjects.ServicePing(svc), nil); err != nil {
 				problem = "service " + svc + " does not answer: " + err.Error()
 			}
 		}

@@ -1,6 +1,8 @@
 package token
 
 import (
+	"fmt"
+
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 
@@ -15,11 +17,12 @@ const tokenReply = "Token {id, workflowId, place, data, metadata, createdAt, upd
 
 // Start registers the token service's endpoints on nc; requests run on srv.
 func (s *Service) Start(nc *nats.Conn, srv *rpc.Server) (micro.Service, error) {
-	return rpc.AddService(nc, rpc.Service{
+	svc := rpc.Service{
 		Name:        subjects.TokenService,
 		Version:     Version,
 		Description: "Tokens (workflow instances): create, read, list by workflow or place, explain and fire transitions",
-	}, []rpc.Spec{
+	}
+	specs := []rpc.Spec{
 		{Name: "create", Subject: subjects.TokenCreate, Handler: rpc.Endpoint(srv, s.create),
 			Description: "Create a token in its workflow's initial place (or initialPlace); emits token_created",
 			Request:     `{workflowId, initialPlace?, data?: JSON, metadata?: JSON object, triggeredBy?, idempotencyKey?}`,
@@ -45,5 +48,26 @@ func (s *Service) Start(nc *nats.Conn, srv *rpc.Server) (micro.Service, error) {
 			Description: "Change a token's data or metadata without a transition; emits token_updated",
 			Request:     `{tokenId: uuid, data?: JSON merge patch, replaceData?, metadata?: JSON merge patch, triggeredBy?, expectedRevision?}`,
 			Response:    tokenReply},
-	}, srv)
+	}
+	if s.writers != nil {
+		svc.Metadata = map[string]string{subjects.MetaWriter: s.writers.self}
+		specs = append(specs, s.writerSpecs(srv)...)
+	}
+	return rpc.AddService(nc, svc, specs, srv)
+}
+
+// writerSpecs are this instance's own endpoints for the writes other
+// instances pass on to it: the same requests and replies as create, fire
+// and update, served here without being passed on again.
+func (s *Service) writerSpecs(srv *rpc.Server) []rpc.Spec {
+	const why = "Internal, between token-service instances: a %s passed on to this instance, which writes its workflow"
+	at := func(op string) string { return s.writers.self + "." + op }
+	return []rpc.Spec{
+		{Name: "writer-create", Subject: at(opCreate), Handler: rpc.Endpoint(srv, s.createHere),
+			Description: fmt.Sprintf(why, "create"), Request: "as create", Response: tokenReply},
+		{Name: "writer-fire", Subject: at(opFire), Handler: rpc.Endpoint(srv, s.fireHere),
+			Description: fmt.Sprintf(why, "fire"), Request: "as fire", Response: tokenReply},
+		{Name: "writer-update", Subject: at(opUpdate), Handler: rpc.Endpoint(srv, s.updateHere),
+			Description: fmt.Sprintf(why, "update"), Request: "as update", Response: tokenReply},
+	}
 }

@@ -8,25 +8,38 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/cbnats/circuitbreaker/services/token/store"
+	"github.com/cbnats/circuitbreaker/shared/metrics"
 	"github.com/cbnats/circuitbreaker/shared/rpc"
 	"github.com/cbnats/circuitbreaker/shared/subjects"
 )
 
-// Start opens the store and serves the endpoints on nc.
+// Start opens the store and serves the endpoints on nc. Instances find
+// each other and route each workflow's writes to one of them (writers).
 func Start(ctx context.Context, nc *nats.Conn, o rpc.ServiceOptions) (*rpc.Instance, error) {
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return nil, fmt.Errorf("token: %w", err)
+	}
+	if o.Metrics == nil {
+		o.Metrics = metrics.NewRegistry()
 	}
 	st, err := store.Open(ctx, js, o.Log, store.Options{Replicas: o.Store.Replicas, EventTTL: o.Store.EventMaxAge, Metrics: o.Metrics})
 	if err != nil {
 		return nil, fmt.Errorf("token: open store: %w", err)
 	}
 	srv := o.Server(nc, subjects.TokenService)
-	ms, err := New(st).Start(nc, srv)
+	var w *writers
+	if o.Store.RouteWrites {
+		w = newWriters(nc, o.Metrics)
+	}
+	ms, err := New(st, w).Start(nc, srv)
 	if err != nil {
 		st.Close()
 		return nil, err
 	}
-	return rpc.NewInstance(ms, srv, st.Close), nil
+	if w == nil {
+		return rpc.NewInstance(ms, srv, st.Close), nil
+	}
+	go w.run()
+	return rpc.NewInstance(ms, srv, w.close, st.Close), nil
 }

@@ -33,19 +33,53 @@ var idempotencyNS = uuid.MustParse("6f1e8d5a-3c1b-4f7e-9a42-0c2b7d9e5f10")
 
 // Service implements the token endpoints on a Store.
 type Service struct {
-	store *store.Store
-	locks *tokenLocks
-	now   func() time.Time
+	store   *store.Store
+	locks   *tokenLocks
+	writers *writers // nil: every write is served here
+	now     func() time.Time
 }
 
-// New returns a Service on st.
-func New(st *store.Store) *Service {
-	return &Service{store: st, locks: newTokenLocks(), now: func() time.Time { return time.Now().UTC() }}
+// New returns a Service on st that routes writes with w (nil: none).
+func New(st *store.Store, w *writers) *Service {
+	return &Service{store: st, locks: newTokenLocks(), writers: w, now: func() time.Time { return time.Now().UTC() }}
+}
+
+// Writes are served by the instance that writes their workflow (writers):
+// create, fire and update pass a request on when that is another
+// instance; createHere, fireHere and updateHere serve it.
+
+func (s *Service) create(ctx context.Context, r *wire.CreateTokenRequest) (*json.RawMessage, error) {
+	if raw, ok, err := forward(ctx, s.writers, r.WorkflowID, opCreate, r); ok {
+		return raw, err
+	}
+	return s.createHere(ctx, r)
+}
+
+func (s *Service) fire(ctx context.Context, r *wire.FireRequest) (*json.RawMessage, error) {
+	wf, err := s.store.WorkflowOf(ctx, r.TokenID)
+	if err != nil {
+		return nil, err
+	}
+	if raw, ok, err := forward(ctx, s.writers, wf, opFire, r); ok {
+		return raw, err
+	}
+	return s.fireHere(ctx, r)
+}
+
+func (s *Service) update(ctx context.Context, r *wire.UpdateTokenRequest) (*json.RawMessage, error) {
+	wf, err := s.store.WorkflowOf(ctx, r.TokenID)
+	if err != nil {
+		return nil, err
+	}
+	if raw, ok, err := forward(ctx, s.writers, wf, opUpdate, r); ok {
+		return raw, err
+	}
+	return s.updateHere(ctx, r)
 }
 
 // Writes reply with the token's JSON as stored: encoded once, for both.
 
-func (s *Service) create(ctx context.Context, r *wire.CreateTokenRequest) (*json.RawMessage, error) {
+func (s *Service) createHere(ctx context.Context, r *wire.CreateTokenRequest) (*json.RawMessage, error) {
 	m, err := s.store.Workflow(ctx, r.WorkflowID)
 	if err != nil {
 		return nil, err
@@ -189,7 +223,7 @@ func (s *Service) mutate(ctx context.Context, cur *flow.Token, f mutation) (*flo
 	return f(m, cur)
 }
 
-func (s *Service) fire(ctx context.Context, r *wire.FireRequest) (*json.RawMessage, error) {
+func (s *Service) fireHere(ctx context.Context, r *wire.FireRequest) (*json.RawMessage, error) {
 	hash := ""
 	if r.IdempotencyKey != "" {
 		keyless := *r
@@ -211,7 +245,7 @@ func (s *Service) fire(ctx context.Context, r *wire.FireRequest) (*json.RawMessa
 		})
 }
 
-func (s *Service) update(ctx context.Context, r *wire.UpdateTokenRequest) (*json.RawMessage, error) {
+func (s *Service) updateHere(ctx context.Context, r *wire.UpdateTokenRequest) (*json.RawMessage, error) {
 	return s.apply(ctx, r.TokenID, r.ExpectedRevision, "", "",
 		func(m *flow.Machine, cur *flow.Token) (*flow.Token, wire.Event, error) {
 			now := s.now()

@@ -41,6 +41,7 @@ type Store struct {
 	DedupeWindow   time.Duration // JetStream duplicate window for event message ids
 	MaxDeliver     int           // redeliveries for durable event subscribers
 	RequestTimeout time.Duration // bound on a request whose caller sent no deadline
+	RouteWrites    bool          // token services pass each workflow's writes to one instance
 }
 
 // Register declares the storage flags.
@@ -53,4 +54,5 @@ func (s *Store) Register(f *Flags) {
 	f.Duration(&s.DedupeWindow, "dedupe-window", "NATS_DEDUPE_WINDOW", 2*time.Minute, "duplicate window for event ids")
 	f.Int(&s.MaxDeliver, "max-deliver", "NATS_MAX_DELIVER", 5, "deliveries per event for durable subscribers")
 	f.Duration(&s.RequestTimeout, "request-timeout", "CB_REQUEST_TIMEOUT", 10*time.Second, "bound on requests without a deadline")
+	f.Bool(&s.RouteWrites, "route-writes", "CB_ROUTE_WRITES", true, "token services pass each workflow's writes to one instance (false: every instance commits what it receives, and instances contend on a busy workflow)")
 }

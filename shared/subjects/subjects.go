@@ -37,6 +37,21 @@ const (
 	TokenUpdate    = "cb.token.update"
 )
 
+// TokenWriter is the prefix of the subjects on which one token-service
+// instance takes the writes the others route to it (it writes their
+// workflows): <prefix>.create, .fire and .update. id is the instance's
+// writer id; the prefix is advertised in its micro metadata under
+// MetaWriter.
+func TokenWriter(id string) string { return "cb.token.writer." + id }
+
+// MetaWriter is the token service's micro metadata key for an instance's
+// TokenWriter prefix.
+const MetaWriter = "writer"
+
+// ServicePing is micro's discovery subject: every instance of the named
+// service answers it.
+func ServicePing(service string) string { return "$SRV.PING." + service }
+
 // Buckets.
 const (
 	// CatalogBucket is the KV bucket listing workflow definitions (id → definition).

@@ -189,7 +189,7 @@ func target(s settings) (*system, error) {
 	st, err := stack.Start(context.Background(), stack.Options{
 		Server:         embedded.Options{DataDir: t.dir, Port: -1, SyncAlways: s.syncAlways},
 		TokenInstances: s.tokenInstances,
-		Store:          config.Store{Replicas: 1, DedupeWindow: 2 * time.Minute, EventMaxAge: time.Hour, MaxDeliver: 5, RequestTimeout: 30 * time.Second},
+		Store:          config.Store{Replicas: 1, DedupeWindow: 2 * time.Minute, EventMaxAge: time.Hour, MaxDeliver: 5, RequestTimeout: 30 * time.Second, RouteWrites: true},
 		HTTP:           config.HTTP{Addr: "127.0.0.1:0", MaxBodyBytes: 1 << 20, Timeout: 30 * time.Second, MaxInFlight: 4096},
 		Log:            zerolog.Nop(),
 	})

@@ -23,6 +23,7 @@ import (
 
 	"github.com/cbnats/circuitbreaker/shared/config"
 	"github.com/cbnats/circuitbreaker/shared/natsconn"
+	"github.com/cbnats/circuitbreaker/shared/subjects"
 )
 
 func main() {
@@ -96,7 +97,7 @@ func probeService(ctx context.Context, cfg config.NATS, service string) error {
 		return fmt.Errorf("connect to NATS at %s: %w", cfg.URL, err)
 	}
 	defer nc.Close()
-	if _, err := nc.RequestWithContext(ctx, "$SRV.PING."+service, nil); err != nil {
+	if _, err := nc.RequestWithContext(ctx, subjects.ServicePing(service), nil); err != nil {
 		return fmt.Errorf("service %s does not answer: %w", service, err)
 	}
 	return nil

@@ -1,0 +1,173 @@
+package token
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"hash/fnv"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+
+	"github.com/cbnats/circuitbreaker/shared/metrics"
+	"github.com/cbnats/circuitbreaker/shared/rpc"
+	"github.com/cbnats/circuitbreaker/shared/subjects"
+)
+
+// Membership timing: instances look for each other this often, and wait
+// this long for answers.
+const (
+	discoverEvery = 2 * time.Second
+	discoverWait  = 100 * time.Millisecond
+)
+
+// writers routes each workflow's writes to one token-service instance.
+//
+// A committer pins its stream's last sequence, so two instances writing to
+// one workflow keep invalidating each other's batches (measured: 965
+// transitions/s with two instances against 3,379/s with one), and each
+// instance's guess of a token's state (store.Recent) is only as good as
+// the share of its writes it saw. Instead, every instance finds the others
+// with micro's PING (each advertises its writer prefix in its metadata)
+// and picks a workflow's writer by rendezvous hashing: instances that see
+// the same members agree, and a member joining or leaving moves only its
+// own share of workflows. A create, fire or update that lands on another
+// instance is passed on as it came, to the writer's own subjects, and
+// served there. Routing is an optimisation: a write keeps its
+// compare-and-swap wherever it is committed, so instances that briefly
+// disagree only contend, and a writer that has gone (no responders) is
+// dropped and the write served here.
+type writers struct {
+	nc        *nats.Conn
+	self      string // this instance's writer prefix
+	forwarded metrics.Counter
+
+	mu      sync.RWMutex
+	members []string // writer prefixes of the live instances, self included
+
+	stop chan struct{}
+	done chan struct{}
+}
+
+func newWriters(nc *nats.Conn, reg *metrics.Registry) *writers {
+	self := subjects.TokenWriter(uuid.NewString())
+	return &writers{nc: nc, self: self, members: []string{self},
+		forwarded: reg.Counter("cb_token_writes_forwarded_total", "Token writes passed on to the instance that writes their workflow."),
+		stop:      make(chan struct{}), done: make(chan struct{})}
+}
+
+// Write operations, the last token of the writer subjects.
+const (
+	opCreate = "create"
+	opFire   = "fire"
+	opUpdate = "update"
+)
+
+// forward passes req (a write on workflow) to the instance that writes
+// workflow and returns its reply, or reports false if it is to be served
+// here.
+func forward[Req any](ctx context.Context, w *writers, workflow, op string, req *Req) (*json.RawMessage, bool, error) {
+	if w == nil {
+		return nil, false, nil
+	}
+	to := w.writerOf(workflow)
+	if to == w.self {
+		return nil, false, nil
+	}
+	raw, err := rpc.CallRaw(ctx, w.nc, to+"."+op, req)
+	if errors.Is(err, nats.ErrNoResponders) {
+		w.drop(to)
+		return nil, false, nil
+	}
+	w.forwarded.Inc()
+	return &raw, true, err
+}
+
+// writerOf returns the writer prefix of the member that writes workflow:
+// the one with the highest score (rendezvous hashing).
+func (w *writers) writerOf(workflow string) string {
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	best, bestScore := w.self, uint64(0)
+	for _, m := range w.members {
+		if s := score(m, workflow); s > bestScore || (s == bestScore && m < best) {
+			best, bestScore = m, s
+		}
+	}
+	return best
+}
+
+// score ranks member for workflow, the same in every process: FNV-1a of
+// both, then the splitmix64 finaliser (FNV alone barely changes its high
+// bits with the last bytes hashed, so one member would win every
+// workflow).
+func score(member, workflow string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(member))
+	h.Write([]byte{0})
+	h.Write([]byte(workflow))
+	x := h.Sum64()
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	return x ^ x>>31
+}
+
+func (w *writers) drop(member string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.members = slices.DeleteFunc(w.members, func(m string) bool { return m == member })
+}
+
+// run refreshes the members until close.
+func (w *writers) run() {
+	defer close(w.done)
+	t := time.NewTicker(discoverEvery)
+	defer t.Stop()
+	for {
+		w.discover()
+		select {
+		case <-t.C:
+		case <-w.stop:
+			return
+		}
+	}
+}
+
+func (w *writers) close() {
+	close(w.stop)
+	<-w.done
+}
+
+// discover pings the token service and keeps the writer subjects of the
+// instances that answer within discoverWait (always including itself).
+func (w *writers) discover() {
+	inbox := w.nc.NewInbox()
+	sub, err := w.nc.SubscribeSync(inbox)
+	if err != nil {
+		return
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	if err := w.nc.PublishRequest(subjects.ServicePing(subjects.TokenService), inbox, nil); err != nil {
+		return
+	}
+	members := []string{w.self}
+	for deadline := time.Now().Add(discoverWait); ; {
+		msg, err := sub.NextMsg(time.Until(deadline))
+		if err != nil {
+			break
+		}
+		var p micro.Ping
+		if json.Unmarshal(msg.Data, &p) == nil && p.Metadata[subjects.MetaWriter] != "" && p.Metadata[subjects.MetaWriter] != w.self {
+			members = append(members, p.Metadata[subjects.MetaWriter])
+		}
+	}
+	w.mu.Lock()
+	w.members = members
+	w.mu.Unlock()
+}
