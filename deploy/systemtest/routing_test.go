@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -129,6 +130,80 @@ func TestWriterGoneIsServedHere(t *testing.T) {
 			if err != nil {
 				t.Fatalf("round %d, token %s: %v", round, id, err)
 			}
+		}
+	}
+}
+
+// TestWriterStopsUnderLoad: one of two token services stops gracefully
+// while writes run. A request is either served or refused unworked at
+// once (it landed on the stopping instance: safe to send again); none
+// times out, none fails after the stop, and every served fire counts once.
+func TestWriterStopsUnderLoad(t *testing.T) {
+	ns := natstest.Server(t)
+	reg := metrics.NewRegistry()
+	opts := rpc.ServiceOptions{Store: defaultStore(), Concurrency: 64, Log: zerolog.Nop(), Metrics: reg}
+	routed(&opts.Store)
+	bg := context.Background()
+	wi := testkit.Must(workflow.Start(bg, natstest.Connect(t, ns), opts))
+	t.Cleanup(wi.Stop)
+	a := testkit.Must(token.Start(bg, natstest.Connect(t, ns), opts))
+	b := testkit.Must(token.Start(bg, natstest.Connect(t, ns), opts))
+	t.Cleanup(b.Stop)
+	c, cx := client.New(natstest.Connect(t, ns)), ctx(t)
+
+	const writers = 8
+	toks := make([]string, writers)
+	for i := range toks {
+		wf := fmt.Sprint("stop", i%4)
+		if i < 4 {
+			testkit.Must(c.CreateWorkflow(cx, race(wf)))
+		}
+		toks[i] = testkit.Must(c.CreateToken(cx, &wire.CreateTokenRequest{WorkflowID: wf})).ID
+	}
+	testkit.Poll(t, 10*time.Second, "a write passed on to the other instance", func() bool {
+		for _, id := range toks {
+			testkit.Must(c.Fire(cx, &wire.FireRequest{TokenID: id, TransitionID: "tick"}))
+		}
+		return counter(t, reg, "cb_token_writes_forwarded_total", "") > 0
+	})
+	base := make([]uint64, writers)
+	for i, id := range toks {
+		base[i] = testkit.Must(c.GetToken(cx, id)).Revision
+	}
+
+	var stopped, done atomic.Bool
+	served := make([]uint64, writers)
+	var wg sync.WaitGroup
+	for i := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for !done.Load() {
+				fc, cancel := context.WithTimeout(cx, 2*time.Second)
+				_, err := c.Fire(fc, &wire.FireRequest{TokenID: toks[i], TransitionID: "tick"})
+				cancel()
+				switch {
+				case err == nil:
+					served[i]++
+				case stopped.Load():
+					t.Errorf("writer %d after the stop: %v", i, err)
+					return
+				case !rpc.NotServed(err):
+					t.Errorf("writer %d during the stop: %v (want served, or refused unworked)", i, err)
+					return
+				}
+			}
+		}()
+	}
+	time.Sleep(300 * time.Millisecond)
+	a.Stop()
+	stopped.Store(true)
+	time.Sleep(500 * time.Millisecond)
+	done.Store(true)
+	wg.Wait()
+	for i, id := range toks {
+		if got := testkit.Must(c.GetToken(cx, id)).Revision; got != base[i]+served[i] {
+			t.Errorf("token %d: revision %d, want %d + %d served fires", i, got, base[i], served[i])
 		}
 	}
 }

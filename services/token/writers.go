@@ -39,8 +39,9 @@ const (
 // instance is passed on as it came, to the writer's own subjects, and
 // served there. Routing is an optimisation: a write keeps its
 // compare-and-swap wherever it is committed, so instances that briefly
-// disagree only contend, and a writer that has gone (no responders) is
-// dropped and the write served here.
+// disagree only contend. A write the writer refuses unworked (no
+// responders, stopping, full) is served here, and a writer that has gone
+// or is stopping is dropped until it answers a PING again.
 type writers struct {
 	nc        *nats.Conn
 	self      string // this instance's writer prefix
@@ -79,8 +80,10 @@ func forward[Req any](ctx context.Context, w *writers, workflow, op string, req 
 		return nil, false, nil
 	}
 	raw, err := rpc.CallRaw(ctx, w.nc, to+"."+op, req)
-	if errors.Is(err, nats.ErrNoResponders) {
-		w.drop(to)
+	if rpc.NotServed(err) { // gone, stopping or full: never worked on
+		if !errors.Is(err, rpc.ErrOverloaded) {
+			w.drop(to)
+		}
 		return nil, false, nil
 	}
 	w.forwarded.Inc()

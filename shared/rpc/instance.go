@@ -10,8 +10,9 @@ import (
 )
 
 // Instance is a running service. Stop stops intake (micro drains the
-// endpoint subscriptions), waits for the requests in flight, then runs the
-// closers in order.
+// endpoint subscriptions; requests they still deliver are refused with
+// ErrStopping), waits for the requests in flight, then runs the closers in
+// order.
 type Instance struct {
 	micro   micro.Service
 	srv     *Server
@@ -27,6 +28,7 @@ func NewInstance(ms micro.Service, srv *Server, closers ...func()) *Instance {
 // Stop stops the service in order.
 func (i *Instance) Stop() {
 	_ = i.micro.Stop()
+	i.srv.Close()
 	i.srv.Wait()
 	for _, c := range i.closers {
 		c()

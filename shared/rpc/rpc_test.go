@@ -182,3 +182,47 @@ func TestQueueBoundRefusesAtOnce(t *testing.T) {
 	}
 	t.Fatal("never refused at once")
 }
+
+// TestClosedServerRefusesAtOnce: after Close (an instance stopping, its
+// subscription still draining), a request is refused at once with
+// ErrStopping, which NotServed recognises, while the one admitted before
+// is answered and Wait waits for it.
+func TestClosedServerRefusesAtOnce(t *testing.T) {
+	ns := natstest.Server(t)
+	nc := natstest.Connect(t, ns)
+	srv := rpc.NewServer(nc, zerolog.Nop(), rpc.Options{})
+	started, release := make(chan struct{}), make(chan struct{})
+	h := func(ctx context.Context, r *echoReq) (*echoResp, error) {
+		if r.Name == "wait" {
+			close(started)
+			<-release
+		}
+		return &echoResp{Hello: r.Name}, nil
+	}
+	svc, err := rpc.AddService(nc, rpc.Service{Name: "echo", Version: "1.0.0"},
+		[]rpc.Spec{{Name: "echo", Subject: "cb.echo", Handler: rpc.Endpoint(srv, h)}}, srv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = svc.Stop() })
+	client := natstest.Connect(t, ns)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	inFlight := make(chan error, 1)
+	go func() {
+		_, err := rpc.Call[echoReq, echoResp](ctx, client, "cb.echo", &echoReq{Name: "wait"})
+		inFlight <- err
+	}()
+	<-started
+	srv.Close()
+	start := time.Now()
+	_, err = rpc.Call[echoReq, echoResp](ctx, client, "cb.echo", &echoReq{Name: "late"})
+	if !errors.Is(err, rpc.ErrStopping) || !rpc.NotServed(err) || time.Since(start) > time.Second {
+		t.Fatalf("after Close: err = %v after %v, want ErrStopping at once", err, time.Since(start))
+	}
+	close(release)
+	srv.Wait()
+	if err := <-inFlight; err != nil {
+		t.Fatalf("the request admitted before Close: %v", err)
+	}
+}

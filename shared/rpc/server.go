@@ -60,6 +60,8 @@ type Server struct {
 	idle     chan func()  // unbuffered: a send succeeds when a worker waits
 	limit    int64        // Concurrency + MaxQueue
 	admitted atomic.Int64 // requests running or waiting for a slot
+	mu       sync.RWMutex // admission (read) against Close (write)
+	closed   bool         // refuses new requests; guarded by mu
 	wg       sync.WaitGroup
 	service  string
 	requests metrics.Counter
@@ -126,8 +128,35 @@ func NewServer(nc *nats.Conn, log zerolog.Logger, o Options) *Server {
 	}
 }
 
-// Wait blocks until every request in flight has been answered.
+// Close refuses the requests that arrive from now on with ErrStopping (a
+// draining subscription still delivers the ones it holds), so that after
+// Wait no handler starts on what is being shut down.
+// It flushes the connection first, so that once it returns the server has
+// seen any unsubscribe sent before it (micro's Stop) and delivers no more.
+func (s *Server) Close() {
+	_ = s.nc.Flush()
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+}
+
+// Wait blocks until every request admitted has been answered.
 func (s *Server) Wait() { s.wg.Wait() }
+
+// admit counts a request in, unless the server is closed or full.
+func (s *Server) admit() error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return ErrStopping
+	}
+	if s.admitted.Add(1) > s.limit {
+		s.admitted.Add(-1)
+		return ErrOverloaded
+	}
+	s.wg.Add(1)
+	return nil
+}
 
 // validator is implemented by requests that check themselves.
 type validator interface{ Validate() error }
@@ -136,12 +165,10 @@ type validator interface{ Validate() error }
 func Endpoint[Req, Resp any](s *Server, h Handler[Req, Resp]) micro.Handler {
 	return micro.HandlerFunc(func(r micro.Request) {
 		start := time.Now()
-		if s.admitted.Add(1) > s.limit {
-			s.admitted.Add(-1)
-			s.reply(r, start, nil, errOverloaded)
+		if err := s.admit(); err != nil {
+			s.reply(r, start, nil, err)
 			return
 		}
-		s.wg.Add(1)
 		s.run(func() {
 			defer func() { s.admitted.Add(-1); s.wg.Done() }()
 			ctx, cancel := s.context(r)
@@ -149,7 +176,7 @@ func Endpoint[Req, Resp any](s *Server, h Handler[Req, Resp]) micro.Handler {
 			select {
 			case s.sem <- struct{}{}:
 			case <-ctx.Done():
-				s.reply(r, start, nil, errOverloaded)
+				s.reply(r, start, nil, ErrOverloaded)
 				return
 			}
 			defer func() { <-s.sem }()
@@ -189,7 +216,17 @@ func (s *Server) worker(job func()) {
 	}
 }
 
-var errOverloaded = fail.New(fail.Unavailable, "service overloaded, retry later")
+// Requests refused before any work: safe to send again, to any instance.
+var (
+	ErrOverloaded = fail.New(fail.Unavailable, "service overloaded, retry later")
+	ErrStopping   = fail.New(fail.Unavailable, "service instance stopping, retry")
+)
+
+// NotServed reports whether err says the request was never worked on: no
+// instance listened, or the one that got it refused it at once.
+func NotServed(err error) bool {
+	return errors.Is(err, nats.ErrNoResponders) || errors.Is(err, ErrOverloaded) || errors.Is(err, ErrStopping)
+}
 
 // context derives the request's context: the caller's deadline (or the
 // default timeout) and request id.
