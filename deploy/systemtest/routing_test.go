@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -12,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
 
 	"github.com/cbnats/circuitbreaker/deploy/internal/testkit"
@@ -19,6 +22,7 @@ import (
 	"github.com/cbnats/circuitbreaker/services/workflow"
 	"github.com/cbnats/circuitbreaker/shared/client"
 	"github.com/cbnats/circuitbreaker/shared/config"
+	"github.com/cbnats/circuitbreaker/shared/fail"
 	"github.com/cbnats/circuitbreaker/shared/metrics"
 	"github.com/cbnats/circuitbreaker/shared/natstest"
 	"github.com/cbnats/circuitbreaker/shared/rpc"
@@ -87,45 +91,75 @@ func TestWritesRouteToOneInstance(t *testing.T) {
 	}
 }
 
-// TestWriterGoneIsServedHere: when the instance that writes a workflow
-// stops, the other serves its writes at once (no responders on the
-// writer's subjects), without errors. (b starts after a, so b knows a;
-// with eight workflows, a writes some of them in b's view but for a chance
-// of 1 in 256.)
-func TestWriterGoneIsServedHere(t *testing.T) {
-	ns := natstest.Server(t)
-	reg := metrics.NewRegistry()
-	opts := rpc.ServiceOptions{Store: defaultStore(), Concurrency: 64, Log: zerolog.Nop(), Metrics: reg}
+// pair is a workflow service and two token services, a and b, routing
+// writes, on one server; b starts after a, so b knows a at once.
+type pair struct {
+	ns    *server.Server
+	reg   *metrics.Registry
+	a     *rpc.Instance
+	aConn *nats.Conn
+	c     *client.Client
+}
+
+func startPair(t *testing.T) *pair {
+	t.Helper()
+	p := &pair{ns: natstest.Server(t), reg: metrics.NewRegistry()}
+	opts := rpc.ServiceOptions{Store: defaultStore(), Concurrency: 64, Log: zerolog.Nop(), Metrics: p.reg}
 	routed(&opts.Store)
 	bg := context.Background()
-	wi := testkit.Must(workflow.Start(bg, natstest.Connect(t, ns), opts))
+	wi := testkit.Must(workflow.Start(bg, natstest.Connect(t, p.ns), opts))
 	t.Cleanup(wi.Stop)
-	aConn := natstest.Connect(t, ns)
-	a := testkit.Must(token.Start(bg, aConn, opts))
-	b := testkit.Must(token.Start(bg, natstest.Connect(t, ns), opts))
+	p.aConn = natstest.Connect(t, p.ns)
+	p.a = testkit.Must(token.Start(bg, p.aConn, opts))
+	b := testkit.Must(token.Start(bg, natstest.Connect(t, p.ns), opts))
 	t.Cleanup(b.Stop)
-	c, cx := client.New(natstest.Connect(t, ns)), ctx(t)
+	p.c = client.New(natstest.Connect(t, p.ns))
+	return p
+}
 
-	// Eight workflows: each instance writes about half of them.
-	var toks []string
-	for i := range 8 {
-		wf := testkit.Must(c.CreateWorkflow(cx, race(fmt.Sprint("gone", i))))
-		toks = append(toks, testkit.Must(c.CreateToken(cx, &wire.CreateTokenRequest{WorkflowID: wf.ID})).ID)
+// tokens creates one token in each of the workflows, creating those first.
+func (p *pair) tokens(t *testing.T, cx context.Context, workflows ...string) []string {
+	var out []string
+	for _, wf := range workflows {
+		if _, err := p.c.CreateWorkflow(cx, race(wf)); err != nil && !errors.Is(err, fail.ErrConflict) {
+			t.Fatal(err)
+		}
+		out = append(out, testkit.Must(p.c.CreateToken(cx, &wire.CreateTokenRequest{WorkflowID: wf})).ID)
 	}
+	return out
+}
+
+// waitForwarded fires every token until a write has been passed on: the
+// instances have found each other.
+func (p *pair) waitForwarded(t *testing.T, cx context.Context, toks []string) {
 	testkit.Poll(t, 10*time.Second, "a write passed on to the other instance", func() bool {
 		for _, id := range toks {
-			testkit.Must(c.Fire(cx, &wire.FireRequest{TokenID: id, TransitionID: "tick"}))
+			testkit.Must(p.c.Fire(cx, &wire.FireRequest{TokenID: id, TransitionID: "tick"}))
 		}
-		return counter(t, reg, "cb_token_writes_forwarded_total", "") > 0
+		return counter(t, p.reg, "cb_token_writes_forwarded_total", "") > 0
 	})
-	a.Stop()
-	clients := ns.NumClients()
-	aConn.Close() // as the process exits
-	testkit.Poll(t, 5*time.Second, "the server to see the instance gone", func() bool { return ns.NumClients() < clients })
+}
+
+// TestWriterGoneIsServedHere: when the instance that writes a workflow
+// stops, the other serves its writes at once (no responders on the
+// writer's subjects), without errors. (With eight workflows, a writes some
+// of them in b's view but for a chance of 1 in 256.)
+func TestWriterGoneIsServedHere(t *testing.T) {
+	p, cx := startPair(t), ctx(t)
+	var wfs []string
+	for i := range 8 {
+		wfs = append(wfs, fmt.Sprint("gone", i))
+	}
+	toks := p.tokens(t, cx, wfs...)
+	p.waitForwarded(t, cx, toks)
+	p.a.Stop()
+	clients := p.ns.NumClients()
+	p.aConn.Close() // as the process exits
+	testkit.Poll(t, 5*time.Second, "the server to see the instance gone", func() bool { return p.ns.NumClients() < clients })
 	for round := range 3 {
 		for _, id := range toks {
 			fc, cancel := context.WithTimeout(cx, 2*time.Second)
-			_, err := c.Fire(fc, &wire.FireRequest{TokenID: id, TransitionID: "tick"})
+			_, err := p.c.Fire(fc, &wire.FireRequest{TokenID: id, TransitionID: "tick"})
 			cancel()
 			if err != nil {
 				t.Fatalf("round %d, token %s: %v", round, id, err)
@@ -139,48 +173,24 @@ func TestWriterGoneIsServedHere(t *testing.T) {
 // once (it landed on the stopping instance: safe to send again); none
 // times out, none fails after the stop, and every served fire counts once.
 func TestWriterStopsUnderLoad(t *testing.T) {
-	ns := natstest.Server(t)
-	reg := metrics.NewRegistry()
-	opts := rpc.ServiceOptions{Store: defaultStore(), Concurrency: 64, Log: zerolog.Nop(), Metrics: reg}
-	routed(&opts.Store)
-	bg := context.Background()
-	wi := testkit.Must(workflow.Start(bg, natstest.Connect(t, ns), opts))
-	t.Cleanup(wi.Stop)
-	a := testkit.Must(token.Start(bg, natstest.Connect(t, ns), opts))
-	b := testkit.Must(token.Start(bg, natstest.Connect(t, ns), opts))
-	t.Cleanup(b.Stop)
-	c, cx := client.New(natstest.Connect(t, ns)), ctx(t)
-
-	const writers = 8
-	toks := make([]string, writers)
-	for i := range toks {
-		wf := fmt.Sprint("stop", i%4)
-		if i < 4 {
-			testkit.Must(c.CreateWorkflow(cx, race(wf)))
-		}
-		toks[i] = testkit.Must(c.CreateToken(cx, &wire.CreateTokenRequest{WorkflowID: wf})).ID
-	}
-	testkit.Poll(t, 10*time.Second, "a write passed on to the other instance", func() bool {
-		for _, id := range toks {
-			testkit.Must(c.Fire(cx, &wire.FireRequest{TokenID: id, TransitionID: "tick"}))
-		}
-		return counter(t, reg, "cb_token_writes_forwarded_total", "") > 0
-	})
-	base := make([]uint64, writers)
+	p, cx := startPair(t), ctx(t)
+	toks := p.tokens(t, cx, "stop0", "stop1", "stop2", "stop3", "stop0", "stop1", "stop2", "stop3")
+	p.waitForwarded(t, cx, toks)
+	base := make([]uint64, len(toks))
 	for i, id := range toks {
-		base[i] = testkit.Must(c.GetToken(cx, id)).Revision
+		base[i] = testkit.Must(p.c.GetToken(cx, id)).Revision
 	}
 
 	var stopped, done atomic.Bool
-	served := make([]uint64, writers)
+	served := make([]uint64, len(toks))
 	var wg sync.WaitGroup
-	for i := range writers {
+	for i := range toks {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for !done.Load() {
 				fc, cancel := context.WithTimeout(cx, 2*time.Second)
-				_, err := c.Fire(fc, &wire.FireRequest{TokenID: toks[i], TransitionID: "tick"})
+				_, err := p.c.Fire(fc, &wire.FireRequest{TokenID: toks[i], TransitionID: "tick"})
 				cancel()
 				switch {
 				case err == nil:
@@ -196,13 +206,13 @@ func TestWriterStopsUnderLoad(t *testing.T) {
 		}()
 	}
 	time.Sleep(300 * time.Millisecond)
-	a.Stop()
+	p.a.Stop()
 	stopped.Store(true)
 	time.Sleep(500 * time.Millisecond)
 	done.Store(true)
 	wg.Wait()
 	for i, id := range toks {
-		if got := testkit.Must(c.GetToken(cx, id)).Revision; got != base[i]+served[i] {
+		if got := testkit.Must(p.c.GetToken(cx, id)).Revision; got != base[i]+served[i] {
 			t.Errorf("token %d: revision %d, want %d + %d served fires", i, got, base[i], served[i])
 		}
 	}

@@ -49,32 +49,27 @@ func New(st *store.Store, w *writers) *Service {
 // instance; createHere, fireHere and updateHere serve it.
 
 func (s *Service) create(ctx context.Context, r *wire.CreateTokenRequest) (*json.RawMessage, error) {
-	if raw, ok, err := forward(ctx, s.writers, r.WorkflowID, opCreate, r); ok {
-		return raw, err
-	}
-	return s.createHere(ctx, r)
+	return route(ctx, s.writers, r.WorkflowID, opCreate, r, s.createHere)
 }
 
 func (s *Service) fire(ctx context.Context, r *wire.FireRequest) (*json.RawMessage, error) {
-	wf, err := s.store.WorkflowOf(ctx, r.TokenID)
-	if err != nil {
-		return nil, err
-	}
-	if raw, ok, err := forward(ctx, s.writers, wf, opFire, r); ok {
-		return raw, err
-	}
-	return s.fireHere(ctx, r)
+	return routeByToken(ctx, s, r.TokenID, opFire, r, s.fireHere)
 }
 
 func (s *Service) update(ctx context.Context, r *wire.UpdateTokenRequest) (*json.RawMessage, error) {
-	wf, err := s.store.WorkflowOf(ctx, r.TokenID)
+	return routeByToken(ctx, s, r.TokenID, opUpdate, r, s.updateHere)
+}
+
+// routeByToken routes a write on a token by the token's workflow.
+func routeByToken[Req any](ctx context.Context, s *Service, tokenID, op string, r *Req, here handler[Req]) (*json.RawMessage, error) {
+	if s.writers == nil {
+		return here(ctx, r)
+	}
+	wf, err := s.store.WorkflowOf(ctx, tokenID)
 	if err != nil {
 		return nil, err
 	}
-	if raw, ok, err := forward(ctx, s.writers, wf, opUpdate, r); ok {
-		return raw, err
-	}
-	return s.updateHere(ctx, r)
+	return route(ctx, s.writers, wf, op, r, here)
 }
 
 // Writes reply with the token's JSON as stored: encoded once, for both.

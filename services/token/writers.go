@@ -68,27 +68,31 @@ const (
 	opUpdate = "update"
 )
 
-// forward passes req (a write on workflow) to the instance that writes
-// workflow and returns its reply, or reports false if it is to be served
-// here.
-func forward[Req any](ctx context.Context, w *writers, workflow, op string, req *Req) (*json.RawMessage, bool, error) {
+// route serves req with here, unless another instance writes workflow:
+// then it passes req on to that instance and returns its reply. A write the
+// writer refuses unworked is served here after all; so is every write when
+// w is nil (routing off).
+func route[Req any](ctx context.Context, w *writers, workflow, op string, req *Req, here handler[Req]) (*json.RawMessage, error) {
 	if w == nil {
-		return nil, false, nil
+		return here(ctx, req)
 	}
 	to := w.writerOf(workflow)
 	if to == w.self {
-		return nil, false, nil
+		return here(ctx, req)
 	}
 	raw, err := rpc.CallRaw(ctx, w.nc, to+"."+op, req)
 	if rpc.NotServed(err) { // gone, stopping or full: never worked on
 		if !errors.Is(err, rpc.ErrOverloaded) {
 			w.drop(to)
 		}
-		return nil, false, nil
+		return here(ctx, req)
 	}
 	w.forwarded.Inc()
-	return &raw, true, err
+	return &raw, err
 }
+
+// handler serves a write here.
+type handler[Req any] func(context.Context, *Req) (*json.RawMessage, error)
 
 // writerOf returns the writer prefix of the member that writes workflow:
 // the one with the highest score (rendezvous hashing).
