@@ -189,9 +189,8 @@ var errConflict = fail.New(fail.Conflict, "token changed concurrently; read it a
 func (c *committer) commit(ctx context.Context, group []*change) {
 	deadline := time.Now().Add(commitTimeout)
 	for len(group) > 0 {
-		t0 := time.Now()
-		err := c.publish(ctx, group)
-		c.metrics.observe(time.Since(t0), len(group), err)
+		var err error
+		group, err = c.publish(ctx, group)
 		if err == nil {
 			c.done(group)
 			return
@@ -267,25 +266,29 @@ func (c *committer) refresh(ctx context.Context) (bool, error) {
 	return moved, nil
 }
 
-func (c *committer) publish(ctx context.Context, group []*change) error {
+// publish commits the changes of group that fit in a message and returns
+// them; a change too large to store fails alone, at once.
+func (c *committer) publish(ctx context.Context, group []*change) ([]*change, error) {
 	if !c.lastKnown {
 		if _, err := c.refresh(ctx); err != nil {
-			return err
+			return group, err
 		}
 	}
-	msgs, err := c.encode(group)
-	if err != nil {
-		return err
+	msgs, group, err := c.encode(group)
+	if err != nil || len(group) == 0 {
+		return group, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, commitTimeout)
 	defer cancel()
+	t0 := time.Now()
 	ack, err := jetstreamext.PublishMsgBatch(ctx, c.js, msgs,
 		jetstreamext.BatchFlowControl{AckFirst: false, AckTimeout: commitTimeout})
+	c.metrics.observe(time.Since(t0), len(group), err)
 	if err != nil {
-		return err
+		return group, err
 	}
 	c.last = ack.Sequence
-	return nil
+	return group, nil
 }
 
 func (c *committer) done(group []*change) {
@@ -315,30 +318,46 @@ func (c *committer) drain() {
 }
 
 // encode lays out the group's messages, assigning each the sequence it will
-// get, and stamps those sequences into the tokens and events.
-func (c *committer) encode(group []*change) ([]*nats.Msg, error) {
+// get, and stamps those sequences into the tokens and events. It fails a
+// change whose token is too large for a message at once (a message over
+// the server's max_payload would fail the whole batch) and returns the
+// changes it laid out.
+func (c *committer) encode(group []*change) ([]*nats.Msg, []*change, error) {
 	msgs := make([]*nats.Msg, 0, 3*len(group))
+	fit := group[:0:0]
 	now := time.Now().UTC()
 	for _, ch := range group {
 		next := c.last + uint64(len(msgs)) + 1
 		if ch.size() == 3 {
-			msgs = append(msgs, tombstone(ch))
 			next++
 		}
 		stampSequence(ch, next, now)
 		state, err := c.stateMsg(ch)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
+		}
+		if limit := c.js.Conn().MaxPayload() - headerRoom; int64(len(state.Data)) > limit {
+			ch.done <- fail.New(fail.BadInput, "token %s too large to store: %d bytes of JSON (its data and history; the history grows with every change), the limit is %d", ch.token.ID, len(state.Data), limit)
+			continue
 		}
 		ev, err := c.eventMsg(ch)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
+		}
+		if ch.size() == 3 {
+			msgs = append(msgs, tombstone(ch))
 		}
 		msgs = append(msgs, state, ev)
+		fit = append(fit, ch)
 	}
-	msgs[0].Header.Set(jetstream.ExpectedLastSeqHeader, strconv.FormatUint(c.last, 10))
-	return msgs, nil
+	if len(msgs) > 0 {
+		msgs[0].Header.Set(jetstream.ExpectedLastSeqHeader, strconv.FormatUint(c.last, 10))
+	}
+	return msgs, fit, nil
 }
+
+// headerRoom is what a state message's headers may take of max_payload.
+const headerRoom = 4 << 10
 
 func stampSequence(ch *change, seq uint64, now time.Time) {
 	t := ch.token

@@ -27,32 +27,7 @@ import (
 // changes in one retry and fails only that one, instead of re-sending every
 // change alone.
 func TestGroupWithAStaleChange(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	js, err := jetstream.New(natstest.Connect(t, natstest.Server(t)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	const wf = "grp"
-	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: subjects.StreamName(wf), Subjects: subjects.StreamSubjects(wf),
-		AllowDirect: true, AllowRollup: true, AllowAtomicPublish: true, AllowMsgTTL: true}); err != nil {
-		t.Fatal(err)
-	}
-	def, _ := json.Marshal(flow.Definition{ID: wf, Name: wf, Places: []string{"a", "b"}, InitialPlace: "a",
-		Transitions: []flow.Transition{{ID: "go", FromPlaces: []string{"a"}, ToPlace: "b"}}})
-	if _, err := js.Publish(ctx, subjects.Definition(wf), def); err != nil {
-		t.Fatal(err)
-	}
-	reg := metrics.NewRegistry()
-	st, err := Open(ctx, js, zerolog.Nop(), Options{Metrics: reg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	w, err := st.workflow(ctx, wf)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, st, w, reg := groupStore(t)
 	m := w.machine
 
 	var toks []*flow.Token
@@ -92,6 +67,67 @@ func TestGroupWithAStaleChange(t *testing.T) {
 	if got := batches(t, reg) - before; got != 2 {
 		t.Fatalf("%d batches sent, want 2 (the failed group and its retry without the stale change)", got)
 	}
+}
+
+// TestGroupWithAnOversizeToken: a token too large to store fails alone,
+// with a clear BAD_USER_INPUT; the other changes of its group commit.
+func TestGroupWithAnOversizeToken(t *testing.T) {
+	ctx, _, w, _ := groupStore(t)
+	huge, _ := json.Marshal(strings.Repeat("x", 9<<20)) // over the server's 8 MiB max_payload
+	var group []*change
+	for i := range 4 {
+		tok, err := w.machine.Create(flow.CreateRequest{TokenID: uuid.NewString(), Now: time.Now().UTC()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 2 {
+			tok.Data = huge
+		}
+		group = append(group, &change{token: tok, event: wire.Event{EventType: wire.EventTokenCreated}, done: make(chan error, 1)})
+	}
+	w.committer.commit(ctx, group)
+	for i, ch := range group {
+		err := <-ch.done
+		switch {
+		case i == 2 && (!errors.Is(err, fail.ErrBadInput) || !strings.Contains(err.Error(), "too large")):
+			t.Fatalf("the oversize token: err = %v, want BAD_USER_INPUT too large", err)
+		case i != 2 && err != nil:
+			t.Fatalf("change %d failed with the oversize token's group: %v", i, err)
+		}
+	}
+}
+
+// groupStore opens a store on a fresh server with one workflow, "grp",
+// whose transition "go" moves a token from a to b.
+func groupStore(t *testing.T) (context.Context, *Store, *workflow, *metrics.Registry) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	js, err := jetstream.New(natstest.Connect(t, natstest.Server(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const wf = "grp"
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: subjects.StreamName(wf), Subjects: subjects.StreamSubjects(wf),
+		AllowDirect: true, AllowRollup: true, AllowAtomicPublish: true, AllowMsgTTL: true}); err != nil {
+		t.Fatal(err)
+	}
+	def, _ := json.Marshal(flow.Definition{ID: wf, Name: wf, Places: []string{"a", "b"}, InitialPlace: "a",
+		Transitions: []flow.Transition{{ID: "go", FromPlaces: []string{"a"}, ToPlace: "b"}}})
+	if _, err := js.Publish(ctx, subjects.Definition(wf), def); err != nil {
+		t.Fatal(err)
+	}
+	reg := metrics.NewRegistry()
+	st, err := Open(ctx, js, zerolog.Nop(), Options{Metrics: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(st.Close)
+	w, err := st.workflow(ctx, wf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ctx, st, w, reg
 }
 
 func mustFire(t *testing.T, m *flow.Machine, tok *flow.Token) *flow.Token {
