@@ -41,7 +41,9 @@ if [ "${CB_SECURE:-}" = 1 ]; then
   login() { echo --nats-user "$1" --nats-password "$2" --inbox-prefix "_INBOX_$1"; }
 else
   mkdir -p "$data"
-  start nats "$bin/nats-server" -a 127.0.0.1 -p 4222 -js -sd "$data"
+  # max_payload as the embedded server's: tokens carry their whole history
+  printf 'listen: 127.0.0.1:4222\nmax_payload: 8MB\njetstream { store_dir: "%s" }\n' "$data" > "$bin/nats.conf"
+  start nats "$bin/nats-server" -c "$bin/nats.conf"
 fi
 for _ in $(seq 1 50); do (exec 3<>/dev/tcp/127.0.0.1/4222) 2>/dev/null && break; sleep 0.1; done
 
