@@ -26,10 +26,11 @@ for cmd in services/workflow/cmd/workflow-service services/token/cmd/token-servi
   go build -o "$bin/$(basename "$cmd")" "./$cmd"
 done
 
-# start NAME CMD...: runs a process with its output prefixed by its name.
+# start NAME CMD...: runs a process with its output prefixed by its name,
+# remembering the process itself (not a pipeline around it) to stop it.
 start() {
   local name=$1; shift
-  ("$@" 2>&1 | sed -u "s/^/[$name] /") &
+  "$@" > >(sed -u "s/^/[$name] /") 2>&1 &
   pids+=($!)
 }
 
