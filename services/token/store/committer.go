@@ -114,9 +114,9 @@ func (c *committer) run(ctx context.Context) {
 				return
 			}
 		}
-		group := c.collect(first)
 		t0 := time.Now()
-		c.commit(ctx, group)
+		group, err := c.sendGroup(ctx, first)
+		c.settle(ctx, group, err)
 		// The writers just answered tend to write again at once. Expect
 		// them in the next group as well as those queued meanwhile, and
 		// let collect wait a little for them: otherwise closed-loop
@@ -129,12 +129,13 @@ func (c *committer) run(ctx context.Context) {
 
 // collect builds a group from first and whatever else is queued, waiting up
 // to c.linger while fewer than c.expect changes have come: at most one change
-// per token and at most maxBatchMsgs messages.
-func (c *committer) collect(first *change) []*change {
+// per token and at most maxBatchMsgs messages. join, when set, is called on
+// each change as it joins; a change it refuses (failed alone) stays out.
+func (c *committer) collect(first *change, join func(*change) bool) []*change {
 	group := make([]*change, 0, 16)
 	inGroup := make(map[string]bool)
 	msgs := 0
-	add := func(ch *change) bool {
+	add := func(ch *change) bool { // false: the group is full
 		switch {
 		case inGroup[ch.token.ID]:
 			c.held = append(c.held, ch)
@@ -142,6 +143,8 @@ func (c *committer) collect(first *change) []*change {
 		case msgs+ch.size() > maxBatchMsgs:
 			c.held = append(c.held, ch)
 			return false
+		case join != nil && !join(ch):
+			return true
 		}
 		inGroup[ch.token.ID] = true
 		msgs += ch.size()
@@ -181,16 +184,72 @@ func (c *committer) collect(first *change) []*change {
 
 var errConflict = fail.New(fail.Conflict, "token changed concurrently; read it again and retry")
 
-// commit writes group. A wrong sequence means another instance moved the
-// stream on (our sequences were wrong) or a token changed (its
-// compare-and-swap failed; the server does not say which): it reads the
-// tokens' current sequences, fails the changes that lost, and retries the
-// rest, splitting the group when it cannot tell.
+// sendGroup starts a batch with first and sends each change that joins the
+// group while it forms (collect), then commits the batch with its last
+// message: the server prepares the batch (on a file stream, a staging store
+// of its own on disk, ~1 ms) while the group forms, instead of after.
+// Changes too large to store fail alone. It returns the changes sent.
+func (c *committer) sendGroup(ctx context.Context, first *change) ([]*change, error) {
+	if !c.lastKnown {
+		if _, err := c.refresh(ctx); err != nil {
+			return c.collect(first, nil), err
+		}
+	}
+	bp, err := jetstreamext.NewBatchPublisher(c.js, jetstreamext.BatchFlowControl{AckTimeout: commitTimeout})
+	if err != nil {
+		return c.collect(first, nil), err
+	}
+	var (
+		last    *nats.Msg // the newest message: the commit, unless more follow
+		sent    uint64
+		sendErr error
+		t0      = time.Now()
+	)
+	group := c.collect(first, func(ch *change) bool {
+		msgs, ok := c.encodeChange(ch, c.last+sent+1)
+		if !ok {
+			return false
+		}
+		if last != nil {
+			msgs = append([]*nats.Msg{last}, msgs...)
+		}
+		for _, m := range msgs[:len(msgs)-1] {
+			if sendErr == nil {
+				sendErr = bp.AddMsg(m)
+			}
+		}
+		last = msgs[len(msgs)-1]
+		sent += uint64(ch.size())
+		return true
+	})
+	if sendErr != nil || last == nil {
+		_ = bp.Discard()
+		return group, sendErr
+	}
+	ctx, cancel := context.WithTimeout(ctx, commitTimeout)
+	defer cancel()
+	ack, err := bp.CommitMsg(ctx, last)
+	c.metrics.observe(time.Since(t0), len(group), err)
+	if err == nil {
+		c.last = ack.Sequence
+	}
+	return group, err
+}
+
+// commit writes group in one batch and settles it.
 func (c *committer) commit(ctx context.Context, group []*change) {
+	group, err := c.publish(ctx, group)
+	c.settle(ctx, group, err)
+}
+
+// settle finishes a group whose batch ended with err. A wrong sequence
+// means another instance moved the stream on (our sequences were wrong) or
+// a token changed (its compare-and-swap failed; the server does not say
+// which): it reads the tokens' current sequences, fails the changes that
+// lost, and retries the rest, splitting the group when it cannot tell.
+func (c *committer) settle(ctx context.Context, group []*change, err error) {
 	deadline := time.Now().Add(commitTimeout)
-	for len(group) > 0 {
-		var err error
-		group, err = c.publish(ctx, group)
+	for {
 		if err == nil {
 			c.done(group)
 			return
@@ -212,7 +271,7 @@ func (c *committer) commit(ctx context.Context, group []*change) {
 			return
 		case (moved || len(lost) > 0) && time.Now().Before(deadline):
 			c.fail(lost, errConflict)
-			group = live
+			group, err = c.publish(ctx, live)
 		case len(group) > 1:
 			for _, ch := range group {
 				c.commit(ctx, []*change{ch})
@@ -274,9 +333,9 @@ func (c *committer) publish(ctx context.Context, group []*change) ([]*change, er
 			return group, err
 		}
 	}
-	msgs, group, err := c.encode(group)
-	if err != nil || len(group) == 0 {
-		return group, err
+	msgs, group := c.encode(group)
+	if len(group) == 0 {
+		return group, nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, commitTimeout)
 	defer cancel()
@@ -317,43 +376,53 @@ func (c *committer) drain() {
 	}
 }
 
-// encode lays out the group's messages, assigning each the sequence it will
-// get, and stamps those sequences into the tokens and events. It fails a
-// change whose token is too large for a message at once (a message over
-// the server's max_payload would fail the whole batch) and returns the
+// encode lays out the group's messages (see encodeChange) and returns the
 // changes it laid out.
-func (c *committer) encode(group []*change) ([]*nats.Msg, []*change, error) {
+func (c *committer) encode(group []*change) ([]*nats.Msg, []*change) {
 	msgs := make([]*nats.Msg, 0, 3*len(group))
 	fit := group[:0:0]
-	now := time.Now().UTC()
 	for _, ch := range group {
-		next := c.last + uint64(len(msgs)) + 1
-		if ch.size() == 3 {
-			next++
+		m, ok := c.encodeChange(ch, c.last+uint64(len(msgs))+1)
+		if ok {
+			msgs = append(msgs, m...)
+			fit = append(fit, ch)
 		}
-		stampSequence(ch, next, now)
-		state, err := c.stateMsg(ch)
-		if err != nil {
-			return nil, nil, err
-		}
-		if limit := c.js.Conn().MaxPayload() - headerRoom; int64(len(state.Data)) > limit {
-			ch.done <- fail.New(fail.BadInput, "token %s too large to store: %d bytes of JSON (its data and history; the history grows with every change), the limit is %d", ch.token.ID, len(state.Data), limit)
-			continue
-		}
-		ev, err := c.eventMsg(ch)
-		if err != nil {
-			return nil, nil, err
-		}
-		if ch.size() == 3 {
-			msgs = append(msgs, tombstone(ch))
-		}
-		msgs = append(msgs, state, ev)
-		fit = append(fit, ch)
 	}
-	if len(msgs) > 0 {
+	return msgs, fit
+}
+
+// encodeChange lays out ch's messages from stream sequence seq on, stamps
+// that sequence into its token and event, and pins the stream's last
+// sequence on the batch's first message. A change that cannot be encoded,
+// or whose token is too large for a message (which would fail the whole
+// batch), fails alone at once: ok is false.
+func (c *committer) encodeChange(ch *change, seq uint64) (msgs []*nats.Msg, ok bool) {
+	next := seq
+	if ch.size() == 3 {
+		next++
+	}
+	stampSequence(ch, next, time.Now().UTC())
+	state, err := c.stateMsg(ch)
+	if err == nil && int64(len(state.Data)) > c.js.Conn().MaxPayload()-headerRoom {
+		err = fail.New(fail.BadInput, "token %s too large to store: %d bytes of JSON (its data and history; the history grows with every change), the limit is %d",
+			ch.token.ID, len(state.Data), c.js.Conn().MaxPayload()-headerRoom)
+	}
+	var ev *nats.Msg
+	if err == nil {
+		ev, err = c.eventMsg(ch)
+	}
+	if err != nil {
+		ch.done <- err
+		return nil, false
+	}
+	if ch.size() == 3 {
+		msgs = append(msgs, tombstone(ch))
+	}
+	msgs = append(msgs, state, ev)
+	if seq == c.last+1 {
 		msgs[0].Header.Set(jetstream.ExpectedLastSeqHeader, strconv.FormatUint(c.last, 10))
 	}
-	return msgs, fit, nil
+	return msgs, true
 }
 
 // headerRoom is what a state message's headers may take of max_payload.

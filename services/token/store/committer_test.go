@@ -70,9 +70,18 @@ func TestGroupWithAStaleChange(t *testing.T) {
 }
 
 // TestGroupWithAnOversizeToken: a token too large to store fails alone,
-// with a clear BAD_USER_INPUT; the other changes of its group commit.
+// with a clear BAD_USER_INPUT, whether its batch is streamed (the write
+// path) or sent whole (a retry); the other changes of its group commit.
 func TestGroupWithAnOversizeToken(t *testing.T) {
-	ctx, _, w, _ := groupStore(t)
+	ctx, st, w, _ := groupStore(t)
+	big, err := w.machine.Create(flow.CreateRequest{TokenID: uuid.NewString(), Now: time.Now().UTC(),
+		Data: json.RawMessage(`"` + strings.Repeat("x", 9<<20) + `"`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Create(ctx, big, ""); !errors.Is(err, fail.ErrBadInput) || !strings.Contains(err.Error(), "too large") {
+		t.Fatalf("streamed: err = %v, want BAD_USER_INPUT too large", err)
+	}
 	huge, _ := json.Marshal(strings.Repeat("x", 9<<20)) // over the server's 8 MiB max_payload
 	var group []*change
 	for i := range 4 {
