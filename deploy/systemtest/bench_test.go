@@ -18,8 +18,8 @@ import (
 
 // The benchmarks run our paths beside bare JetStream clients doing the
 // same durable writes, in the same process and run, so their ratio means
-// something on a noisy machine. Run with -cpu 1 for one client and with
-// the default for 16 (RunParallel with SetParallelism(8) on 2 cores).
+// something on a noisy machine. RunParallel with SetParallelism(8) runs 8
+// clients per core: 16 on this 2-core machine, 8 with -cpu 1.
 //
 //	go test ./deploy/systemtest -run '^$' -bench . -benchtime 2s
 
