@@ -79,7 +79,7 @@ func (s *Stack) start(ctx context.Context, o Options) error {
 	if o.Metrics == nil {
 		o.Metrics = metrics.NewRegistry()
 	}
-	sub := func(name string) zerolog.Logger { return o.Log.With().Str("service", name).Logger() }
+	sub := func(name string) zerolog.Logger { return o.Log.With().Str("component", name).Logger() }
 	steps := []func() error{
 		func() error {
 			return s.run("workflow", func(nc *nats.Conn) (func(), error) {
