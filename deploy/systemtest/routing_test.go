@@ -169,9 +169,10 @@ func TestWriterGoneIsServedHere(t *testing.T) {
 }
 
 // TestWriterStopsUnderLoad: one of two token services stops gracefully
-// while writes run. A request is either served or refused unworked at
-// once (it landed on the stopping instance: safe to send again); none
-// times out, none fails after the stop, and every served fire counts once.
+// while writes run, and no client sees it: a request that lands on the
+// stopping instance is refused unworked and sent again by the client (to
+// the other), a write passed on to it is served where it landed, nothing
+// times out, and every fire counts once.
 func TestWriterStopsUnderLoad(t *testing.T) {
 	p, cx := startPair(t), ctx(t)
 	toks := p.tokens(t, cx, "stop0", "stop1", "stop2", "stop3", "stop0", "stop1", "stop2", "stop3")
@@ -181,7 +182,7 @@ func TestWriterStopsUnderLoad(t *testing.T) {
 		base[i] = testkit.Must(p.c.GetToken(cx, id)).Revision
 	}
 
-	var stopped, done atomic.Bool
+	var done atomic.Bool
 	served := make([]uint64, len(toks))
 	var wg sync.WaitGroup
 	for i := range toks {
@@ -192,22 +193,16 @@ func TestWriterStopsUnderLoad(t *testing.T) {
 				fc, cancel := context.WithTimeout(cx, 2*time.Second)
 				_, err := p.c.Fire(fc, &wire.FireRequest{TokenID: toks[i], TransitionID: "tick"})
 				cancel()
-				switch {
-				case err == nil:
-					served[i]++
-				case stopped.Load():
-					t.Errorf("writer %d after the stop: %v", i, err)
-					return
-				case !rpc.NotServed(err):
-					t.Errorf("writer %d during the stop: %v (want served, or refused unworked)", i, err)
+				if err != nil {
+					t.Errorf("writer %d: %v", i, err)
 					return
 				}
+				served[i]++
 			}
 		}()
 	}
 	time.Sleep(300 * time.Millisecond)
 	p.a.Stop()
-	stopped.Store(true)
 	time.Sleep(500 * time.Millisecond)
 	done.Store(true)
 	wg.Wait()

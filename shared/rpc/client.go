@@ -3,6 +3,7 @@ package rpc
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -33,7 +34,8 @@ func RequestID(ctx context.Context) string {
 // so errors.Is(err, fail.ErrNotFound) works across NATS. No responders,
 // and no reply before the deadline, are fail.Unavailable (after a missing
 // reply the outcome is unknown: the service may have committed); a service
-// that ran out of time itself answers fail.Timeout.
+// that ran out of time itself answers fail.Timeout. A request refused by a
+// stopping instance (ErrStopping: never worked on) is sent once more.
 func Call[Req, Resp any](ctx context.Context, nc *nats.Conn, subject string, req *Req) (*Resp, error) {
 	raw, err := CallRaw(ctx, nc, subject, req)
 	if err != nil {
@@ -73,12 +75,20 @@ func request(ctx context.Context, nc *nats.Conn, subject string, req any) (*nats
 	}
 	dl, _ := ctx.Deadline()
 	m.Header.Set(subjects.HeaderDeadline, dl.UTC().Format(time.RFC3339Nano))
-	reply, err := nc.RequestMsgWithContext(ctx, m)
-	if err != nil {
-		return nil, transportError(subject, err)
+	for attempt := 0; ; attempt++ {
+		reply, err := nc.RequestMsgWithContext(ctx, m)
+		if err != nil {
+			return nil, transportError(subject, err)
+		}
+		err = fromHeaders(reply.Header)
+		// A stopping instance refused the request unworked, after the server
+		// stopped routing to it: the next attempt reaches another instance.
+		if errors.Is(err, ErrStopping) && attempt == 0 {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		return reply, nil
 	}
-	if err := fromHeaders(reply.Header); err != nil {
-		return nil, err
-	}
-	return reply, nil
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/cbnats/circuitbreaker/shared/fail"
 	"github.com/cbnats/circuitbreaker/shared/natstest"
 	"github.com/cbnats/circuitbreaker/shared/rpc"
+	"github.com/cbnats/circuitbreaker/shared/subjects"
 )
 
 type echoReq struct {
@@ -224,5 +225,36 @@ func TestClosedServerRefusesAtOnce(t *testing.T) {
 	srv.Wait()
 	if err := <-inFlight; err != nil {
 		t.Fatalf("the request admitted before Close: %v", err)
+	}
+}
+
+// TestStoppingInstanceIsRetried: a request refused by a stopping instance
+// (ErrStopping, never worked on) is sent once more and reaches another.
+func TestStoppingInstanceIsRetried(t *testing.T) {
+	ns := natstest.Server(t)
+	nc, client := natstest.Connect(t, ns), natstest.Connect(t, ns)
+	stopping := nats.Header{micro.ErrorHeader: {rpc.ErrStopping.Message}, micro.ErrorCodeHeader: {"503"},
+		subjects.HeaderErrorKind: {fail.Unavailable.String()}}
+	var first *nats.Subscription
+	first, err := nc.QueueSubscribe("cb.echo", "cb", func(m *nats.Msg) {
+		// The other instance is there before this one goes.
+		if _, err := nc.QueueSubscribe("cb.echo", "cb", func(m *nats.Msg) { _ = m.Respond([]byte(`{"hello":"other"}`)) }); err != nil {
+			t.Error(err)
+		}
+		_ = first.Unsubscribe()
+		_ = nc.Flush()
+		_ = m.RespondMsg(&nats.Msg{Header: stopping})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	resp, err := rpc.Call[echoReq, echoResp](ctx, client, "cb.echo", &echoReq{Name: "x"})
+	if err != nil || resp.Hello != "other" {
+		t.Fatalf("resp = %+v, err = %v; want the other instance's answer", resp, err)
 	}
 }
