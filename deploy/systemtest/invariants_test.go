@@ -243,3 +243,38 @@ func TestStateNeverExpires(t *testing.T) {
 	testkit.Must(s.c.GetWorkflow(c, wf.ID))
 	testkit.Must(s.c.Fire(c, &wire.FireRequest{TokenID: tok.ID, TransitionID: "tick"}))
 }
+
+// TestRecordsKeepTheirSequence: a transition record's natsSequence is the
+// sequence of the state its transition wrote, for good: a later update
+// (which adds no record) or transition does not rewrite it, and it matches
+// the transition's event. Tokens are encoded from the histories last
+// stored, so a rewritten record would also make stored JSON disagree.
+func TestRecordsKeepTheirSequence(t *testing.T) {
+	s, c := start(t, ""), ctx(t)
+	wf := testkit.Must(s.c.CreateWorkflow(c, race("records")))
+	tok := testkit.Must(s.c.CreateToken(c, &wire.CreateTokenRequest{WorkflowID: wf.ID}))
+	fired := testkit.Must(s.c.Fire(c, &wire.FireRequest{TokenID: tok.ID, TransitionID: "tick"}))
+	updated := testkit.Must(s.c.UpdateToken(c, &wire.UpdateTokenRequest{TokenID: tok.ID, Data: json.RawMessage(`{"n":1}`)}))
+	again := testkit.Must(s.c.Fire(c, &wire.FireRequest{TokenID: tok.ID, TransitionID: "to_b"}))
+	got := testkit.Must(s.c.GetToken(c, tok.ID))
+	want := []uint64{tok.NatsSequence, fired.NatsSequence, again.NatsSequence}
+	if len(got.TransitionHistory) != 3 || updated.NatsSequence == fired.NatsSequence {
+		t.Fatalf("%d records; update at %d", len(got.TransitionHistory), updated.NatsSequence)
+	}
+	for i, rec := range got.TransitionHistory {
+		if rec.NatsSequence != want[i] {
+			t.Errorf("record %d (%s): natsSequence %d, want %d (the state its transition wrote)", i, rec.TransitionID, rec.NatsSequence, want[i])
+		}
+	}
+	seqs := map[uint64]bool{}
+	for _, e := range eventsOf(events(t, s, wf.ID), tok.ID) {
+		if e.EventType != wire.EventTokenUpdated {
+			seqs[e.NatsSequence] = true
+		}
+	}
+	for i, w := range want {
+		if !seqs[w] {
+			t.Errorf("record %d: no create or transition event at sequence %d", i, w)
+		}
+	}
+}

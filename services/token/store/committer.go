@@ -38,7 +38,10 @@ type change struct {
 	prevSubject string // current state subject; "" for a create
 	prevSeq     uint64 // its sequence: the per-token compare-and-swap
 	event       wire.Event
+	prevRecords int             // transition records of the state replaced
+	prevHist    *histories      // the histories of the state replaced, when known
 	stored      json.RawMessage // the token's JSON as written, set by encode
+	hist        *histories      // and its histories
 	done        chan error      // buffered; receives the outcome once
 }
 
@@ -428,10 +431,13 @@ func (c *committer) encodeChange(ch *change, seq uint64) (msgs []*nats.Msg, ok b
 // headerRoom is what a state message's headers may take of max_payload.
 const headerRoom = 4 << 10
 
+// stampSequence writes the sequence of ch's new state into the token, into
+// the transition record the change appended (an update appends none, and
+// the records before are stored as they are) and into its event.
 func stampSequence(ch *change, seq uint64, now time.Time) {
 	t := ch.token
 	t.NatsSequence, t.NatsSubject, t.NatsTimestamp = seq, ch.subject(), now
-	if n := len(t.TransitionHistory); n > 0 {
+	if n := len(t.TransitionHistory); n > ch.prevRecords {
 		rec := &t.TransitionHistory[n-1]
 		rec.NatsSequence = seq
 		if rec.TransitionID == "create" {
@@ -457,11 +463,11 @@ func tombstone(ch *change) *nats.Msg {
 }
 
 func (c *committer) stateMsg(ch *change) (*nats.Msg, error) {
-	data, err := json.Marshal(ch.token)
+	data, hist, err := encodeToken(ch.token, ch.prevHist)
 	if err != nil {
 		return nil, fail.Wrap(fail.Internal, err, "encode token")
 	}
-	ch.stored = data
+	ch.stored, ch.hist = data, hist
 	m := nats.NewMsg(ch.subject())
 	m.Data = data
 	m.Header.Set(jetstream.MsgRollup, jetstream.MsgRollupSubject)

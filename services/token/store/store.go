@@ -25,19 +25,21 @@ import (
 
 // Cache bounds. The token id → workflow id cache takes about 150 bytes an
 // entry (a few MiB). Recently committed states are bounded by the size of
-// their JSON (recentBudget in all; a decoded token takes about twice its
-// JSON), so the cache holds ~20,000 young tokens or ~2,000 long-lived ones
-// (a state over recentMaxBytes, about 25 transitions of history, is not
-// kept).
+// their JSON, kept twice (whole, and as histories; a decoded token takes
+// about twice its JSON again): recentBudget in all, so the cache holds
+// ~10,000 young tokens or ~40 with 1,000 transitions each (a state over
+// recentMaxBytes, ~4,500 transitions, is not kept).
 const (
 	idCacheSize    = 20_000
 	recentBudget   = 16 << 20
-	recentMaxBytes = 8 << 10
+	recentMaxBytes = 1 << 20
 )
 
-// recentState is a committed state and the size of its JSON.
+// recentState is a committed state, its histories' JSON and the size of
+// all its JSON.
 type recentState struct {
 	token *flow.Token
+	hist  *histories
 	size  int
 }
 

@@ -253,7 +253,12 @@ func (s *Store) Change(ctx context.Context, prev, next *flow.Token, ev wire.Even
 	if err != nil {
 		return nil, err
 	}
-	return s.commit(ctx, wf, &change{token: next, prevSubject: prev.NatsSubject, prevSeq: prev.NatsSequence, event: ev})
+	ch := &change{token: next, prevSubject: prev.NatsSubject, prevSeq: prev.NatsSequence, event: ev,
+		prevRecords: len(prev.TransitionHistory)}
+	if r, ok := s.recent.get(prev.ID); ok && r.token.NatsSequence == prev.NatsSequence {
+		ch.prevHist = r.hist // the same stored state: its histories are next's prefix
+	}
+	return s.commit(ctx, wf, ch)
 }
 
 // commit submits ch to its workflow's committer and remembers the committed
@@ -267,7 +272,7 @@ func (s *Store) commit(ctx context.Context, wf *workflow, ch *change) (json.RawM
 	if len(ch.stored) > recentMaxBytes {
 		s.recent.remove(ch.token.ID)
 	} else {
-		s.recent.put(ch.token.ID, recentState{token: ch.token, size: len(ch.stored)})
+		s.recent.put(ch.token.ID, recentState{token: ch.token, size: len(ch.stored) + ch.hist.size(), hist: ch.hist})
 	}
 	return ch.stored, nil
 }
