@@ -37,9 +37,10 @@ func Start(ctx context.Context, nc *nats.Conn, o rpc.ServiceOptions) (*rpc.Insta
 		st.Close()
 		return nil, err
 	}
-	if w == nil {
-		return rpc.NewInstance(ms, srv, st.Close), nil
+	closers := []func(){st.Close}
+	if w != nil {
+		go w.run()
+		closers = []func(){w.close, st.Close}
 	}
-	go w.run()
-	return rpc.NewInstance(ms, srv, w.close, st.Close), nil
+	return rpc.NewInstance(ms, srv, closers...), nil
 }

@@ -2,9 +2,9 @@
 // handler to a micro endpoint, and Call is its client twin.
 //
 // Endpoint decodes and validates the request, derives a context with the
-// caller's deadline, attaches a request-scoped logger, runs the handler on a
-// bounded pool of warm workers (a micro endpoint delivers one message at a
-// time, so work is handed off), turns panics into 500s and errors into micro error headers.
+// caller's deadline, runs the handler on a bounded pool of warm workers (a
+// micro endpoint delivers one message at a time, so work is handed off),
+// turns panics into 500s and errors into micro error headers.
 package rpc
 
 import (
@@ -130,9 +130,9 @@ func NewServer(nc *nats.Conn, log zerolog.Logger, o Options) *Server {
 
 // Close refuses the requests that arrive from now on with ErrStopping (a
 // draining subscription still delivers the ones it holds), so that after
-// Wait no handler starts on what is being shut down.
-// It flushes the connection first, so that once it returns the server has
-// seen any unsubscribe sent before it (micro's Stop) and delivers no more.
+// Wait no handler starts on what is being shut down. It flushes the
+// connection first: once it returns, the NATS server has seen any
+// unsubscribe sent before (micro's Stop) and delivers no more.
 func (s *Server) Close() {
 	_ = s.nc.Flush()
 	s.mu.Lock()

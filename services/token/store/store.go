@@ -96,9 +96,11 @@ func Open(ctx context.Context, js jetstream.JetStream, log zerolog.Logger, o Opt
 	}
 	runCtx, stop := context.WithCancel(context.Background())
 	return &Store{js: js, index: idx, log: log, opts: o, ctx: runCtx, stop: stop,
-		ids:    newCache[string](idCacheSize, nil),
-		recent: newCache(recentBudget, func(r recentState) int { return r.size }), workflows: make(map[string]*workflow), rd: jsread.New(js, o.Replicas > 1),
-		read: o.Metrics.Counter("cb_token_messages_read_total", "Token messages read from JetStream, by operation (get, scan).", "op")}, nil
+		ids:       newCache[string](idCacheSize, nil),
+		recent:    newCache(recentBudget, func(r recentState) int { return r.size }),
+		workflows: make(map[string]*workflow),
+		rd:        jsread.New(js, o.Replicas > 1),
+		read:      o.Metrics.Counter("cb_token_messages_read_total", "Token messages read from JetStream, by operation (get, scan).", "op")}, nil
 }
 
 // Close stops the committers after failing what is still queued.
