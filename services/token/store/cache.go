@@ -12,7 +12,7 @@ type cache[V any] struct {
 
 	mu        sync.Mutex // guards the fields below
 	cur, prev map[string]V
-	used      int // cost of cur; a replaced entry is counted twice (rotates a little early)
+	used      int // cost of cur
 }
 
 // newCache returns a cache of budget; cost nil counts entries.
@@ -43,6 +43,9 @@ func (c *cache[V]) put(token string, v V) {
 }
 
 func (c *cache[V]) putLocked(token string, v V) {
+	if old, ok := c.cur[token]; ok {
+		c.used -= c.cost(old)
+	}
 	cost := c.cost(v)
 	if c.used+cost > c.half && len(c.cur) > 0 {
 		c.prev, c.cur, c.used = c.cur, make(map[string]V, len(c.cur)), 0
@@ -55,6 +58,9 @@ func (c *cache[V]) putLocked(token string, v V) {
 func (c *cache[V]) remove(token string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	delete(c.cur, token)
+	if old, ok := c.cur[token]; ok {
+		c.used -= c.cost(old)
+		delete(c.cur, token)
+	}
 	delete(c.prev, token)
 }

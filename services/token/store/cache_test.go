@@ -45,3 +45,16 @@ func TestCacheBudgetCountsCost(t *testing.T) {
 		t.Fatal("an entry larger than the budget was not kept")
 	}
 }
+
+// TestCacheReplaceKeepsItsCost: a hot entry replaced again and again does
+// not push the others out.
+func TestCacheReplaceKeepsItsCost(t *testing.T) {
+	c := newCache[[]byte](1000, func(b []byte) int { return len(b) })
+	c.put("cold", make([]byte, 100))
+	for range 100 {
+		c.put("hot", make([]byte, 100))
+	}
+	if _, ok := c.cur["cold"]; !ok {
+		t.Fatal("replacing one entry rotated the others out")
+	}
+}
