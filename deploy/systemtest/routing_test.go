@@ -96,6 +96,7 @@ func TestWritesRouteToOneInstance(t *testing.T) {
 type pair struct {
 	ns    *server.Server
 	reg   *metrics.Registry
+	opts  rpc.ServiceOptions
 	a     *rpc.Instance
 	aConn *nats.Conn
 	c     *client.Client
@@ -104,17 +105,21 @@ type pair struct {
 func startPair(t *testing.T) *pair {
 	t.Helper()
 	p := &pair{ns: natstest.Server(t), reg: metrics.NewRegistry()}
-	opts := rpc.ServiceOptions{Store: defaultStore(), Concurrency: 64, Log: zerolog.Nop(), Metrics: p.reg}
-	routed(&opts.Store)
-	bg := context.Background()
-	wi := testkit.Must(workflow.Start(bg, natstest.Connect(t, p.ns), opts))
+	p.opts = rpc.ServiceOptions{Store: defaultStore(), Concurrency: 64, Log: zerolog.Nop(), Metrics: p.reg}
+	routed(&p.opts.Store)
+	wi := testkit.Must(workflow.Start(context.Background(), natstest.Connect(t, p.ns), p.opts))
 	t.Cleanup(wi.Stop)
 	p.aConn = natstest.Connect(t, p.ns)
-	p.a = testkit.Must(token.Start(bg, p.aConn, opts))
-	b := testkit.Must(token.Start(bg, natstest.Connect(t, p.ns), opts))
+	p.a = testkit.Must(token.Start(context.Background(), p.aConn, p.opts))
+	b := p.startToken(t)
 	t.Cleanup(b.Stop)
 	p.c = client.New(natstest.Connect(t, p.ns))
 	return p
+}
+
+// startToken starts another token service on the pair's server.
+func (p *pair) startToken(t *testing.T) *rpc.Instance {
+	return testkit.Must(token.Start(context.Background(), natstest.Connect(t, p.ns), p.opts))
 }
 
 // tokens creates one token in each of the workflows, creating those first.
@@ -177,40 +182,11 @@ func TestWriterStopsUnderLoad(t *testing.T) {
 	p, cx := startPair(t), ctx(t)
 	toks := p.tokens(t, cx, "stop0", "stop1", "stop2", "stop3", "stop0", "stop1", "stop2", "stop3")
 	p.waitForwarded(t, cx, toks)
-	base := make([]uint64, len(toks))
-	for i, id := range toks {
-		base[i] = testkit.Must(p.c.GetToken(cx, id)).Revision
-	}
-
-	var done atomic.Bool
-	served := make([]uint64, len(toks))
-	var wg sync.WaitGroup
-	for i := range toks {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for !done.Load() {
-				fc, cancel := context.WithTimeout(cx, 2*time.Second)
-				_, err := p.c.Fire(fc, &wire.FireRequest{TokenID: toks[i], TransitionID: "tick"})
-				cancel()
-				if err != nil {
-					t.Errorf("writer %d: %v", i, err)
-					return
-				}
-				served[i]++
-			}
-		}()
-	}
-	time.Sleep(300 * time.Millisecond)
-	p.a.Stop()
-	time.Sleep(500 * time.Millisecond)
-	done.Store(true)
-	wg.Wait()
-	for i, id := range toks {
-		if got := testkit.Must(p.c.GetToken(cx, id)).Revision; got != base[i]+served[i] {
-			t.Errorf("token %d: revision %d, want %d + %d served fires", i, got, base[i], served[i])
-		}
-	}
+	p.underLoad(t, cx, toks, func() {
+		time.Sleep(300 * time.Millisecond)
+		p.a.Stop()
+		time.Sleep(500 * time.Millisecond)
+	})
 }
 
 // TestRollingRestartUnderLoad: three token services, restarted one after
@@ -219,10 +195,7 @@ func TestWriterStopsUnderLoad(t *testing.T) {
 // revision counts exactly the fires acknowledged.
 func TestRollingRestartUnderLoad(t *testing.T) {
 	p, cx := startPair(t), ctx(t)
-	opts := rpc.ServiceOptions{Store: defaultStore(), Concurrency: 64, Log: zerolog.Nop(), Metrics: p.reg}
-	routed(&opts.Store)
-	third := testkit.Must(token.Start(context.Background(), natstest.Connect(t, p.ns), opts))
-	insts := []*rpc.Instance{p.a, third}
+	insts := []*rpc.Instance{p.a, p.startToken(t)}
 	t.Cleanup(func() {
 		for _, in := range insts {
 			in.Stop()
@@ -233,7 +206,25 @@ func TestRollingRestartUnderLoad(t *testing.T) {
 		wfs = append(wfs, fmt.Sprint("rolling", i%4))
 	}
 	toks := p.tokens(t, cx, wfs...)
+	p.underLoad(t, cx, toks, func() {
+		for round := range 6 {
+			time.Sleep(300 * time.Millisecond)
+			k := round % len(insts)
+			insts[k].Stop()
+			insts[k] = p.startToken(t)
+		}
+	})
+}
 
+// underLoad fires every token in a loop, one client per token, while
+// during runs; no fire may fail, and each token's revision must count
+// exactly the fires acknowledged.
+func (p *pair) underLoad(t *testing.T, cx context.Context, toks []string, during func()) {
+	t.Helper()
+	base := make([]uint64, len(toks))
+	for i, id := range toks {
+		base[i] = testkit.Must(p.c.GetToken(cx, id)).Revision
+	}
 	var done atomic.Bool
 	served := make([]uint64, len(toks))
 	var wg sync.WaitGroup
@@ -253,17 +244,12 @@ func TestRollingRestartUnderLoad(t *testing.T) {
 			}
 		}()
 	}
-	for round := range 6 {
-		time.Sleep(300 * time.Millisecond)
-		k := round % len(insts)
-		insts[k].Stop()
-		insts[k] = testkit.Must(token.Start(context.Background(), natstest.Connect(t, p.ns), opts))
-	}
+	during()
 	done.Store(true)
 	wg.Wait()
 	for i, id := range toks {
-		if got := testkit.Must(p.c.GetToken(cx, id)).Revision; got != 1+served[i] {
-			t.Errorf("token %d: revision %d, want 1 + %d acknowledged fires", i, got, served[i])
+		if got := testkit.Must(p.c.GetToken(cx, id)).Revision; got != base[i]+served[i] {
+			t.Errorf("token %d: revision %d, want %d + %d acknowledged fires", i, got, base[i], served[i])
 		}
 	}
 }

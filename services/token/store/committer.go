@@ -406,9 +406,9 @@ func (c *committer) encodeChange(ch *change, seq uint64) (msgs []*nats.Msg, ok b
 	}
 	stampSequence(ch, next, time.Now().UTC())
 	state, err := c.stateMsg(ch)
-	if err == nil && int64(len(state.Data)) > c.js.Conn().MaxPayload()-headerRoom {
+	if limit := c.js.Conn().MaxPayload() - headerRoom; err == nil && int64(len(state.Data)) > limit {
 		err = fail.New(fail.BadInput, "token %s too large to store: %d bytes of JSON (its data and history; the history grows with every change), the limit is %d",
-			ch.token.ID, len(state.Data), c.js.Conn().MaxPayload()-headerRoom)
+			ch.token.ID, len(state.Data), limit)
 	}
 	var ev *nats.Msg
 	if err == nil {
