@@ -9,5 +9,14 @@
 // (concurrently where a resolver is not the cheap default) → complete values
 // with null propagation → write ordered JSON.
 //
+// Resolved Go values complete as follows: nil (or a nil pointer, map or
+// interface) is null; a nil slice for a list type is an empty list, never
+// null — a resolver that means null returns an untyped nil; a leaf value
+// behind pointers is serialised as the value it points to (*string is a
+// String); an object may be a map[string]any or a struct (or a pointer to
+// one) whose fields are read by their JSON names. A value its scalar cannot
+// represent is a field error: deploy/systemtest's schema contract test
+// selects every field of the real schema so such a mismatch is caught there.
+//
 // The package knows nothing about workflows or NATS.
 package gql

@@ -105,6 +105,9 @@ func (e *execution) completeValue(ctx context.Context, t *ast.Type, g *fieldGrou
 // completeNullable completes v ignoring t's non-null flag. failed reports
 // that an error was recorded and the result is null.
 func (e *execution) completeNullable(ctx context.Context, t *ast.Type, g *fieldGroup, p *path, v any) (res any, failed bool) {
+	if t.Elem != nil && isNilSlice(v) {
+		return []any{}, false
+	}
 	if isNil(v) {
 		return nil, false
 	}
@@ -115,7 +118,7 @@ func (e *execution) completeNullable(ctx context.Context, t *ast.Type, g *fieldG
 	var err error
 	switch def.Kind {
 	case ast.Scalar, ast.Enum:
-		if res, err = serializeLeaf(def, v); err == nil {
+		if res, err = serializeLeaf(def, deref(v)); err == nil {
 			return res, false
 		}
 	case ast.Object:

@@ -20,6 +20,27 @@ func isNil(v any) bool {
 	return false
 }
 
+// isNilSlice reports whether v is a typed nil slice, which completes as
+// an empty list: Go code builds lists with append from a nil slice, and
+// "no items" must not read as null (or break a non-null list).
+func isNilSlice(v any) bool {
+	rv := reflect.ValueOf(v)
+	return rv.Kind() == reflect.Slice && rv.IsNil()
+}
+
+// deref follows pointers to the value a leaf serialises: *string is its
+// string. The caller has ruled out a nil pointer.
+func deref(v any) any {
+	rv := reflect.ValueOf(v)
+	for rv.Kind() == reflect.Pointer && !rv.IsNil() {
+		rv = rv.Elem()
+	}
+	if !rv.IsValid() || rv.Kind() == reflect.Pointer {
+		return nil
+	}
+	return rv.Interface()
+}
+
 // listItems returns the items of any slice or array.
 func listItems(v any) ([]any, bool) {
 	if items, ok := v.([]any); ok {
