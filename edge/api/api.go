@@ -93,6 +93,7 @@ func (a *API) Resolvers() gql.Resolvers {
 		"Token.natsSequence": func(_ context.Context, p gql.Params) (any, error) {
 			return seq(p.Parent.(*flow.Token).NatsSequence), nil
 		},
+		"Token.cursor":   func(_ context.Context, p gql.Params) (any, error) { return tokenCursor(p.Parent.(*flow.Token)), nil },
 		"Token.revision": func(_ context.Context, p gql.Params) (any, error) { return int64(p.Parent.(*flow.Token).Revision), nil },
 
 		"HistoryEvent.fromPlace": func(_ context.Context, p gql.Params) (any, error) { return p.Parent.(flow.HistoryEvent).From, nil },

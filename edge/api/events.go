@@ -26,7 +26,7 @@ func (a *API) events(ctx context.Context, p gql.Params) (any, error) {
 		return nil, err
 	}
 	page, err := a.c.History(ctx, &wire.HistoryRequest{WorkflowID: str(p.Args, "workflowId"), TokenID: str(p.Args, "tokenId"),
-		EventTypes: strings(p.Args["eventTypes"]), AfterSequence: after, Since: since, Until: until, First: page(p.Args).First})
+		EventTypes: stringList(p.Args["eventTypes"]), AfterSequence: after, Since: since, Until: until, First: page(p.Args).First})
 	if err != nil {
 		return nil, err
 	}

@@ -3,8 +3,12 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"strconv"
+	"strings"
 
 	"github.com/cbnats/circuitbreaker/edge/gql"
+	"github.com/cbnats/circuitbreaker/shared/fail"
 	"github.com/cbnats/circuitbreaker/shared/flow"
 	"github.com/cbnats/circuitbreaker/shared/wire"
 )
@@ -30,22 +34,46 @@ func (a *API) findToken(ctx context.Context, p gql.Params) (any, error) {
 }
 
 // tokens lists a workflow's tokens, or, without a workflow, the tokens of
-// every workflow in id order up to one page.
+// every workflow: workflows in id order, each one's tokens oldest change
+// first. Any token list accepts a Token.cursor as after; a plain
+// natsSequence only names a position within one workflow.
 func (a *API) tokens(ctx context.Context, p gql.Params) (any, error) {
 	pg := page(p.Args)
-	if wf := str(p.Args, "workflowId"); wf != "" {
-		r, err := a.c.ListTokens(ctx, wf, pg)
-		if err != nil {
-			return nil, err
-		}
-		return r.Items, nil
+	wf := str(p.Args, "workflowId")
+	cwf, seq, err := splitCursor(pg.After)
+	if err != nil {
+		return nil, err
 	}
-	return a.allTokens(ctx, pg.Size())
+	if wf == "" {
+		if pg.After != "" && cwf == "" {
+			return nil, fail.New(fail.BadInput, "without workflowId, after must be a token's cursor (Token.cursor: workflowId/natsSequence)")
+		}
+		return a.allTokens(ctx, cwf, seq, pg.Size())
+	}
+	if cwf != "" && cwf != wf {
+		return nil, fail.New(fail.BadInput, "after is a cursor of workflow %q, not of %q", cwf, wf)
+	}
+	r, err := a.c.ListTokens(ctx, wf, wire.Page{First: pg.First, After: seq})
+	if err != nil {
+		return nil, err
+	}
+	return r.Items, nil
 }
 
-func (a *API) allTokens(ctx context.Context, limit int) ([]*flow.Token, error) {
+// allTokens returns up to limit tokens of every workflow, starting after
+// natsSequence seq of workflow wf (from the very first when wf is "").
+func (a *API) allTokens(ctx context.Context, wf, seq string, limit int) ([]*flow.Token, error) {
 	out := []*flow.Token{}
-	for wfs := (wire.Page{}); len(out) < limit; {
+	if wf != "" {
+		r, err := a.c.ListTokens(ctx, wf, wire.Page{First: limit, After: seq})
+		if err != nil && !errors.Is(err, fail.ErrNotFound) { // a workflow gone since: go on after it
+			return nil, err
+		}
+		if r != nil {
+			out = append(out, r.Items...)
+		}
+	}
+	for wfs := (wire.Page{After: wf}); len(out) < limit; {
 		ws, err := a.c.ListWorkflows(ctx, wfs)
 		if err != nil {
 			return nil, err
@@ -68,8 +96,35 @@ func (a *API) allTokens(ctx context.Context, limit int) ([]*flow.Token, error) {
 	return out, nil
 }
 
+// tokenCursor is a token's position in any token list: its workflow and
+// the sequence of its current state, "workflowId/natsSequence" ('/' is
+// never part of an id).
+func tokenCursor(t *flow.Token) string {
+	return t.WorkflowID + "/" + strconv.FormatUint(t.NatsSequence, 10)
+}
+
+// splitCursor splits a token cursor; a plain natsSequence has no workflow.
+func splitCursor(after string) (wf, seq string, err error) {
+	wf, seq, ok := strings.Cut(after, "/")
+	if !ok {
+		return "", after, nil
+	}
+	if wf == "" || seq == "" {
+		return "", "", fail.New(fail.BadInput, "after %q is not a token cursor (workflowId/natsSequence)", after)
+	}
+	return wf, seq, nil
+}
+
 func (a *API) tokensInPlace(ctx context.Context, p gql.Params) (any, error) {
-	r, err := a.c.TokensInPlace(ctx, str(p.Args, "workflowId"), str(p.Args, "placeId"), page(p.Args))
+	wf, pg := str(p.Args, "workflowId"), page(p.Args)
+	cwf, seq, err := splitCursor(pg.After)
+	if err != nil {
+		return nil, err
+	}
+	if cwf != "" && cwf != wf {
+		return nil, fail.New(fail.BadInput, "after is a cursor of workflow %q, not of %q", cwf, wf)
+	}
+	r, err := a.c.TokensInPlace(ctx, wf, str(p.Args, "placeId"), wire.Page{First: pg.First, After: seq})
 	if err != nil {
 		return nil, err
 	}

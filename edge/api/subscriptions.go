@@ -28,7 +28,7 @@ func (a *API) workflowEvents(ctx context.Context, p gql.Params) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	ch, err := a.c.WatchEvents(ctx, str(p.Args, "workflowId"), after, strings(p.Args["eventTypes"]))
+	ch, err := a.c.WatchEvents(ctx, str(p.Args, "workflowId"), after, stringList(p.Args["eventTypes"]))
 	if err != nil {
 		return nil, err
 	}
@@ -114,7 +114,7 @@ func sequenceArg(args map[string]any, name string) (uint64, error) {
 	return n, nil
 }
 
-func strings(v any) []string {
+func stringList(v any) []string {
 	list, _ := v.([]any)
 	out := make([]string, 0, len(list))
 	for _, x := range list {
