@@ -109,6 +109,7 @@ var denials = []denial{
 // testDenied runs each forbidden action on a fresh connection of its user
 // and waits for the server's asynchronous permissions violation.
 func testDenied(t *testing.T, s *system) {
+	t.Logf("%d forbidden actions", len(denials))
 	for _, d := range denials {
 		t.Run(d.name, func(t *testing.T) {
 			d.try(t, s.login(t, d.user))
