@@ -23,6 +23,7 @@ const (
 	GuardFailed                   // the transition's guard rules rejected the token
 	Unavailable                   // a dependency is down or overloaded; retry later
 	Timeout                       // the deadline passed; the outcome may be unknown
+	ResourceExhausted             // a quota or limit was reached; the message names it
 )
 
 var kindNames = [...]string{
@@ -34,6 +35,7 @@ var kindNames = [...]string{
 	GuardFailed:       "GUARD_FAILED",
 	Unavailable:       "UNAVAILABLE",
 	Timeout:           "TIMEOUT",
+	ResourceExhausted: "RESOURCE_EXHAUSTED",
 }
 
 // String returns the kind's stable name, as used in GraphQL extensions.code.
@@ -73,6 +75,7 @@ var (
 	ErrGuardFailed       = &Error{Kind: GuardFailed}
 	ErrUnavailable       = &Error{Kind: Unavailable}
 	ErrTimeout           = &Error{Kind: Timeout}
+	ErrResourceExhausted = &Error{Kind: ResourceExhausted}
 )
 
 // New returns an *Error of kind k with a formatted message.

@@ -21,6 +21,7 @@ var codes = map[fail.Kind]int{
 	fail.GuardFailed:       422,
 	fail.Unavailable:       503,
 	fail.Timeout:           504,
+	fail.ResourceExhausted: 429,
 	fail.Internal:          500,
 }
 
