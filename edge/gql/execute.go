@@ -2,7 +2,9 @@ package gql
 
 import (
 	"context"
+	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/vektah/gqlparser/v2/ast"
 )
@@ -13,8 +15,11 @@ type execution struct {
 	doc  *ast.QueryDocument
 	vars map[string]any
 
-	mu   sync.Mutex // guards errs
-	errs []*Error
+	stopped atomic.Bool // the request's context ended and a field said so
+
+	mu          sync.Mutex // guards errs and collections
+	errs        []*Error
+	collections map[collectKey][]*fieldGroup // CollectFields results; nil until the first
 }
 
 // fieldMode says how the fields of one selection set are scheduled.
@@ -82,11 +87,11 @@ func (e *execution) executeFields(ctx context.Context, objType *ast.Definition, 
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				obj.vals[i], oks[i] = e.executeField(ctx, objType, parent, g, fp)
+				obj.vals[i], oks[i] = e.runField(ctx, objType, parent, g, fp)
 			}()
 			continue
 		}
-		obj.vals[i], oks[i] = e.executeField(ctx, objType, parent, g, fp)
+		obj.vals[i], oks[i] = e.runField(ctx, objType, parent, g, fp)
 	}
 	wg.Wait()
 	for _, ok := range oks {
@@ -95,6 +100,25 @@ func (e *execution) executeFields(ctx context.Context, objType *ast.Definition, 
 		}
 	}
 	return obj, true
+}
+
+// runField executes one field while ctx lasts. Once ctx has ended (the
+// request's deadline passed, or the client left) no more resolvers are
+// called: every field not yet started is null, and the first one carries
+// the error (TIMEOUT for a deadline), so a long list stops within an item.
+func (e *execution) runField(ctx context.Context, objType *ast.Definition, parent any, g *fieldGroup, p *path) (any, bool) {
+	err := ctx.Err()
+	if err == nil {
+		return e.executeField(ctx, objType, parent, g, p)
+	}
+	f := g.fields[0]
+	if !e.stopped.Swap(true) {
+		err = fmt.Errorf("Request stopped (%w): this field and those not yet started were not resolved.", err)
+		e.addError(e.fieldError(err, f, p))
+	}
+	def := e.fieldDef(objType, f.Name)
+	nonNull := f.Name == "__typename" || (def != nil && def.Type.NonNull)
+	return nil, !nonNull
 }
 
 // concurrentFields decides which fields get their own goroutine: all of

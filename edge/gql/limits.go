@@ -1,78 +1,161 @@
 package gql
 
 import (
+	"strconv"
+
 	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/gqlerror"
 	"github.com/vektah/gqlparser/v2/validator/core"
 )
 
-// maxDepthRule rejects operations whose field nesting exceeds max.
-// Fields below __schema and __type are not counted: gqlparser's
-// MaxIntrospectionDepth rule bounds those.
-func maxDepthRule(max int) core.RuleFunc {
-	return func(ev *core.Events, addError core.AddErrFunc) {
-		ev.OnOperation(func(w *core.Walker, op *ast.OperationDefinition) {
-			d := selectionDepth(w.Document, op.SelectionSet, map[string]bool{})
-			if d > max {
-				addError(core.Message("Query depth %d exceeds the maximum of %d.", d, max), core.At(op.Position))
-			}
-		})
-	}
+// DefaultMaxFields is the default bound on the fields one operation selects
+// once every fragment spread is expanded in place (a spread counts each time
+// it appears; list lengths are not known and do not count). GraphiQL's
+// introspection query counts 227 and the largest query in the system tests
+// 13, so 5,000 leaves room while stopping a document that asks for millions
+// of fields with a kilobyte of nested spreads (issue 12: 2^28 fields).
+const DefaultMaxFields = 5000
+
+// countCap is where field and alias counts saturate: far above any limit,
+// far below overflow, whatever the document.
+const countCap = 1 << 40
+
+// docLimits are the limits checked on a parsed document before the
+// gqlparser rules run. They take part in the document cache key.
+type docLimits struct {
+	depth, aliases, fields int
 }
 
-// selectionDepth returns the field depth of set, following fragment spreads.
-// onStack guards against fragment cycles (reported by another rule).
-func selectionDepth(doc *ast.QueryDocument, set ast.SelectionSet, onStack map[string]bool) int {
-	best := 0
+// docLimitsOf returns the document limits of l (with defaults applied).
+// Limits has no MaxFields field yet, so the field limit is the default.
+func docLimitsOf(l Limits) docLimits {
+	return docLimits{depth: l.MaxDepth, aliases: l.MaxAliases, fields: DefaultMaxFields}
+}
+
+// checkLimits rejects operations deeper than lim.depth or selecting more
+// than lim.fields fields with fragments expanded, and documents with more
+// than lim.aliases aliases in their text. It runs in time linear in the
+// document: each fragment is measured once, whatever the number of spreads.
+// It runs before validation, so it tolerates unknown fragments and cycles
+// (they count as empty; validation reports them).
+func checkLimits(doc *ast.QueryDocument, lim docLimits) gqlerror.List {
+	m := newMeasurer(doc)
+	var errs gqlerror.List
+	for _, op := range doc.Operations {
+		s := m.set(op.SelectionSet)
+		if s.depth > lim.depth {
+			errs = append(errs, limitError(op, "Query depth %d exceeds the maximum of %d.", s.depth, lim.depth))
+		}
+		if s.fields > lim.fields {
+			errs = append(errs, limitError(op, "Query selects %s fields once fragments are expanded, more than the maximum of %d.", countText(s.fields), lim.fields))
+		}
+	}
+	if n := documentAliases(doc); n > lim.aliases && len(doc.Operations) > 0 {
+		errs = append(errs, limitError(doc.Operations[0], "Document has %d aliases, more than the maximum of %d.", n, lim.aliases))
+	}
+	return errs
+}
+
+// limitError is a validation error located at op.
+func limitError(op *ast.OperationDefinition, format string, args ...any) *gqlerror.Error {
+	return gqlerror.ErrorPosf(op.Position, format, args...)
+}
+
+// countText formats a saturating count.
+func countText(n int) string {
+	if n >= countCap {
+		return "over " + strconv.Itoa(countCap)
+	}
+	return strconv.Itoa(n)
+}
+
+// measure is the size of a selection set with its spreads expanded.
+type measure struct {
+	depth  int // field nesting; introspection roots count 1
+	fields int // fields selected, saturating at countCap
+}
+
+// add returns m and o side by side: deepest depth, summed fields.
+func (m measure) add(o measure) measure {
+	return measure{depth: max(m.depth, o.depth), fields: min(m.fields+o.fields, countCap)}
+}
+
+// measurer measures selection sets, memoising fragments.
+type measurer struct {
+	frags map[string]*ast.FragmentDefinition // first definition per name
+	done  map[string]measure                 // measured fragments
+	busy  map[string]bool                    // fragments being measured (cycle guard)
+}
+
+// newMeasurer indexes doc's fragments.
+func newMeasurer(doc *ast.QueryDocument) *measurer {
+	m := &measurer{
+		frags: make(map[string]*ast.FragmentDefinition, len(doc.Fragments)),
+		done:  make(map[string]measure, len(doc.Fragments)),
+		busy:  map[string]bool{},
+	}
+	for _, f := range doc.Fragments {
+		if _, dup := m.frags[f.Name]; !dup {
+			m.frags[f.Name] = f
+		}
+	}
+	return m
+}
+
+// set measures a selection set.
+func (m *measurer) set(set ast.SelectionSet) measure {
+	var total measure
 	for _, sel := range set {
-		d := 0
 		switch s := sel.(type) {
 		case *ast.Field:
-			if s.Name == "__schema" || s.Name == "__type" {
-				d = 1
-			} else {
-				d = 1 + selectionDepth(doc, s.SelectionSet, onStack)
-			}
+			total = total.add(m.field(s))
 		case *ast.InlineFragment:
-			d = selectionDepth(doc, s.SelectionSet, onStack)
+			total = total.add(m.set(s.SelectionSet))
 		case *ast.FragmentSpread:
-			d = spreadDepth(doc, s.Name, onStack)
+			total = total.add(m.fragment(s.Name))
 		}
-		best = max(best, d)
 	}
-	return best
+	return total
 }
 
-// spreadDepth returns the depth of the named fragment's selection set.
-func spreadDepth(doc *ast.QueryDocument, name string, onStack map[string]bool) int {
-	frag := doc.Fragments.ForName(name)
-	if frag == nil || onStack[name] {
-		return 0
+// field measures one field and its sub-selection. Fields below __schema
+// and __type add no depth: gqlparser's MaxIntrospectionDepth bounds those.
+func (m *measurer) field(f *ast.Field) measure {
+	sub := m.set(f.SelectionSet)
+	if f.Name == "__schema" || f.Name == "__type" {
+		sub.depth = 0
 	}
-	onStack[name] = true
-	defer delete(onStack, name)
-	return selectionDepth(doc, frag.SelectionSet, onStack)
+	return measure{depth: 1 + sub.depth, fields: min(1+sub.fields, countCap)}
 }
 
-// maxAliasesRule rejects documents with more than max aliased fields,
-// counting each field in the document text once.
-func maxAliasesRule(max int) core.RuleFunc {
-	return func(ev *core.Events, addError core.AddErrFunc) {
-		ev.OnOperation(func(w *core.Walker, op *ast.OperationDefinition) {
-			if op != w.Document.Operations[0] {
-				return // count the whole document once
-			}
-			n := 0
-			for _, o := range w.Document.Operations {
-				n += countAliases(o.SelectionSet)
-			}
-			for _, f := range w.Document.Fragments {
-				n += countAliases(f.SelectionSet)
-			}
-			if n > max {
-				addError(core.Message("Document has %d aliases, more than the maximum of %d.", n, max), core.At(op.Position))
-			}
-		})
+// fragment measures the named fragment once. Unknown fragments and a
+// fragment reached again while being measured (a cycle) count as empty.
+func (m *measurer) fragment(name string) measure {
+	if r, ok := m.done[name]; ok {
+		return r
 	}
+	f := m.frags[name]
+	if f == nil || m.busy[name] {
+		return measure{}
+	}
+	m.busy[name] = true
+	r := m.set(f.SelectionSet)
+	delete(m.busy, name)
+	m.done[name] = r
+	return r
+}
+
+// documentAliases counts the aliased fields in the document's text:
+// every operation and fragment once, spreads not followed.
+func documentAliases(doc *ast.QueryDocument) int {
+	n := 0
+	for _, o := range doc.Operations {
+		n += countAliases(o.SelectionSet)
+	}
+	for _, f := range doc.Fragments {
+		n += countAliases(f.SelectionSet)
+	}
+	return n
 }
 
 // countAliases counts aliased fields in set, not following spreads.
