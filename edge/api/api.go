@@ -10,6 +10,7 @@ import (
 	"strconv"
 
 	"github.com/cbnats/circuitbreaker/edge/gql"
+	"github.com/cbnats/circuitbreaker/edge/live"
 	"github.com/cbnats/circuitbreaker/shared/client"
 	"github.com/cbnats/circuitbreaker/shared/fail"
 	"github.com/cbnats/circuitbreaker/shared/flow"
@@ -20,13 +21,14 @@ import (
 // API resolves fields with a client of the services.
 type API struct {
 	c    *client.Client
+	live *live.Hub     // subscriptions
 	open metrics.Gauge // subscriptions streaming now, by field
 }
 
-// New returns an API calling the services through c, recording open
-// subscriptions in reg.
-func New(c *client.Client, reg *metrics.Registry) *API {
-	return &API{c: c, open: reg.Gauge("cb_subscriptions_open", "GraphQL subscriptions streaming now, by field.", "field")}
+// New returns an API calling the services through c and streaming
+// subscriptions from hub, recording open subscriptions in reg.
+func New(c *client.Client, hub *live.Hub, reg *metrics.Registry) *API {
+	return &API{c: c, live: hub, open: reg.Gauge("cb_subscriptions_open", "GraphQL subscriptions streaming now, by field.", "field")}
 }
 
 // codedError gives a service error its GraphQL extensions.code.

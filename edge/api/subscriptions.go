@@ -11,10 +11,14 @@ import (
 )
 
 // tokenUpdates streams the token each time it changes, starting with its
-// current state. Each subscriber has its own JetStream ordered consumer,
-// removed when the subscription ends.
+// current state. Every subscription of a workflow shares one read of its
+// stream (edge/live).
 func (a *API) tokenUpdates(ctx context.Context, p gql.Params) (any, error) {
-	ch, err := a.c.WatchToken(ctx, str(p.Args, "tokenId"))
+	id := str(p.Args, "tokenId")
+	if err := (&wire.GetTokenRequest{ID: id}).Validate(); err != nil {
+		return nil, err
+	}
+	ch, err := a.live.Token(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -24,48 +28,45 @@ func (a *API) tokenUpdates(ctx context.Context, p gql.Params) (any, error) {
 // workflowEvents streams a workflow's events as they are committed,
 // resuming after afterSequence when given.
 func (a *API) workflowEvents(ctx context.Context, p gql.Params) (any, error) {
-	after, err := sequenceArg(p.Args, "afterSequence")
-	if err != nil {
-		return nil, err
-	}
-	ch, err := a.c.WatchEvents(ctx, str(p.Args, "workflowId"), after, stringList(p.Args["eventTypes"]))
-	if err != nil {
-		return nil, err
-	}
-	return pump(ctx, a.open, "workflowEvents", ch, event), nil
+	types := stringList(p.Args["eventTypes"])
+	return a.watchEvents(ctx, p, "workflowEvents", &wire.HistoryRequest{WorkflowID: str(p.Args, "workflowId"), EventTypes: types},
+		func(e *wire.Event) bool { return wire.TypeIn(types, e.EventType) })
 }
 
 // placeEvents streams the events that enter, leave or happen in one place.
 func (a *API) placeEvents(ctx context.Context, p gql.Params) (any, error) {
-	place := str(p.Args, "placeId")
+	wf, place := str(p.Args, "workflowId"), str(p.Args, "placeId")
+	if err := (&wire.TokensInPlaceRequest{WorkflowID: wf, Place: place}).Validate(); err != nil {
+		return nil, err
+	}
+	return a.watchEvents(ctx, p, "placeEvents", &wire.HistoryRequest{WorkflowID: wf}, func(e *wire.Event) bool {
+		return e.Place == place || e.FromPlace == place || e.ToPlace == place
+	})
+}
+
+// watchEvents validates r, then streams the events keep accepts.
+func (a *API) watchEvents(ctx context.Context, p gql.Params, field string, r *wire.HistoryRequest, keep func(*wire.Event) bool) (any, error) {
 	after, err := sequenceArg(p.Args, "afterSequence")
 	if err != nil {
 		return nil, err
 	}
-	ch, err := a.c.WatchEvents(ctx, str(p.Args, "workflowId"), after, nil)
+	r.AfterSequence = after
+	if err := r.Validate(); err != nil {
+		return nil, err
+	}
+	ch, err := a.live.Events(ctx, r.WorkflowID, after, keep)
 	if err != nil {
 		return nil, err
 	}
-	in := make(chan wire.EventRecord)
-	go func() {
-		defer close(in)
-		for rec := range ch {
-			e := rec.Event
-			if e.Place == place || e.FromPlace == place || e.ToPlace == place {
-				select {
-				case in <- rec:
-				case <-ctx.Done():
-					return
-				}
-			}
-		}
-	}()
-	return pump(ctx, a.open, "placeEvents", (<-chan wire.EventRecord)(in), event), nil
+	return pump(ctx, a.open, field, ch, event), nil
 }
 
 // event shapes an event for the WorkflowEvent type.
 func event(v any) any {
-	rec := v.(wire.EventRecord)
+	rec, ok := v.(wire.EventRecord)
+	if !ok {
+		return v // an error ending the stream
+	}
 	e := rec.Event
 	return map[string]any{
 		"eventType": e.EventType, "workflowId": e.WorkflowID, "tokenId": optional(e.TokenID),
@@ -83,9 +84,9 @@ func optionalInt(n uint64) any {
 	return int64(n)
 }
 
-// pump turns a typed channel into the executor's source stream and counts
-// it as an open subscription while it lasts.
-func pump[T any](ctx context.Context, open metrics.Gauge, field string, in <-chan T, shape func(any) any) <-chan any {
+// pump turns a channel into the executor's source stream and counts it as
+// an open subscription while it lasts.
+func pump(ctx context.Context, open metrics.Gauge, field string, in <-chan any, shape func(any) any) <-chan any {
 	out := make(chan any)
 	open.Add(1, field)
 	go func() {

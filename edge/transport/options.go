@@ -35,6 +35,11 @@ type Options struct {
 	// or the SSE stream ends); meanwhile only that operation's source
 	// waits, never other operations or clients. Default 64.
 	SendBuffer int
+	// MaxBufferedBytes bounds the results encoded and not yet written, over
+	// all the operations of one connection (a paused client's memory); an
+	// operation that cannot buffer its next result within WriteTimeout ends
+	// as SendBuffer's does. Default 8 MiB.
+	MaxBufferedBytes int
 	// WriteTimeout bounds one write to a client and how long an operation
 	// waits for room in its buffer; a client that takes no message for
 	// that long is disconnected. Default 10s.
@@ -61,6 +66,7 @@ const (
 	DefaultKeepAlive        = 15 * time.Second
 	DefaultMaxSubscriptions = 100
 	DefaultSendBuffer       = 64
+	DefaultMaxBufferedBytes = 8 << 20
 	DefaultWriteTimeout     = 10 * time.Second
 )
 
@@ -74,6 +80,7 @@ func (o Options) withDefaults() Options {
 	setDefault(&o.KeepAlive, DefaultKeepAlive)
 	setDefault(&o.MaxSubscriptions, DefaultMaxSubscriptions)
 	setDefault(&o.SendBuffer, DefaultSendBuffer)
+	setDefault(&o.MaxBufferedBytes, DefaultMaxBufferedBytes)
 	setDefault(&o.WriteTimeout, DefaultWriteTimeout)
 	setDefault(&o.Limits.MaxBodyBytes, gql.DefaultMaxBodyBytes)
 	return o

@@ -106,7 +106,7 @@ func streamSSE(ctx context.Context, w http.ResponseWriter, results <-chan *gql.R
 		return
 	}
 	stopKeepAlive := sw.keepAlive(o.KeepAlive)
-	ok := forward(ctx, results, o.SendBuffer, o.WriteTimeout, encodeEvent,
+	ok := forward(ctx, results, o.SendBuffer, newBudget(o.MaxBufferedBytes), o.WriteTimeout, encodeEvent,
 		func(b []byte) bool {
 			if !sw.write(b) {
 				cancel()

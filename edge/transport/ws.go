@@ -43,7 +43,7 @@ func serveWebSocket(w http.ResponseWriter, r *http.Request, s *gql.Schema, o *Op
 		return
 	}
 	ws.SetReadLimit(o.Limits.MaxBodyBytes)
-	c := &wsConn{s: s, o: o, ws: ws, r: r, log: log, closing: make(chan struct{}), subs: map[string]*wsSub{}}
+	c := &wsConn{s: s, o: o, ws: ws, r: r, log: log, budget: newBudget(o.MaxBufferedBytes), closing: make(chan struct{}), subs: map[string]*wsSub{}}
 	c.serve(ctx)
 }
 
@@ -51,11 +51,12 @@ func serveWebSocket(w http.ResponseWriter, r *http.Request, s *gql.Schema, o *Op
 // handles client messages; each operation runs in its own goroutines (see
 // wsSub); serve waits for all of them before returning.
 type wsConn struct {
-	s   *gql.Schema
-	o   *Options
-	ws  *websocket.Conn
-	r   *http.Request
-	log zerolog.Logger
+	s      *gql.Schema
+	o      *Options
+	ws     *websocket.Conn
+	r      *http.Request
+	log    zerolog.Logger
+	budget *budget // the bytes buffered for all operations
 
 	wg        sync.WaitGroup // reader, pinger and operation goroutines
 	closing   chan struct{}  // closed by closeWith

@@ -105,7 +105,7 @@ func (c *wsConn) run(ctx context.Context, sub *wsSub, req gql.Request) {
 		}
 		return
 	}
-	ok := forward(ctx, results, c.o.SendBuffer, c.o.WriteTimeout,
+	ok := forward(ctx, results, c.o.SendBuffer, c.budget, c.o.WriteTimeout,
 		func(r *gql.Response) []byte { return encodeMessage(outMessage{ID: sub.id, Type: msgNext, Payload: r}) },
 		func(b []byte) bool { return c.writeRaw(wctx, b) },
 		func() {

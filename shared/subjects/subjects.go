@@ -124,6 +124,15 @@ func PlaceFromSubject(subject string) string {
 	return parts[3]
 }
 
+// TokenIDFromSubject returns the token id of a token state subject, or "".
+func TokenIDFromSubject(subject string) string {
+	parts := strings.Split(subject, ".")
+	if len(parts) != 6 {
+		return ""
+	}
+	return parts[5]
+}
+
 func join(parts ...string) string { return strings.Join(parts, ".") }
 
 // Request subjects of the event service.
