@@ -83,22 +83,6 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 	})
 }
 
-// limit refuses requests beyond max in flight with 503 and Retry-After, at
-// once, instead of queueing them. Long-lived subscriptions count too.
-func limit(max int, next http.Handler) http.Handler {
-	sem := make(chan struct{}, max)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case sem <- struct{}{}:
-			defer func() { <-sem }()
-			next.ServeHTTP(w, r)
-		default:
-			w.Header().Set("Retry-After", "1")
-			http.Error(w, "edge overloaded, retry later", http.StatusServiceUnavailable)
-		}
-	})
-}
-
 // httpMetrics records requests and latency by route and status.
 type httpMetrics struct {
 	requests metrics.Counter

@@ -2,7 +2,10 @@
 // (and POST / as the original did), subscriptions over WebSocket
 // (graphql-transport-ws) and server-sent events on the same paths,
 // GraphiQL for browsers, health and readiness, metrics, CORS, request ids
-// and an access log.
+// and an access log. It guards itself against hostile and overloading
+// clients (guard.go): header, body and write deadlines, bodies read whole
+// before a request is served, and caps on requests per client address,
+// bodies being received and requests in flight.
 package server
 
 import (
@@ -15,31 +18,17 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
-	"github.com/rs/zerolog"
 	"github.com/vektah/gqlparser/v2/ast"
 
 	"github.com/cbnats/circuitbreaker/edge/api"
 	"github.com/cbnats/circuitbreaker/edge/gql"
+	"github.com/cbnats/circuitbreaker/edge/live"
 	"github.com/cbnats/circuitbreaker/edge/transport"
 	"github.com/cbnats/circuitbreaker/schema"
 	"github.com/cbnats/circuitbreaker/shared/client"
-	"github.com/cbnats/circuitbreaker/shared/config"
-	"github.com/cbnats/circuitbreaker/shared/metrics"
 	"github.com/cbnats/circuitbreaker/shared/rpc"
 	"github.com/cbnats/circuitbreaker/shared/subjects"
 )
-
-// Options configure the edge.
-type Options struct {
-	Limits      gql.Limits
-	CORSOrigins []string // allowed origins; "*" allows any; empty disables CORS
-	// MaxInFlight bounds the requests served at once; more get 503 with
-	// Retry-After at once (default 1024).
-	MaxInFlight int
-	// Metrics is where the edge records; /metrics serves it.
-	Metrics *metrics.Registry
-	Log     zerolog.Logger
-}
 
 // Server is the edge's HTTP handler and its lifecycle.
 type Server struct {
@@ -60,20 +49,20 @@ func New(nc *nats.Conn, o Options) (*Server, error) {
 	for _, f := range schema.Files() {
 		sdl = append(sdl, &ast.Source{Name: f.Name, Input: f.Text})
 	}
-	if o.Metrics == nil {
-		o.Metrics = metrics.NewRegistry()
-	}
-	sch, err := gql.NewSchema(sdl, api.New(client.New(nc), o.Metrics).Resolvers())
+	o = o.withDefaults()
+	hub, err := newHub(nc, nc, live.Options{}, o.Metrics)
 	if err != nil {
 		return nil, err
 	}
-	if o.MaxInFlight <= 0 {
-		o.MaxInFlight = 1024
+	sch, err := gql.NewSchema(sdl, api.New(client.New(nc), hub, o.Metrics).Resolvers())
+	if err != nil {
+		return nil, err
 	}
 	s := &Server{nc: nc, opts: o, schema: sch}
 	s.closing, s.close = context.WithCancel(context.Background())
 	s.handler = s.routes()
-	s.http = &http.Server{Handler: s.handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	s.http = &http.Server{Handler: s.handler, ReadHeaderTimeout: o.ReadHeaderTimeout,
+		IdleTimeout: o.IdleTimeout, MaxHeaderBytes: o.MaxHeaderBytes}
 	return s, nil
 }
 
@@ -95,8 +84,9 @@ func (s *Server) routes() http.Handler {
 	})
 	mux.HandleFunc("GET /ready", s.ready)
 	mux.Handle("GET /metrics", s.opts.Metrics.Handler())
-	limited := limit(s.opts.MaxInFlight, cors(s.opts.CORSOrigins, mux))
-	return s.requestID(s.accessLog(newHTTPMetrics(s.opts.Metrics).wrap(limited)))
+	g := newGuard(s.opts)
+	guarded := g.deadlines(cors(s.opts.CORSOrigins, g.admit(g.limit(mux))))
+	return s.requestID(s.accessLog(newHTTPMetrics(s.opts.Metrics).wrap(guarded)))
 }
 
 // browser sends GET requests from browsers (Accept: text/html) to the
@@ -173,16 +163,4 @@ func (s *Server) untilShutdown(h http.Handler) http.Handler {
 		defer context.AfterFunc(s.closing, cancel)()
 		h.ServeHTTP(w, r.WithContext(ctx))
 	})
-}
-
-// OptionsFrom builds Options from the HTTP configuration.
-func OptionsFrom(h config.HTTP, reg *metrics.Registry, log zerolog.Logger) Options {
-	return Options{
-		MaxInFlight: h.MaxInFlight,
-		Metrics:     reg,
-		Limits: gql.Limits{MaxTokens: h.MaxTokens, MaxDepth: h.MaxDepth, MaxAliases: h.MaxAliases,
-			MaxBodyBytes: h.MaxBodyBytes, Timeout: h.Timeout, DisableIntrospection: h.NoIntrospect},
-		CORSOrigins: h.Origins(),
-		Log:         log,
-	}
 }

@@ -37,3 +37,23 @@ func TestOrigins(t *testing.T) {
 		t.Fatalf("origins = %q", got)
 	}
 }
+
+// TestHTTPGuardFlags: the hostile-input limits have public-deployment
+// defaults and fall back to the environment like every other flag.
+func TestHTTPGuardFlags(t *testing.T) {
+	env := map[string]string{"CB_HTTP_BODY_TIMEOUT": "3", "CB_MAX_PER_CLIENT": "0"}
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	f := &Flags{FS: fs, Getenv: func(k string) string { return env[k] }}
+	var h HTTP
+	h.Register(f, "127.0.0.1:4000", "")
+	if err := fs.Parse([]string{"--max-body-reads", "10"}); err != nil || f.Err() != nil {
+		t.Fatal(err, f.Err())
+	}
+	want := HTTP{HeaderTimeout: 5 * time.Second, BodyTimeout: 3 * time.Second, WriteTimeout: 30 * time.Second,
+		IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10, MaxPerClient: 0, MaxBodyReads: 10}
+	got := HTTP{HeaderTimeout: h.HeaderTimeout, BodyTimeout: h.BodyTimeout, WriteTimeout: h.WriteTimeout,
+		IdleTimeout: h.IdleTimeout, MaxHeaderBytes: h.MaxHeaderBytes, MaxPerClient: h.MaxPerClient, MaxBodyReads: h.MaxBodyReads}
+	if got != want {
+		t.Fatalf("got %+v\nwant %+v", got, want)
+	}
+}

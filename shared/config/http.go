@@ -16,6 +16,16 @@ type HTTP struct {
 	Timeout      time.Duration // per-request deadline, passed on to NATS
 	NoIntrospect bool          // disable introspection
 	MaxInFlight  int           // requests served at once; more get 503
+
+	// Hostile input and overload. A request's body is read whole, under
+	// BodyTimeout, before it takes one of MaxInFlight.
+	HeaderTimeout  time.Duration // time to send the request headers; the connection is closed after
+	BodyTimeout    time.Duration // time to send the request body; 408 and the connection closed after
+	WriteTimeout   time.Duration // time to answer a plain request; subscriptions are exempt
+	IdleTimeout    time.Duration // keep-alive connections idle this long are closed
+	MaxHeaderBytes int           // request header limit (431 above)
+	MaxPerClient   int           // requests in progress per client address (429 above; 0: no limit)
+	MaxBodyReads   int           // request bodies being received at once (503 above; 0: no limit)
 }
 
 // Register declares the HTTP flags; defCORS is the default CORS origins.
@@ -29,6 +39,19 @@ func (h *HTTP) Register(f *Flags, defAddr, defCORS string) {
 	f.Duration(&h.Timeout, "http-timeout", "CB_HTTP_TIMEOUT", 10*time.Second, "deadline of one GraphQL request")
 	f.Bool(&h.NoIntrospect, "no-introspection", "CB_NO_INTROSPECTION", false, "disable GraphQL introspection")
 	f.Int(&h.MaxInFlight, "max-in-flight", "CB_MAX_IN_FLIGHT", 1024, "HTTP requests served at once (more get 503 + Retry-After)")
+	h.registerGuards(f)
+}
+
+// registerGuards declares the flags that bound hostile and overloading
+// clients.
+func (h *HTTP) registerGuards(f *Flags) {
+	f.Duration(&h.HeaderTimeout, "http-header-timeout", "CB_HTTP_HEADER_TIMEOUT", 5*time.Second, "time a client has to send a request's headers (the connection is closed after)")
+	f.Duration(&h.BodyTimeout, "http-body-timeout", "CB_HTTP_BODY_TIMEOUT", 10*time.Second, "time a client has to send a request's body (408 and the connection closed after)")
+	f.Duration(&h.WriteTimeout, "http-write-timeout", "CB_HTTP_WRITE_TIMEOUT", 30*time.Second, "time to answer a plain HTTP request, at least --http-body-timeout + --http-timeout + 1s (WebSocket and SSE subscriptions are exempt)")
+	f.Duration(&h.IdleTimeout, "http-idle-timeout", "CB_HTTP_IDLE_TIMEOUT", 2*time.Minute, "idle keep-alive HTTP connections are closed after this")
+	f.Int(&h.MaxHeaderBytes, "max-header-bytes", "CB_MAX_HEADER_BYTES", 64<<10, "maximum request header bytes (more get 431)")
+	f.Int(&h.MaxPerClient, "max-per-client", "CB_MAX_PER_CLIENT", 64, "HTTP requests in progress per client address, an IPv4 address or IPv6 /64, subscriptions included (more get 429 + Retry-After; 0: no limit)")
+	f.Int(&h.MaxBodyReads, "max-body-reads", "CB_MAX_BODY_READS", 1024, "request bodies being received at once (more get 503 + Retry-After; 0: no limit)")
 }
 
 // Origins returns the allowed CORS origins.
