@@ -139,7 +139,13 @@ func (s *Stack) run(name string, start func(*nats.Conn) (func(), error)) error {
 }
 
 func (s *Stack) startEdge(nc *nats.Conn, h config.HTTP, reg *metrics.Registry, log zerolog.Logger) (func(), error) {
-	srv, err := edge.New(nc, edge.OptionsFrom(h, reg, log))
+	o := edge.OptionsFrom(h, reg, log)
+	liveNC, err := s.Connect("edge-live") // subscription traffic apart from request replies
+	if err != nil {
+		return nil, err
+	}
+	o.LiveConn = liveNC
+	srv, err := edge.New(nc, o)
 	if err != nil {
 		return nil, err
 	}

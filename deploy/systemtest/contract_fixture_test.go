@@ -95,7 +95,7 @@ func contractMutations() []mutationStep {
 				map[string]any{"id": "check", "fromPlaces": []any{"start"}, "toPlace": "checked", "conditions": []any{"has_title"}, "rules": guard},
 				map[string]any{"id": "finish", "fromPlaces": []any{"checked"}, "toPlace": "end", "conditions": []any{"high_priority"}},
 			}})},
-		{field: "createToken", args: input(map[string]any{"workflowId": plainWF}), keep: keepToken},                        // 0: fresh
+		{field: "createToken", args: input(map[string]any{"workflowId": plainWF}), keep: keepToken}, // 0: fresh
 		{field: "createWorkflowInstance", args: input(map[string]any{"workflowId": plainWF, "initialData": map[string]any{"title": "doc"}, // 1: moved
 			"metadata": map[string]any{"department": "eng"}, "triggeredBy": "author"}), keep: keepToken},
 		{field: "fireTransition", args: onToken(1, map[string]any{"transitionId": "submit", "data": map[string]any{"note": "go"}}), keep: keepToken},

@@ -29,7 +29,7 @@ type docLimits struct {
 // docLimitsOf returns the document limits of l (with defaults applied).
 // Limits has no MaxFields field yet, so the field limit is the default.
 func docLimitsOf(l Limits) docLimits {
-	return docLimits{depth: l.MaxDepth, aliases: l.MaxAliases, fields: DefaultMaxFields}
+	return docLimits{depth: l.MaxDepth, aliases: l.MaxAliases, fields: l.MaxFields}
 }
 
 // checkLimits rejects operations deeper than lim.depth or selecting more

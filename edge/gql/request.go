@@ -56,6 +56,7 @@ type Limits struct {
 	MaxTokens    int           // parser tokens; default 2000
 	MaxDepth     int           // field nesting, introspection excluded; default 15
 	MaxAliases   int           // aliased fields per document; default 30
+	MaxFields    int           // fields one operation selects with fragments expanded; default 5000
 	MaxBodyBytes int64         // HTTP body; default 1 MiB
 	Timeout      time.Duration // per request; default 10s
 	// DisableIntrospection rejects __schema and __type in validation.
@@ -79,6 +80,9 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.MaxDepth <= 0 {
 		l.MaxDepth = DefaultMaxDepth
+	}
+	if l.MaxFields <= 0 {
+		l.MaxFields = DefaultMaxFields
 	}
 	if l.MaxAliases <= 0 {
 		l.MaxAliases = DefaultMaxAliases

@@ -57,6 +57,10 @@ type feed struct {
 // went away without deleting it.
 const inactiveThreshold = 10 * time.Second
 
+// pullMaxBytes bounds what a feed's consumer holds in the edge before it
+// is dispatched: twice the largest message a server accepts by default.
+const pullMaxBytes = 16 << 20
+
 // startFeed starts reading key's stream from its next message, with first
 // already subscribed.
 func startFeed(ctx context.Context, js jetstream.JetStream, key feedKey, first *sub) (*feed, error) {
@@ -68,7 +72,7 @@ func startFeed(ctx context.Context, js jetstream.JetStream, key feedKey, first *
 	if err != nil {
 		return nil, jserr.Classify(notFound(key.wf, err))
 	}
-	msgs, err := cons.Messages()
+	msgs, err := cons.Messages(jetstream.PullMaxBytes(pullMaxBytes))
 	if err != nil {
 		return nil, jserr.Classify(err)
 	}

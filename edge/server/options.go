@@ -3,9 +3,12 @@ package server
 import (
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
 
 	"github.com/cbnats/circuitbreaker/edge/gql"
+	"github.com/cbnats/circuitbreaker/edge/live"
+	"github.com/cbnats/circuitbreaker/edge/transport"
 	"github.com/cbnats/circuitbreaker/shared/config"
 	"github.com/cbnats/circuitbreaker/shared/metrics"
 )
@@ -43,6 +46,15 @@ type Options struct {
 	// MaxHeaderBytes bounds a request's header block; more get 431
 	// (default 64 KiB).
 	MaxHeaderBytes int
+	// Live bounds live subscriptions (edge/live); Transport's
+	// MaxSubscriptions and MaxBufferedBytes bound each WebSocket and SSE
+	// connection (its Limits and Log are set from these Options).
+	Live      live.Options
+	Transport transport.Options
+	// LiveConn carries the streams read for live subscriptions, so that no
+	// subscriber can starve request replies; the edge's own connection
+	// when nil.
+	LiveConn *nats.Conn
 	// Metrics is where the edge records; /metrics serves it.
 	Metrics *metrics.Registry
 	Log     zerolog.Logger
@@ -108,9 +120,11 @@ func OptionsFrom(h config.HTTP, reg *metrics.Registry, log zerolog.Logger) Optio
 		IdleTimeout:       h.IdleTimeout,
 		MaxHeaderBytes:    h.MaxHeaderBytes,
 		Metrics:           reg,
-		Limits: gql.Limits{MaxTokens: h.MaxTokens, MaxDepth: h.MaxDepth, MaxAliases: h.MaxAliases,
+		Limits: gql.Limits{MaxTokens: h.MaxTokens, MaxDepth: h.MaxDepth, MaxAliases: h.MaxAliases, MaxFields: h.MaxFields,
 			MaxBodyBytes: h.MaxBodyBytes, Timeout: h.Timeout, DisableIntrospection: h.NoIntrospect},
 		CORSOrigins: h.Origins(),
+		Live:        live.Options{MaxPerWorkflow: h.MaxSubsPerWF, MaxQueuedBytes: h.SubQueueBytes},
+		Transport:   transport.Options{MaxSubscriptions: h.MaxSubsPerConn, MaxBufferedBytes: h.ConnBufferBytes},
 		Log:         log,
 	}
 }

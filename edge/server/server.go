@@ -22,7 +22,6 @@ import (
 
 	"github.com/cbnats/circuitbreaker/edge/api"
 	"github.com/cbnats/circuitbreaker/edge/gql"
-	"github.com/cbnats/circuitbreaker/edge/live"
 	"github.com/cbnats/circuitbreaker/edge/transport"
 	"github.com/cbnats/circuitbreaker/schema"
 	"github.com/cbnats/circuitbreaker/shared/client"
@@ -50,7 +49,11 @@ func New(nc *nats.Conn, o Options) (*Server, error) {
 		sdl = append(sdl, &ast.Source{Name: f.Name, Input: f.Text})
 	}
 	o = o.withDefaults()
-	hub, err := newHub(nc, nc, live.Options{}, o.Metrics)
+	liveNC := o.LiveConn
+	if liveNC == nil {
+		liveNC = nc
+	}
+	hub, err := newHub(nc, liveNC, o.Live, o.Metrics)
 	if err != nil {
 		return nil, err
 	}
@@ -71,7 +74,8 @@ func (s *Server) Handler() http.Handler { return s.handler }
 
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
-	to := transport.Options{Limits: s.opts.Limits, Log: s.opts.Log}
+	to := s.opts.Transport
+	to.Limits, to.Log = s.opts.Limits, s.opts.Log
 	graphql := transport.Dispatch(s.schema.Handler(gql.HandlerOptions{Limits: s.opts.Limits}),
 		s.untilShutdown(transport.WebSocket(s.schema, to)), s.untilShutdown(transport.SSE(s.schema, to)))
 	page := graphiqlPage()

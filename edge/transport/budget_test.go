@@ -25,7 +25,9 @@ func TestBudgetBoundsAConnection(t *testing.T) {
 	paused := make(chan struct{})
 	send := func([]byte) bool { <-paused; return false }
 	first := make(chan bool, 1)
-	go func() { first <- forward(context.Background(), results(2), 64, bud, time.Second, encode, send, func() {}) }()
+	go func() {
+		first <- forward(context.Background(), results(2), 64, bud, time.Second, encode, send, func() {})
+	}()
 	time.Sleep(50 * time.Millisecond) // the first operation takes 80 of 100 bytes
 	overflowed := false
 	start := time.Now()

@@ -127,7 +127,7 @@ func streamSSE(ctx context.Context, w http.ResponseWriter, results <-chan *gql.R
 // encodeEvent encodes a result as a `next` event. JSON encoding escapes
 // newlines, so the data fits one line.
 func encodeEvent(r *gql.Response) []byte {
-	data, err := json.Marshal(r)
+	data, err := r.MarshalJSON() // compact already: not parsed again
 	if err != nil {
 		data, _ = json.Marshal(internalErrorPayload(msgNext))
 	}

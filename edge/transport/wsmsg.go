@@ -168,6 +168,23 @@ func decodeJSON(data []byte, v any) error {
 	return nil
 }
 
+// encodeNext encodes a next message around r's own encoding, which the
+// executor wrote as compact JSON: it is not parsed and compacted again (a
+// result of megabytes costs one copy).
+func encodeNext(id string, r *gql.Response) []byte {
+	payload, err := r.MarshalJSON()
+	if err != nil {
+		return encodeMessage(outMessage{ID: id, Type: msgNext, Payload: internalErrorPayload(msgNext)})
+	}
+	quoted, _ := json.Marshal(id)
+	b := make([]byte, 0, len(payload)+len(quoted)+32)
+	b = append(b, `{"id":`...)
+	b = append(b, quoted...)
+	b = append(b, `,"type":"next","payload":`...)
+	b = append(b, payload...)
+	return append(b, '}')
+}
+
 // encodeMessage encodes a server message; a *gql.Response payload is
 // written by its own MarshalJSON (errors first, data only when present).
 func encodeMessage(m outMessage) []byte {

@@ -106,7 +106,7 @@ func (c *wsConn) run(ctx context.Context, sub *wsSub, req gql.Request) {
 		return
 	}
 	ok := forward(ctx, results, c.o.SendBuffer, c.budget, c.o.WriteTimeout,
-		func(r *gql.Response) []byte { return encodeMessage(outMessage{ID: sub.id, Type: msgNext, Payload: r}) },
+		func(r *gql.Response) []byte { return encodeNext(sub.id, r) },
 		func(b []byte) bool { return c.writeRaw(wctx, b) },
 		func() {
 			c.log.Warn().Str("id", sub.id).Int("buffer", c.o.SendBuffer).Msg("client too slow; closing")

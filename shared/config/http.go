@@ -13,6 +13,7 @@ type HTTP struct {
 	MaxTokens    int           // GraphQL parser token limit
 	MaxDepth     int           // GraphQL selection depth limit
 	MaxAliases   int           // GraphQL alias limit
+	MaxFields    int           // GraphQL fields per operation, fragments expanded
 	Timeout      time.Duration // per-request deadline, passed on to NATS
 	NoIntrospect bool          // disable introspection
 	MaxInFlight  int           // requests served at once; more get 503
@@ -26,6 +27,12 @@ type HTTP struct {
 	MaxHeaderBytes int           // request header limit (431 above)
 	MaxPerClient   int           // requests in progress per client address (429 above; 0: no limit)
 	MaxBodyReads   int           // request bodies being received at once (503 above; 0: no limit)
+
+	// Subscriptions.
+	MaxSubsPerConn  int // operations at once on one WebSocket
+	MaxSubsPerWF    int // live subscriptions per workflow on one edge
+	SubQueueBytes   int // how far one subscription may fall behind before it is ended
+	ConnBufferBytes int // results buffered for one connection's client
 }
 
 // Register declares the HTTP flags; defCORS is the default CORS origins.
@@ -36,10 +43,20 @@ func (h *HTTP) Register(f *Flags, defAddr, defCORS string) {
 	f.Int(&h.MaxTokens, "max-tokens", "CB_MAX_TOKENS", 2000, "maximum GraphQL document tokens")
 	f.Int(&h.MaxDepth, "max-depth", "CB_MAX_DEPTH", 15, "maximum GraphQL selection depth")
 	f.Int(&h.MaxAliases, "max-aliases", "CB_MAX_ALIASES", 30, "maximum GraphQL aliases per document")
+	f.Int(&h.MaxFields, "max-fields", "CB_MAX_FIELDS", 5000, "maximum GraphQL fields one operation selects, fragments expanded")
 	f.Duration(&h.Timeout, "http-timeout", "CB_HTTP_TIMEOUT", 10*time.Second, "deadline of one GraphQL request")
 	f.Bool(&h.NoIntrospect, "no-introspection", "CB_NO_INTROSPECTION", false, "disable GraphQL introspection")
 	f.Int(&h.MaxInFlight, "max-in-flight", "CB_MAX_IN_FLIGHT", 1024, "HTTP requests served at once (more get 503 + Retry-After)")
 	h.registerGuards(f)
+	h.registerSubscriptions(f)
+}
+
+// registerSubscriptions declares the flags that bound subscriptions.
+func (h *HTTP) registerSubscriptions(f *Flags) {
+	f.Int(&h.MaxSubsPerConn, "max-subscriptions-per-connection", "CB_MAX_SUBS_PER_CONN", 100, "operations at once on one WebSocket (more get an error)")
+	f.Int(&h.MaxSubsPerWF, "max-subscriptions-per-workflow", "CB_MAX_SUBS_PER_WORKFLOW", 1000, "live subscriptions of one workflow on this edge (more get RESOURCE_EXHAUSTED)")
+	f.Int(&h.SubQueueBytes, "subscription-queue-bytes", "CB_SUB_QUEUE_BYTES", 4<<20, "how far one subscription may fall behind the workflow's changes before it is ended (RESOURCE_EXHAUSTED)")
+	f.Int(&h.ConnBufferBytes, "connection-buffer-bytes", "CB_CONN_BUFFER_BYTES", 8<<20, "results buffered for one WebSocket or SSE client; one that reads none for the write timeout is disconnected")
 }
 
 // registerGuards declares the flags that bound hostile and overloading

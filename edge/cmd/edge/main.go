@@ -61,7 +61,14 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) er
 		return fmt.Errorf("edge: connect to NATS at %s: %w", s.NATS.URL, err)
 	}
 	defer nc.Close()
-	srv, err := server.New(nc, server.OptionsFrom(s.HTTP, metrics.NewRegistry(), log))
+	liveNC, err := natsconn.Connect(s.NATS, "edge-live", log) // subscription traffic apart from request replies
+	if err != nil {
+		return fmt.Errorf("edge: connect to NATS at %s: %w", s.NATS.URL, err)
+	}
+	defer liveNC.Close()
+	o := server.OptionsFrom(s.HTTP, metrics.NewRegistry(), log)
+	o.LiveConn = liveNC
+	srv, err := server.New(nc, o)
 	if err != nil {
 		return err
 	}
