@@ -147,7 +147,7 @@ func (s *Service) available(ctx context.Context, r *wire.AvailableRequest) (*wir
 	if err != nil {
 		return nil, err
 	}
-	return &wire.AvailableReply{Token: t, Transitions: m.Available(t), Evaluations: m.Evaluate(t)}, nil
+	return &wire.AvailableReply{Token: t, Transitions: m.AvailableContext(ctx, t), Evaluations: m.EvaluateContext(ctx, t)}, nil
 }
 
 // mutation computes a token's next state from its current one.
@@ -228,7 +228,7 @@ func (s *Service) fireHere(ctx context.Context, r *wire.FireRequest) (*json.RawM
 	return s.apply(ctx, r.TokenID, r.ExpectedRevision, r.IdempotencyKey, hash,
 		func(m *flow.Machine, cur *flow.Token) (*flow.Token, wire.Event, error) {
 			now := s.now()
-			next, err := m.Fire(cur, flow.FireRequest{TransitionID: r.TransitionID, NewPlace: r.NewPlace,
+			next, err := m.FireContext(ctx, cur, flow.FireRequest{TransitionID: r.TransitionID, NewPlace: r.NewPlace,
 				Data: r.Data, ReplaceData: r.ReplaceData, TriggeredBy: r.TriggeredBy,
 				IdempotencyKey: r.IdempotencyKey, RequestHash: hash, Now: now})
 			ev := wire.Event{EventType: wire.EventTokenTransitioned, TokenID: cur.ID, WorkflowID: cur.WorkflowID,

@@ -1,6 +1,7 @@
 package flow
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -21,10 +22,16 @@ type Evaluation struct {
 	Explanation     string         `json:"explanation"`
 }
 
-// Evaluate explains, for every transition of the definition in order,
-// whether it can fire for t. Guards are evaluated even when the place does
-// not match, so the results show what else would block the transition.
+// Evaluate is EvaluateContext with no deadline but the rules' own limits.
 func (m *Machine) Evaluate(t *Token) []Evaluation {
+	return m.EvaluateContext(context.Background(), t)
+}
+
+// EvaluateContext explains, for every transition of the definition in
+// order, whether it can fire for t. Guards are evaluated even when the
+// place does not match, so the results show what else would block the
+// transition. A guard still running when ctx is done fails.
+func (m *Machine) EvaluateContext(ctx context.Context, t *Token) []Evaluation {
 	f, ferr := tokenFacts(t)
 	out := make([]Evaluation, len(m.Def.Transitions))
 	for i, tr := range m.Def.Transitions {
@@ -32,7 +39,7 @@ func (m *Machine) Evaluate(t *Token) []Evaluation {
 			TransitionID: tr.ID, Name: tr.Name, ToPlace: tr.ToPlace,
 			FromPlaces:      slices.Clone(tr.FromPlaces),
 			PlaceCompatible: slices.Contains(tr.FromPlaces, t.Place),
-			RuleResults:     m.results(i, f, ferr),
+			RuleResults:     m.results(ctx, i, f, ferr),
 		}
 		failed := failures(e.RuleResults)
 		e.RulesPassed = len(failed) == 0
@@ -45,14 +52,14 @@ func (m *Machine) Evaluate(t *Token) []Evaluation {
 
 // results evaluates every guard of transition i; when the token's facts
 // could not be decoded, every guard fails with that error.
-func (m *Machine) results(i int, f rules.Facts, ferr error) []rules.Result {
+func (m *Machine) results(ctx context.Context, i int, f rules.Facts, ferr error) []rules.Result {
 	rs := make([]rules.Result, len(m.guards[i]))
 	for j, g := range m.guards[i] {
 		if ferr != nil {
 			rs[j] = rules.Result{RuleID: g.name, Explanation: ferr.Error()}
 			continue
 		}
-		rs[j] = g.rule.Evaluate(f)
+		rs[j] = g.rule.EvaluateContext(ctx, f)
 		rs[j].RuleID = g.name
 	}
 	return rs
@@ -84,16 +91,22 @@ func explain(e Evaluation, place string, failed []rules.Result) string {
 	return "All conditions met - transition can fire"
 }
 
-// Available returns the transitions that can fire for t now: t's place is
-// one of their FromPlaces and all their guards pass.
+// Available is AvailableContext with no deadline but the rules' own limits.
 func (m *Machine) Available(t *Token) []Transition {
+	return m.AvailableContext(context.Background(), t)
+}
+
+// AvailableContext returns the transitions that can fire for t now: t's
+// place is one of their FromPlaces and all their guards pass. A guard still
+// running when ctx is done fails.
+func (m *Machine) AvailableContext(ctx context.Context, t *Token) []Transition {
 	out := []Transition{}
 	f, ferr := tokenFacts(t)
 	for i, tr := range m.Def.Transitions {
 		if !slices.Contains(tr.FromPlaces, t.Place) {
 			continue
 		}
-		if len(m.guards[i]) > 0 && (ferr != nil || !allPass(m.guards[i], f)) {
+		if len(m.guards[i]) > 0 && (ferr != nil || !allPass(ctx, m.guards[i], f)) {
 			continue
 		}
 		out = append(out, tr)
@@ -102,9 +115,9 @@ func (m *Machine) Available(t *Token) []Transition {
 }
 
 // allPass reports whether every guard passes for f.
-func allPass(gs []guard, f rules.Facts) bool {
+func allPass(ctx context.Context, gs []guard, f rules.Facts) bool {
 	for _, g := range gs {
-		if !g.rule.Evaluate(f).Passed {
+		if !g.rule.EvaluateContext(ctx, f).Passed {
 			return false
 		}
 	}

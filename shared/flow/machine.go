@@ -2,6 +2,7 @@ package flow
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"slices"
 	"time"
@@ -48,15 +49,21 @@ type FireRequest struct {
 	Now            time.Time // zero = time.Now()
 }
 
-// Fire fires the first transition with r.TransitionID that can leave t's
-// place, if its guards pass against t's current data and metadata. It
-// returns a new token and never modifies t.
+// Fire is FireContext with no deadline but the rules' own limits.
 func (m *Machine) Fire(t *Token, r FireRequest) (*Token, error) {
+	return m.FireContext(context.Background(), t, r)
+}
+
+// FireContext fires the first transition with r.TransitionID that can
+// leave t's place, if its guards pass against t's current data and
+// metadata. It returns a new token and never modifies t. If ctx is done
+// before the guards are decided, the error is fail.Timeout.
+func (m *Machine) FireContext(ctx context.Context, t *Token, r FireRequest) (*Token, error) {
 	i, err := m.fireable(t, r)
 	if err != nil {
 		return nil, err
 	}
-	if err := m.checkGuards(t, i); err != nil {
+	if err := m.checkGuards(ctx, t, i); err != nil {
 		return nil, err
 	}
 	next := t.Clone()
@@ -105,8 +112,8 @@ func (m *Machine) fireable(t *Token, r FireRequest) (int, error) {
 }
 
 // checkGuards returns a GuardFailed error naming the first guard of
-// transition i that t does not pass.
-func (m *Machine) checkGuards(t *Token, i int) error {
+// transition i that t does not pass, or Timeout if ctx ended first.
+func (m *Machine) checkGuards(ctx context.Context, t *Token, i int) error {
 	if len(m.guards[i]) == 0 {
 		return nil
 	}
@@ -115,7 +122,10 @@ func (m *Machine) checkGuards(t *Token, i int) error {
 		return err
 	}
 	for _, g := range m.guards[i] {
-		if res := g.rule.Evaluate(f); !res.Passed {
+		if res := g.rule.EvaluateContext(ctx, f); !res.Passed {
+			if err := ctx.Err(); err != nil {
+				return fail.Wrap(fail.Timeout, err, "Guard '"+g.name+"' not decided: "+err.Error())
+			}
 			return fail.New(fail.GuardFailed, "Guard failed: rule '%s': %s", g.name, res.Explanation)
 		}
 	}

@@ -27,19 +27,21 @@ type Compiled struct {
 	children  []*Compiled
 	script    string
 	program   *vm.Program
+	limits    Limits // with defaults filled in
 }
 
-// Compile validates r and prepares it for evaluation. Errors are fail.BadInput
-// and name the offending rule, e.g. "rule 'r1': unknown condition type 'Foo'".
+// Compile validates r and prepares it for evaluation within the default
+// Limits. Errors are fail.BadInput and name the offending rule, e.g.
+// "rule 'r1': unknown condition type 'Foo'".
 func Compile(r Rule) (*Compiled, error) {
-	return compile(r, 1, "")
+	return Limits{}.Compile(r)
 }
 
 // ID returns the rule's id.
 func (c *Compiled) ID() string { return c.id }
 
 // compile compiles r found at nesting depth inside the rule named parent.
-func compile(r Rule, depth int, parent string) (*Compiled, error) {
+func compile(r Rule, depth int, parent string, l Limits) (*Compiled, error) {
 	if r.ID == "" {
 		if parent != "" {
 			return nil, fail.New(fail.BadInput, "rule '%s': nested rule id must not be empty", parent)
@@ -49,7 +51,7 @@ func compile(r Rule, depth int, parent string) (*Compiled, error) {
 	if depth > MaxDepth {
 		return nil, badRule(r.ID, "rules nest deeper than %d levels", MaxDepth)
 	}
-	c := &Compiled{id: r.ID, kind: r.Condition.Type}
+	c := &Compiled{id: r.ID, kind: r.Condition.Type, limits: l}
 	var err error
 	switch r.Condition.Type {
 	case FieldExists, FieldEquals, FieldGreaterThan, FieldLessThan, FieldContains:
@@ -140,7 +142,7 @@ func (c *Compiled) compileNumberValue(raw json.RawMessage) error {
 func (c *Compiled) compileList(rs []Rule, depth int) error {
 	c.children = make([]*Compiled, 0, len(rs))
 	for _, r := range rs {
-		child, err := compile(r, depth+1, c.id)
+		child, err := compile(r, depth+1, c.id, c.limits)
 		if err != nil {
 			return err
 		}
@@ -154,7 +156,7 @@ func (c *Compiled) compileNot(r *Rule, depth int) error {
 	if r == nil {
 		return badRule(c.id, "Not needs a nested rule")
 	}
-	child, err := compile(*r, depth+1, c.id)
+	child, err := compile(*r, depth+1, c.id, c.limits)
 	if err != nil {
 		return err
 	}

@@ -1,25 +1,35 @@
 package rules
 
 import (
+	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 )
 
-// Evaluate evaluates the rule against f. It never panics: an expression
-// that fails at run time, or any unexpected failure, gives a result that did
-// not pass, with the error in the explanation.
-func (c *Compiled) Evaluate(f Facts) (res Result) {
+// Evaluate evaluates the rule against f, each expression within its own
+// Limits only. See EvaluateContext.
+func (c *Compiled) Evaluate(f Facts) Result {
+	return c.EvaluateContext(context.Background(), f)
+}
+
+// EvaluateContext evaluates the rule against f. An expression stops when
+// ctx is done or when it goes over its Limits, and then does not pass. It
+// never panics: an expression that fails at run time, or any unexpected
+// failure, gives a result that did not pass, with the error in the
+// explanation.
+func (c *Compiled) EvaluateContext(ctx context.Context, f Facts) (res Result) {
 	defer func() {
 		if p := recover(); p != nil {
 			res = c.result(false, "internal error evaluating rule: %v", p)
 		}
 	}()
-	return c.eval(f)
+	return c.eval(ctx, f)
 }
 
 // eval dispatches on the condition type.
-func (c *Compiled) eval(f Facts) Result {
+func (c *Compiled) eval(ctx context.Context, f Facts) Result {
 	switch c.kind {
 	case FieldExists:
 		return c.evalExists(f)
@@ -30,11 +40,11 @@ func (c *Compiled) eval(f Facts) Result {
 	case FieldContains:
 		return c.evalContains(f)
 	case And, Or:
-		return c.evalList(f)
+		return c.evalList(ctx, f)
 	case Not:
-		return c.evalNot(f)
+		return c.evalNot(ctx, f)
 	case Expression:
-		return c.evalExpression(f)
+		return c.evalExpression(ctx, f)
 	}
 	return c.result(false, "unknown condition type '%s'", c.kind)
 }
@@ -119,11 +129,11 @@ func (c *Compiled) evalContains(f Facts) Result {
 }
 
 // evalList implements And (all pass; true when empty) and Or (any passes).
-func (c *Compiled) evalList(f Facts) Result {
+func (c *Compiled) evalList(ctx context.Context, f Facts) Result {
 	subs := make([]Result, len(c.children))
 	passed := 0
 	for i, child := range c.children {
-		subs[i] = child.eval(f)
+		subs[i] = child.eval(ctx, f)
 		if subs[i].Passed {
 			passed++
 		}
@@ -134,14 +144,19 @@ func (c *Compiled) evalList(f Facts) Result {
 	}
 	res := c.result(ok, "%s: %d of %d rules passed", label, passed, len(subs))
 	res.SubResults = subs
+	res.undecided = !ok && slices.ContainsFunc(subs, func(r Result) bool { return r.undecided })
 	return res
 }
 
 // evalNot inverts its nested rule.
-func (c *Compiled) evalNot(f Facts) Result {
-	sub := c.children[0].eval(f)
+func (c *Compiled) evalNot(ctx context.Context, f Facts) Result {
+	sub := c.children[0].eval(ctx, f)
 	res := c.result(!sub.Passed, "NOT: nested rule '%s' failed (so NOT passes)", sub.RuleID)
-	if sub.Passed {
+	switch {
+	case sub.undecided:
+		res = c.result(false, "NOT: nested rule '%s' was cut short (so NOT fails)", sub.RuleID)
+		res.undecided = true
+	case sub.Passed:
 		res.Explanation = fmt.Sprintf("NOT: nested rule '%s' passed (so NOT fails)", sub.RuleID)
 	}
 	res.SubResults = []Result{sub}

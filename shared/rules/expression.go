@@ -1,51 +1,127 @@
 package rules
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"strconv"
 	"unicode/utf8"
 
 	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/file"
+	"github.com/expr-lang/expr/vm"
 )
 
 // exprEnv is the whole world an Expression script sees: two variables and
-// expr-lang's builtins. It has no methods, so scripts cannot call into Go.
+// the available builtins. It has no methods, so scripts cannot call into
+// Go. Meter is hidden: rewrite refuses scripts that name it.
 type exprEnv struct {
 	Data     any            `expr:"data"`
 	Metadata map[string]any `expr:"metadata"`
+	Meter    *meter         `expr:"__meter"`
 }
 
-// compileExpression compiles an expr-lang script that must yield a bool.
+// compileExpression compiles an expr-lang script that must yield a bool,
+// then runs it once on an empty token: a script that goes over a budget
+// even there is refused now rather than failing at every evaluation.
 func (c *Compiled) compileExpression(script string) error {
 	if script == "" {
 		return badRule(c.id, "Expression needs a script")
 	}
-	if len(script) > MaxScriptLen {
-		return badRule(c.id, "script is longer than %d bytes", MaxScriptLen)
+	if len(script) > c.limits.MaxScriptBytes {
+		return badRule(c.id, "script is longer than %d bytes", c.limits.MaxScriptBytes)
 	}
-	program, err := expr.Compile(script, expr.Env(exprEnv{}), expr.AsBool())
+	program, err := c.limits.compileScript(script)
 	if err != nil {
 		return badRule(c.id, "invalid expression: %v", err)
 	}
 	c.script, c.program = script, program
+	empty := Facts{Metadata: map[string]any{}, Data: map[string]any{}}
+	if _, err := c.run(context.Background(), empty); err != nil {
+		if why, over := c.limits.overBudget(err); over {
+			return badRule(c.id, "expression %s even on an empty token", why)
+		}
+	}
 	return nil
 }
 
-// evalExpression runs the compiled script against f.
-func (c *Compiled) evalExpression(f Facts) Result {
-	env := exprEnv{Data: exprValue(f.Data)}
+// compileScript compiles script with rewrite applied and expr-lang's
+// optimizer off, so that what runs is exactly the metered tree.
+func (l Limits) compileScript(script string) (*vm.Program, error) {
+	w := &rewrite{}
+	opts := []expr.Option{expr.Env(exprEnv{}), expr.AsBool(), expr.Optimize(false),
+		expr.MaxNodes(uint(l.MaxNodes)), expr.Patch(w)}
+	opts = append(opts, meterFunctions()...)
+	for _, name := range unavailableBuiltins() {
+		opts = append(opts, expr.DisableBuiltin(name))
+	}
+	program, err := expr.Compile(script, opts...)
+	if w.err != nil {
+		return nil, w.err
+	}
+	return program, err
+}
+
+// run runs the compiled script against f, within c's limits and until ctx
+// is done.
+func (c *Compiled) run(ctx context.Context, f Facts) (any, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.limits.Timeout)
+	defer cancel()
+	env := exprEnv{Data: exprValue(f.Data), Meter: &meter{ctx: ctx, limits: c.limits}}
 	if md, ok := exprValue(f.Metadata).(map[string]any); ok {
 		env.Metadata = md
 	}
-	out, err := expr.Run(c.program, env)
+	machine := vm.VM{MemoryBudget: uint(c.limits.MemoryBudget)}
+	return machine.Run(c.program, env)
+}
+
+// evalExpression runs the compiled script against f.
+func (c *Compiled) evalExpression(ctx context.Context, f Facts) Result {
+	out, err := c.run(ctx, f)
 	if err != nil {
-		return c.result(false, "Expression '%s' failed: %v", clip(c.script), err)
+		why, undecided := c.limits.explain(ctx, err)
+		res := c.result(false, "Expression '%s' %s", clip(c.script), why)
+		res.undecided = undecided
+		return res
 	}
 	passed, ok := out.(bool)
 	if !ok {
 		return c.result(false, "Expression '%s' did not yield a bool", clip(c.script))
 	}
 	return c.result(passed, "Expression '%s' evaluated to %t", clip(c.script), passed)
+}
+
+// vmBudgetExceeded is the message of expr-lang's VM when it goes over its
+// MemoryBudget (vm.VM.memGrow panics with it).
+const vmBudgetExceeded = "memory budget exceeded"
+
+// overBudget says which budget err reports a run went over, if any.
+func (l Limits) overBudget(err error) (string, bool) {
+	var b *budgetError
+	var f *file.Error
+	switch {
+	case errors.As(err, &b):
+		return b.Error(), true
+	case errors.As(err, &f) && f.Message == vmBudgetExceeded:
+		return fmt.Sprintf("exceeded its memory budget (%d elements)", l.MemoryBudget), true
+	}
+	return "", false
+}
+
+// explain words why a run given ctx failed with err, and reports whether
+// it was cut short (over a budget, or stopped) rather than failing.
+func (l Limits) explain(ctx context.Context, err error) (string, bool) {
+	if why, over := l.overBudget(err); over {
+		return why, true
+	}
+	switch {
+	case !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled):
+		return "failed: " + err.Error(), false
+	case ctx.Err() != nil:
+		return "stopped: " + ctx.Err().Error(), true
+	}
+	return fmt.Sprintf("exceeded its time budget (%v)", l.Timeout), true
 }
 
 // exprValue copies a decoded JSON value, turning each json.Number into an

@@ -2,6 +2,43 @@
 // condition language (field tests, And/Or/Not, expr-lang expressions), its
 // validation and compilation, and evaluation against a token's metadata and
 // data with human readable explanations.
+//
+// # What an expression may cost
+//
+// Expression scripts come from whoever creates a workflow and run on data
+// from whoever writes a token, so one evaluation is bounded by Limits
+// (DefaultLimits, unless compiled with Limits.Compile):
+//
+//   - Compile refuses a script longer than MaxScriptBytes or of more than
+//     MaxNodes syntax nodes; names starting with "__" and $env; method
+//     calls; the builtins whose output can dwarf their input or whose time
+//     is quadratic (repeat, join, replace, string, toJSON, fromJSON,
+//     toBase64, fromBase64, uniq, flatten); trim with a cutset; and matches
+//     with a pattern that is not a literal. It then runs the script once on
+//     an empty token and refuses it if that alone goes over a budget, so a
+//     let-chain doubling a literal string is refused when the workflow is
+//     created.
+//   - Memory. expr-lang's VM counts the elements of the arrays, maps and
+//     ranges it builds against its MemoryBudget, but not strings: a + b and
+//     upper(s) are free to it, and 30 doublings of a 32-byte string ask for
+//     32 GiB. So rewrite.go rewrites the script: a + b charges
+//     len(a)+len(b) bytes before the string is built; upper, lower, split,
+//     splitAfter, keys, values, toPairs, fromPairs and concat charge the
+//     length of their arguments; sum adds numbers only. What one evaluation
+//     allocates this way, counted as allocated and not as held, is at most
+//     MemoryBudget bytes, and what the VM allocates at most MemoryBudget
+//     elements.
+//   - Time. A check before every binary operator, builtin call and loop
+//     iteration counts a step against MaxSteps and stops the evaluation
+//     when its ctx is done: the caller's, cut to Timeout. Matching a regexp,
+//     whose time grows with the pattern as well as the text, is charged
+//     text bytes × pattern instructions before it runs. Between two checks
+//     runs at most one operator or builtin, on operands no larger than the
+//     token's data or the memory budget.
+//
+// A rule that goes over a budget or is stopped does not pass, nor does a Not
+// of it, and its explanation says why, e.g. "Expression '…' exceeded its
+// memory budget (1048576 bytes)".
 package rules
 
 import (
@@ -28,7 +65,8 @@ const (
 // MaxDepth is the deepest nesting of And/Or/Not that Compile accepts.
 const MaxDepth = 32
 
-// MaxScriptLen is the longest Expression script, in bytes, that Compile accepts.
+// MaxScriptLen is the longest Expression script, in bytes, that Compile
+// accepts: the default of Limits.MaxScriptBytes.
 const MaxScriptLen = 4096
 
 // Rule is a named condition.
@@ -91,4 +129,8 @@ type Result struct {
 	Passed      bool     `json:"passed"`
 	Explanation string   `json:"explanation"`
 	SubResults  []Result `json:"subResults,omitempty"`
+	// undecided: an expression in the rule stopped or went over a budget
+	// before it gave an answer. Such a rule fails, and so does a Not of it:
+	// running a guard out of budget must not make it pass.
+	undecided bool
 }
