@@ -40,7 +40,11 @@ func startSystem(t *testing.T, url string, pw map[string]string, replicas int) *
 			}
 			s.mu.Lock()
 			defer s.mu.Unlock()
-			s.conns[component] = c
+			key := component // the edge has two connections: "edge" and "edge+"
+			for s.conns[key] != nil {
+				key += "+"
+			}
+			s.conns[key] = c
 			return c.Conn, nil
 		},
 		// EventMaxBytes makes the event service trim (list streams) every second.

@@ -30,6 +30,7 @@ type Options struct {
 	Server embedded.Options
 	// Dial, when set, connects each component (named "workflow", "token",
 	// "event", "edge") to an external NATS instead of an embedded server.
+	// The edge dials twice: requests, and the streams of subscriptions.
 	Dial        func(component string) (*nats.Conn, error)
 	Store       config.Store
 	Concurrency int
@@ -140,7 +141,7 @@ func (s *Stack) run(name string, start func(*nats.Conn) (func(), error)) error {
 
 func (s *Stack) startEdge(nc *nats.Conn, h config.HTTP, reg *metrics.Registry, log zerolog.Logger) (func(), error) {
 	o := edge.OptionsFrom(h, reg, log)
-	liveNC, err := s.Connect("edge-live") // subscription traffic apart from request replies
+	liveNC, err := s.Connect("edge") // the edge's second connection: subscription traffic apart from request replies
 	if err != nil {
 		return nil, err
 	}

@@ -56,9 +56,19 @@ func startWith(t testing.TB, dir string, change func(*config.Store)) *system {
 // startN runs the system with n token service instances.
 func startN(t testing.TB, dir string, n int, change func(*config.Store)) *system {
 	t.Helper()
+	return startHTTP(t, dir, n, change, nil)
+}
+
+// startHTTP is startN with changed edge settings too.
+func startHTTP(t testing.TB, dir string, n int, change func(*config.Store), changeHTTP func(*config.HTTP)) *system {
+	t.Helper()
 	store := defaultStore()
 	if change != nil {
 		change(&store)
+	}
+	httpConf := config.HTTP{Addr: "127.0.0.1:0", CORS: "*", MaxBodyBytes: 1 << 20, Timeout: 10 * time.Second}
+	if changeHTTP != nil {
+		changeHTTP(&httpConf)
 	}
 	if dir == "" {
 		dir = t.TempDir()
@@ -73,7 +83,7 @@ func startN(t testing.TB, dir string, n int, change func(*config.Store)) *system
 		Store:          store,
 		TokenInstances: n,
 		Metrics:        reg,
-		HTTP:           config.HTTP{Addr: "127.0.0.1:0", CORS: "*", MaxBodyBytes: 1 << 20, Timeout: 10 * time.Second},
+		HTTP:           httpConf,
 		Log:            log,
 	})
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cbnats/circuitbreaker/deploy/internal/testkit"
+	"github.com/cbnats/circuitbreaker/shared/config"
 	"github.com/cbnats/circuitbreaker/shared/wire"
 )
 
@@ -150,20 +151,51 @@ func percentiles(d []time.Duration) (p50, p99 time.Duration) {
 // while a writer keeps firing see every event exactly once and in order,
 // across the seam between the replayed events and the live ones.
 func TestResumeWhileWriting(t *testing.T) {
-	s, cx := start(t, ""), ctx(t)
-	ids := seedEvents(t, s, "resume", 100) // 201 events
+	testResumeWhileWriting(t, start(t, ""), 100)
+}
+
+// TestResumeOverflowingWhileCatchingUp: the same with a subscription
+// queue of 1 KB, so the live events held during the replay overflow and
+// are read again from the store.
+func TestResumeOverflowingWhileCatchingUp(t *testing.T) {
+	s := startHTTP(t, "", 2, nil, func(h *config.HTTP) { h.SubQueueBytes = 1 << 10 })
+	testResumeWhileWriting(t, s, 1200) // a replay of three pages
+	if n := metric(t, s, "cb_live_rereads_total"); n == 0 {
+		t.Fatal("no replay read the store again: the overflow path was not taken")
+	}
+}
+
+// testResumeWhileWriting seeds a workflow with tokens tokens (two events
+// each), then resumes four subscriptions after its first event while four
+// writers fire.
+func testResumeWhileWriting(t *testing.T, s *system, tokens int) {
+	cx := ctx(t)
+	testkit.Must(s.c.CreateWorkflow(cx, race("resume")))
+	ids := make([]string, tokens)
+	var seed sync.WaitGroup
+	for w := range 8 {
+		seed.Go(func() {
+			for i := w; i < tokens; i += 8 {
+				ids[i] = testkit.Must(s.c.CreateToken(cx, &wire.CreateTokenRequest{WorkflowID: "resume"})).ID
+				testkit.Must(s.c.Fire(cx, &wire.FireRequest{TokenID: ids[i], TransitionID: "to_b"}))
+			}
+		})
+	}
+	seed.Wait()
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
-	wg.Go(func() {
-		for i := 0; i < 300; i++ {
-			select {
-			case <-stop:
-				return
-			default:
+	for w := range 4 {
+		wg.Go(func() {
+			for i := w; i < 4*300; i += 4 {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				testkit.Must(s.c.Fire(cx, &wire.FireRequest{TokenID: ids[i%len(ids)], TransitionID: "tick"}))
 			}
-			testkit.Must(s.c.Fire(cx, &wire.FireRequest{TokenID: ids[i%len(ids)], TransitionID: "tick"}))
-		}
-	})
+		})
+	}
 	var subs []*wsClient
 	for range 4 {
 		w := s.dialWS(t)

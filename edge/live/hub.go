@@ -63,6 +63,7 @@ type Hub struct {
 	opts    Options
 	feeds   metrics.Gauge
 	refused metrics.Counter
+	reread  metrics.Counter
 
 	mu    sync.Mutex
 	feed  map[feedKey]*feed // guarded by mu
@@ -74,7 +75,8 @@ type Hub struct {
 func New(js jetstream.JetStream, c *client.Client, o Options, reg *metrics.Registry) *Hub {
 	return &Hub{js: js, c: c, opts: o.withDefaults(), feed: map[feedKey]*feed{}, count: map[string]int{},
 		feeds:   reg.Gauge("cb_live_feeds", "Workflow streams read for live subscriptions (one consumer each).", "kind"),
-		refused: reg.Counter("cb_live_refused_total", "Live subscriptions refused or ended by a limit.", "reason")}
+		refused: reg.Counter("cb_live_refused_total", "Live subscriptions refused or ended by a limit.", "reason"),
+		reread:  reg.Counter("cb_live_rereads_total", "Replays read the store again because the live events held meanwhile overflowed.")}
 }
 
 // Events streams workflow wf's events that keep accepts: those after
@@ -175,6 +177,7 @@ func (h *Hub) replay(ctx context.Context, wf string, after uint64, s *sub, keep 
 		if s.caughtUp() {
 			return last, nil
 		}
+		h.reread.Inc()
 	}
 }
 
