@@ -46,7 +46,7 @@ func timeArg(args map[string]any, name string) (time.Time, error) {
 	if err != nil {
 		return time.Time{}, fail.New(fail.BadInput, "%s must be an RFC 3339 time", name)
 	}
-	return t, nil
+	return wire.ClampEventTime(t), nil // "0001-01-01T00:00:00Z" would read as absent
 }
 
 func (a *API) workflowStats(ctx context.Context, p gql.Params) (any, error) {
@@ -93,7 +93,7 @@ func (a *API) eventSubscriptions(ctx context.Context, p gql.Params) (any, error)
 }
 
 func (a *API) createEventSubscription(ctx context.Context, p gql.Params) (any, error) {
-	in, err := decode[struct {
+	in, err := input[struct {
 		wire.SubscribeRequest
 		StartSequence string `json:"startSequence"`
 	}](p.Args["input"])

@@ -18,7 +18,11 @@ func (a *API) workflow(ctx context.Context, p gql.Params) (any, error) {
 }
 
 func (a *API) workflows(ctx context.Context, p gql.Params) (any, error) {
-	pg, err := a.c.ListWorkflows(ctx, page(p.Args))
+	in, err := pageArgs(p.Args)
+	if err != nil {
+		return nil, err
+	}
+	pg, err := a.c.ListWorkflows(ctx, in)
 	if err != nil {
 		return nil, err
 	}
@@ -38,7 +42,10 @@ func (a *API) findToken(ctx context.Context, p gql.Params) (any, error) {
 // first. Any token list accepts a Token.cursor as after; a plain
 // natsSequence only names a position within one workflow.
 func (a *API) tokens(ctx context.Context, p gql.Params) (any, error) {
-	pg := page(p.Args)
+	pg, err := pageArgs(p.Args)
+	if err != nil {
+		return nil, err
+	}
 	wf := str(p.Args, "workflowId")
 	cwf, seq, err := splitCursor(pg.After)
 	if err != nil {
@@ -116,7 +123,11 @@ func splitCursor(after string) (wf, seq string, err error) {
 }
 
 func (a *API) tokensInPlace(ctx context.Context, p gql.Params) (any, error) {
-	wf, pg := str(p.Args, "workflowId"), page(p.Args)
+	wf := str(p.Args, "workflowId")
+	pg, err := pageArgs(p.Args)
+	if err != nil {
+		return nil, err
+	}
 	cwf, seq, err := splitCursor(pg.After)
 	if err != nil {
 		return nil, err
@@ -154,7 +165,7 @@ func (a *API) tokenWorkflow(ctx context.Context, p gql.Params) (any, error) {
 }
 
 func (a *API) createWorkflow(ctx context.Context, p gql.Params) (any, error) {
-	r, err := decode[wire.CreateWorkflowRequest](p.Args["input"])
+	r, err := input[wire.CreateWorkflowRequest](p.Args["input"])
 	if err != nil {
 		return nil, err
 	}
@@ -162,7 +173,7 @@ func (a *API) createWorkflow(ctx context.Context, p gql.Params) (any, error) {
 }
 
 func (a *API) createToken(ctx context.Context, p gql.Params) (any, error) {
-	r, err := decode[wire.CreateTokenRequest](p.Args["input"])
+	r, err := input[wire.CreateTokenRequest](p.Args["input"])
 	if err != nil {
 		return nil, err
 	}
@@ -173,7 +184,7 @@ func (a *API) createToken(ctx context.Context, p gql.Params) (any, error) {
 }
 
 func (a *API) createWorkflowInstance(ctx context.Context, p gql.Params) (any, error) {
-	in, err := decode[struct {
+	in, err := input[struct {
 		wire.CreateTokenRequest
 		InitialData json.RawMessage `json:"initialData"`
 	}](p.Args["input"])
@@ -185,18 +196,41 @@ func (a *API) createWorkflowInstance(ctx context.Context, p gql.Params) (any, er
 	return a.c.CreateToken(ctx, &r)
 }
 
+// fire serves fireTransition and transitionTokenWithNats. The request is
+// validated here too: a newPlace given as "" is refused (sent on, it would
+// read as absent and fire without the place check).
 func (a *API) fire(ctx context.Context, p gql.Params) (any, error) {
-	r, err := decode[wire.FireRequest](p.Args["input"])
+	r, err := input[wire.FireRequest](p.Args["input"])
 	if err != nil {
+		return nil, err
+	}
+	if err := r.Validate(); err != nil {
 		return nil, err
 	}
 	return a.c.Fire(ctx, r)
 }
 
 func (a *API) updateToken(ctx context.Context, p gql.Params) (any, error) {
-	r, err := decode[wire.UpdateTokenRequest](p.Args["input"])
+	r, err := input[wire.UpdateTokenRequest](p.Args["input"])
 	if err != nil {
 		return nil, err
 	}
 	return a.c.UpdateToken(ctx, r)
+}
+
+// input converts a GraphQL input object into a wire request (decode); one
+// that does not fit gets a message in the client's terms, without Go types.
+func input[T any](in any) (*T, error) {
+	v, err := decode[T](in)
+	var fe *fail.Error
+	if errors.As(err, &fe) && fe.Err != nil {
+		return nil, fail.Wrap(fail.BadInput, fe.Err, "invalid input: "+wire.DescribeJSONError(fe.Err))
+	}
+	return v, err
+}
+
+// pageArgs reads and checks the pagination arguments.
+func pageArgs(args map[string]any) (wire.Page, error) {
+	p := page(args)
+	return p, p.Validate()
 }

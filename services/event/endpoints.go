@@ -35,7 +35,7 @@ func (s *Service) Start(nc *nats.Conn, srv *rpc.Server) (micro.Service, error) {
 			Request:     `{workflowId, windowMinutes?: int (default 60)}`,
 			Response:    `{workflowId, tokens, tokensPerPlace, events, eventsPerType, windowMinutes, transitionsInWindow, transitionsPerMinute}`},
 		{Name: "subscribe", Subject: subjects.EventSubscribe, Handler: rpc.Endpoint(srv, s.subscribe),
-			Description: "Create (or find) a named durable subscription to a workflow's events; consume it with JetStream, explicit ack",
+			Description: "Create (or find) a named durable subscription to a workflow's events; consume it with JetStream, explicit ack. At most --event-max-subscriptions (default 100) per workflow: more are refused with code 429, RESOURCE_EXHAUSTED",
 			Request:     `{workflowId, name, deliver?: new|all|sequence, startSequence?}`, Response: subscription},
 		{Name: "subscriptions", Subject: subjects.EventSubscriptions, Handler: rpc.Endpoint(srv, s.listSubscriptions),
 			Description: "A workflow's durable subscriptions and their progress",

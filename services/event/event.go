@@ -17,6 +17,7 @@ import (
 
 	"github.com/cbnats/circuitbreaker/shared/fail"
 	"github.com/cbnats/circuitbreaker/shared/jserr"
+	"github.com/cbnats/circuitbreaker/shared/metrics"
 	"github.com/cbnats/circuitbreaker/shared/subjects"
 	"github.com/cbnats/circuitbreaker/shared/wire"
 )
@@ -25,16 +26,52 @@ import (
 // matches little cannot make a request scan a whole stream.
 const maxScan = 10_000
 
+// Defaults of Options.
+const (
+	DefaultMaxDeliver       = 5   // the original's default
+	DefaultMaxSubscriptions = 100 // each is a JetStream consumer, held by the servers
+)
+
+// Options configure a Service. The zero value is usable.
+type Options struct {
+	// MaxDeliver bounds deliveries of an event to a durable subscriber
+	// (default DefaultMaxDeliver).
+	MaxDeliver int
+	// MaxSubscriptions bounds the durable subscriptions of one workflow
+	// (default DefaultMaxSubscriptions). Each is a JetStream consumer on the
+	// workflow's stream, which the servers keep in memory and on disk, and
+	// an account's or stream's consumers may be limited: live subscriptions
+	// need them too.
+	MaxSubscriptions int
+	// Metrics, when set, counts subscriptions refused by the quota.
+	Metrics *metrics.Registry
+}
+
 // Service implements the event endpoints.
 type Service struct {
 	js         jetstream.JetStream
 	maxDeliver int
+	maxSubs    int
+	refused    metrics.Counter
+	creating   chan struct{} // a one-slot lock: this instance creates one subscription at a time
 	now        func() time.Time
 }
 
-// New returns a Service; maxDeliver bounds deliveries to durable subscribers.
-func New(js jetstream.JetStream, maxDeliver int) *Service {
-	return &Service{js: js, maxDeliver: maxDeliver, now: time.Now}
+// New returns a Service reading and subscribing through js.
+func New(js jetstream.JetStream, o Options) *Service {
+	if o.MaxDeliver <= 0 {
+		o.MaxDeliver = DefaultMaxDeliver
+	}
+	if o.MaxSubscriptions <= 0 {
+		o.MaxSubscriptions = DefaultMaxSubscriptions
+	}
+	if o.Metrics == nil {
+		o.Metrics = metrics.NewRegistry()
+	}
+	return &Service{js: js, maxDeliver: o.MaxDeliver, maxSubs: o.MaxSubscriptions, creating: make(chan struct{}, 1),
+		refused: o.Metrics.Counter("cb_event_subscriptions_refused_total",
+			"Durable event subscriptions refused: their workflow had reached --event-max-subscriptions, or its stream its consumer limit."),
+		now: time.Now}
 }
 
 func (s *Service) stream(ctx context.Context, wf string) (jetstream.Stream, error) {
@@ -59,6 +96,7 @@ func (s *Service) readError(ctx context.Context, wf string, err error) error {
 
 // history pages through a workflow's events in stream order.
 func (s *Service) history(ctx context.Context, r *wire.HistoryRequest) (*wire.EventPage, error) {
+	r.Normalize()
 	size := wire.Page{First: r.First}.Size()
 	page := &wire.EventPage{Items: []wire.EventRecord{}}
 	var last uint64
@@ -85,13 +123,18 @@ func (s *Service) replay(ctx context.Context, r *wire.HistoryRequest) (*wire.Eve
 }
 
 // scan feeds each event after r.AfterSequence (or from r.Since) to f until
-// f returns false, the stream ends or maxScan messages were read.
+// f returns false, the stream ends or maxScan messages were read. A
+// request no event can match reads nothing (its workflow must exist).
 func (s *Service) scan(ctx context.Context, r *wire.HistoryRequest, f func(rec wire.EventRecord, more bool) bool) error {
+	if r.Exhausted() {
+		_, err := s.stream(ctx, r.WorkflowID)
+		return err
+	}
 	opts := []jetstreamext.GetBatchOpt{jetstreamext.GetBatchSubject(subjects.AllEvents(r.WorkflowID))}
-	if r.AfterSequence > 0 || r.Since.IsZero() {
-		opts = append(opts, jetstreamext.GetBatchSeq(r.AfterSequence+1))
+	if t, ok := r.StartTime(); ok {
+		opts = append(opts, jetstreamext.GetBatchStartTime(t))
 	} else {
-		opts = append(opts, jetstreamext.GetBatchStartTime(r.Since))
+		opts = append(opts, jetstreamext.GetBatchSeq(r.AfterSequence+1))
 	}
 	it, err := jetstreamext.GetBatch(ctx, s.js, subjects.StreamName(r.WorkflowID), scanSize(r), opts...)
 	if err != nil {
@@ -118,7 +161,8 @@ func (s *Service) scan(ctx context.Context, r *wire.HistoryRequest, f func(rec w
 // scanSize is how many messages one scan asks for: a page (and one to see
 // whether more follow) when every event matches, else maxScan.
 func scanSize(r *wire.HistoryRequest) int {
-	if r.TokenID == "" && len(r.EventTypes) == 0 && r.Until.IsZero() {
+	sinceFilters := !r.Since.IsZero() && r.AfterSequence > 0 // else the scan starts at since
+	if r.TokenID == "" && len(r.EventTypes) == 0 && r.Until.IsZero() && !sinceFilters {
 		return min(wire.Page{First: r.First}.Size()+1, maxScan)
 	}
 	return maxScan

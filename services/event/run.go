@@ -19,11 +19,7 @@ func Start(_ context.Context, nc *nats.Conn, o rpc.ServiceOptions) (*rpc.Instanc
 		return nil, fmt.Errorf("event: %w", err)
 	}
 	srv := o.Server(nc, subjects.EventService)
-	maxDeliver := o.Store.MaxDeliver
-	if maxDeliver <= 0 {
-		maxDeliver = 5 // the original's default
-	}
-	svc := New(js, maxDeliver)
+	svc := New(js, Options{MaxDeliver: o.Store.MaxDeliver, MaxSubscriptions: o.Store.EventMaxSubs, Metrics: o.Metrics})
 	ms, err := svc.Start(nc, srv)
 	if err != nil {
 		return nil, err

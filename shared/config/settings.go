@@ -40,6 +40,7 @@ type Store struct {
 	EventTrimEvery time.Duration // how often the event service trims events to EventMaxBytes
 	DedupeWindow   time.Duration // JetStream duplicate window for event message ids
 	MaxDeliver     int           // redeliveries for durable event subscribers
+	EventMaxSubs   int           // durable event subscriptions per workflow (0 = the event service's default, 100)
 	RequestTimeout time.Duration // bound on a request whose caller sent no deadline
 	RouteWrites    bool          // token services pass each workflow's writes to one instance
 }
@@ -53,6 +54,7 @@ func (s *Store) Register(f *Flags) {
 	f.Duration(&s.EventTrimEvery, "event-trim-every", "CB_EVENT_TRIM_EVERY", 5*time.Minute, "how often the event service trims events to --event-max-bytes")
 	f.Duration(&s.DedupeWindow, "dedupe-window", "NATS_DEDUPE_WINDOW", 2*time.Minute, "duplicate window for event ids")
 	f.Int(&s.MaxDeliver, "max-deliver", "NATS_MAX_DELIVER", 5, "deliveries per event for durable subscribers")
+	f.Int(&s.EventMaxSubs, "event-max-subscriptions", "CB_EVENT_MAX_SUBSCRIPTIONS", 100, "durable event subscriptions per workflow; more are refused with RESOURCE_EXHAUSTED (each is a JetStream consumer on the workflow's stream)")
 	f.Duration(&s.RequestTimeout, "request-timeout", "CB_REQUEST_TIMEOUT", 10*time.Second, "bound on requests without a deadline")
 	f.Bool(&s.RouteWrites, "route-writes", "CB_ROUTE_WRITES", true, "token services pass each workflow's writes to one instance (false: every instance commits what it receives, and instances contend on a busy workflow)")
 }

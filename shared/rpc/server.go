@@ -24,6 +24,7 @@ import (
 	"github.com/cbnats/circuitbreaker/shared/fail"
 	"github.com/cbnats/circuitbreaker/shared/metrics"
 	"github.com/cbnats/circuitbreaker/shared/subjects"
+	"github.com/cbnats/circuitbreaker/shared/wire"
 )
 
 // Handler is a typed endpoint implementation.
@@ -249,8 +250,8 @@ func serve[Req, Resp any](ctx context.Context, r micro.Request, h Handler[Req, R
 	}()
 	req := new(Req)
 	if len(r.Data()) > 0 {
-		if err := json.Unmarshal(r.Data(), req); err != nil {
-			return nil, fail.Wrap(fail.BadInput, err, "invalid request body: "+err.Error())
+		if err := wire.Unmarshal(r.Data(), req); err != nil {
+			return nil, err
 		}
 	}
 	if v, ok := any(req).(validator); ok {

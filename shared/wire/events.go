@@ -1,10 +1,15 @@
 package wire
 
 import (
+	"math"
 	"time"
 
 	"github.com/cbnats/circuitbreaker/shared/fail"
 )
+
+// MaxSequence is the last stream sequence there can be: nothing follows
+// it, so a cursor at it selects nothing (the next sequence would overflow).
+const MaxSequence uint64 = math.MaxUint64
 
 // EventRecord is a stored event with its place in the stream.
 type EventRecord struct {
@@ -36,11 +41,11 @@ type EventPage struct {
 
 // Validate checks ids and filters.
 func (r *HistoryRequest) Validate() error {
-	if err := workflowID(r.WorkflowID); err != nil {
+	if err := ValidWorkflowID(r.WorkflowID); err != nil {
 		return err
 	}
 	if r.TokenID != "" {
-		if err := tokenID(r.TokenID); err != nil {
+		if err := ValidTokenID(r.TokenID); err != nil {
 			return err
 		}
 	}
@@ -58,10 +63,63 @@ func (r *HistoryRequest) Matches(rec EventRecord) bool {
 	if r.TokenID != "" && rec.Event.TokenID != r.TokenID {
 		return false
 	}
+	if !r.Since.IsZero() && rec.Time.Before(r.Since) {
+		return false
+	}
 	if !r.Until.IsZero() && rec.Time.After(r.Until) {
 		return false
 	}
 	return TypeIn(r.EventTypes, rec.Event.EventType)
+}
+
+// JetStream stamps a message with int64 nanoseconds since 1970, so every
+// stored event lies strictly between these two times: a time outside them
+// selects as the bound does, and passed on as a start time it would
+// overflow (2262 wraps to 1677 and a since in 2262 read every event).
+func storedTimeFloor() time.Time   { return time.Unix(0, -1).UTC() }
+func storedTimeCeiling() time.Time { return time.Unix(0, math.MaxInt64).UTC() }
+
+// ClampEventTime moves t into the range of stored event times (1970 to
+// 2262, plus one nanosecond either side) without changing which stored
+// events it selects as a since or until filter. The result is never the
+// zero time, which on the wire means "absent".
+func ClampEventTime(t time.Time) time.Time {
+	switch {
+	case t.Before(storedTimeFloor()):
+		return storedTimeFloor()
+	case t.After(storedTimeCeiling()):
+		return storedTimeCeiling()
+	}
+	return t
+}
+
+// Normalize clamps the since and until given into the range of stored
+// event times (ClampEventTime).
+func (r *HistoryRequest) Normalize() {
+	if !r.Since.IsZero() {
+		r.Since = ClampEventTime(r.Since)
+	}
+	if !r.Until.IsZero() {
+		r.Until = ClampEventTime(r.Until)
+	}
+}
+
+// Exhausted reports whether no stored event can match a normalized
+// request: afterSequence is the last sequence there can be (nothing
+// follows it, and the next would overflow), since is after every stored
+// time, or until before every one.
+func (r *HistoryRequest) Exhausted() bool {
+	return r.AfterSequence == MaxSequence || r.Since.Equal(storedTimeCeiling()) || r.Until.Equal(storedTimeFloor())
+}
+
+// StartTime returns the time a normalized request's scan starts at, or
+// false when it starts after a sequence (afterSequence, or the start of
+// the stream when since is before every stored event).
+func (r *HistoryRequest) StartTime() (time.Time, bool) {
+	if r.AfterSequence > 0 || r.Since.IsZero() || r.Since.Equal(storedTimeFloor()) {
+		return time.Time{}, false
+	}
+	return r.Since, true
 }
 
 // TypeIn reports whether t is in types; an empty list allows every type.
@@ -89,7 +147,7 @@ func (r *StatsRequest) Validate() error {
 	if r.WindowMinutes < 0 || r.WindowMinutes > 7*24*60 {
 		return fail.New(fail.BadInput, "windowMinutes must be between 0 and 10080")
 	}
-	return workflowID(r.WorkflowID)
+	return ValidWorkflowID(r.WorkflowID)
 }
 
 // Stats describes a workflow's tokens and events.
@@ -122,7 +180,7 @@ type SubscribeRequest struct {
 
 // Validate checks ids and the delivery policy.
 func (r *SubscribeRequest) Validate() error {
-	if err := first(workflowID(r.WorkflowID), name("subscription name", r.Name, true)); err != nil {
+	if err := first(ValidWorkflowID(r.WorkflowID), name("subscription name", r.Name, true)); err != nil {
 		return err
 	}
 	switch r.Deliver {
@@ -145,7 +203,7 @@ type SubscriptionRef struct {
 
 // Validate checks ids.
 func (r *SubscriptionRef) Validate() error {
-	return first(workflowID(r.WorkflowID), name("subscription name", r.Name, true))
+	return first(ValidWorkflowID(r.WorkflowID), name("subscription name", r.Name, true))
 }
 
 // ListSubscriptionsRequest asks for a workflow's durable subscriptions.
@@ -154,7 +212,7 @@ type ListSubscriptionsRequest struct {
 }
 
 // Validate checks the id.
-func (r *ListSubscriptionsRequest) Validate() error { return workflowID(r.WorkflowID) }
+func (r *ListSubscriptionsRequest) Validate() error { return ValidWorkflowID(r.WorkflowID) }
 
 // SubscriptionInfo describes a durable subscription: where to consume it
 // with JetStream, and how far its subscriber got.

@@ -21,14 +21,19 @@ func CanonicalUUID(s string) bool {
 	return err == nil && u.String() == s
 }
 
-func tokenID(id string) error {
+// ValidTokenID checks a token id as every endpoint does: fail.BadInput
+// unless it is a canonical UUID. Check ids before they name a subject.
+func ValidTokenID(id string) error {
 	if !CanonicalUUID(id) {
 		return fail.New(fail.BadInput, "Invalid token ID format")
 	}
 	return nil
 }
 
-func workflowID(id string) error {
+// ValidWorkflowID checks a workflow id as every endpoint does: fail.BadInput
+// unless it is a name or tenant::name. Check ids before they name a stream
+// or subject (">" would otherwise reach JetStream as a stream name).
+func ValidWorkflowID(id string) error {
 	if id == "" {
 		return fail.New(fail.BadInput, "workflowId is required")
 	}
@@ -38,8 +43,15 @@ func workflowID(id string) error {
 	return nil
 }
 
+// ValidPlace checks a place name as every endpoint does: fail.BadInput
+// unless it is a non-empty name (no wildcard, dot or space).
+func ValidPlace(place string) error { return name("place", place, true) }
+
 func name(field, v string, required bool) error {
-	if v == "" && !required {
+	if v == "" {
+		if required {
+			return fail.New(fail.BadInput, "%s must not be empty", field)
+		}
 		return nil
 	}
 	if !flow.ValidName(v) {
@@ -82,7 +94,7 @@ func (p Page) Validate() error {
 // Validate checks the request's shape; the definition itself is validated by flow.
 func (r *CreateWorkflowRequest) Validate() error {
 	if r.ID != "" {
-		if err := workflowID(r.ID); err != nil {
+		if err := ValidWorkflowID(r.ID); err != nil {
 			return err
 		}
 	}
@@ -90,44 +102,52 @@ func (r *CreateWorkflowRequest) Validate() error {
 }
 
 // Validate checks the id.
-func (r *GetWorkflowRequest) Validate() error { return workflowID(r.ID) }
+func (r *GetWorkflowRequest) Validate() error { return ValidWorkflowID(r.ID) }
 
 // Validate checks the page.
 func (r *ListWorkflowsRequest) Validate() error { return r.Page.Validate() }
 
 // Validate checks ids, JSON and labels.
 func (r *CreateTokenRequest) Validate() error {
-	return first(workflowID(r.WorkflowID), name("place", r.InitialPlace, false),
+	return first(ValidWorkflowID(r.WorkflowID), name("place", r.InitialPlace, false),
 		validJSON("data", r.Data), validJSON("metadata", r.Metadata),
 		text("triggeredBy", r.TriggeredBy, MaxTextLen), text("idempotencyKey", r.IdempotencyKey, MaxKeyLen))
 }
 
 // Validate checks the id.
-func (r *GetTokenRequest) Validate() error { return tokenID(r.ID) }
+func (r *GetTokenRequest) Validate() error { return ValidTokenID(r.ID) }
 
 // Validate checks both ids.
 func (r *FindTokenRequest) Validate() error {
-	return first(workflowID(r.WorkflowID), tokenID(r.TokenID))
+	return first(ValidWorkflowID(r.WorkflowID), ValidTokenID(r.TokenID))
 }
 
 // Validate checks the workflow id and page.
 func (r *ListTokensRequest) Validate() error {
-	return first(workflowID(r.WorkflowID), r.Page.Validate())
+	return first(ValidWorkflowID(r.WorkflowID), r.Page.Validate())
 }
 
 // Validate checks ids and page.
 func (r *TokensInPlaceRequest) Validate() error {
-	return first(workflowID(r.WorkflowID), name("place", r.Place, true), r.Page.Validate())
+	return first(ValidWorkflowID(r.WorkflowID), ValidPlace(r.Place), r.Page.Validate())
 }
 
 // Validate checks the id.
-func (r *AvailableRequest) Validate() error { return tokenID(r.TokenID) }
+func (r *AvailableRequest) Validate() error { return ValidTokenID(r.TokenID) }
 
-// Validate checks ids, JSON and labels.
+// Validate checks ids, JSON and labels. A newPlace given as "" is refused:
+// it would otherwise read as absent and fire without the place check.
 func (r *FireRequest) Validate() error {
-	return first(tokenID(r.TokenID), name("transition id", r.TransitionID, true),
-		name("place", r.NewPlace, false), validJSON("data", r.Data),
+	return first(ValidTokenID(r.TokenID), name("transition id", r.TransitionID, true),
+		r.validNewPlace(), validJSON("data", r.Data),
 		text("triggeredBy", r.TriggeredBy, MaxTextLen), text("idempotencyKey", r.IdempotencyKey, MaxKeyLen))
+}
+
+func (r *FireRequest) validNewPlace() error {
+	if r.newPlaceGiven && r.NewPlace == "" {
+		return fail.New(fail.BadInput, "newPlace must not be empty")
+	}
+	return name("place", r.NewPlace, false)
 }
 
 // Validate checks the id, JSON and that something changes.
@@ -135,6 +155,6 @@ func (r *UpdateTokenRequest) Validate() error {
 	if len(r.Data) == 0 && len(r.Metadata) == 0 {
 		return fail.New(fail.BadInput, "nothing to update: give data or metadata")
 	}
-	return first(tokenID(r.TokenID), validJSON("data", r.Data), validJSON("metadata", r.Metadata),
+	return first(ValidTokenID(r.TokenID), validJSON("data", r.Data), validJSON("metadata", r.Metadata),
 		text("triggeredBy", r.TriggeredBy, MaxTextLen))
 }

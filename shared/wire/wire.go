@@ -166,6 +166,10 @@ type FireRequest struct {
 	// the token is still at that revision.
 	ExpectedRevision uint64 `json:"expectedRevision,omitempty"`
 	IdempotencyKey   string `json:"idempotencyKey,omitempty"`
+
+	// newPlaceGiven records that a decoded body named newPlace, even as
+	// "", which Validate refuses (omitempty cannot tell "" from absent).
+	newPlaceGiven bool
 }
 
 // UpdateTokenRequest changes a token's data or metadata without a transition.

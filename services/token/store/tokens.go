@@ -120,6 +120,9 @@ func (s *Store) scan(ctx context.Context, workflowID, filter string, p wire.Page
 	if err != nil {
 		return nil, err
 	}
+	if after == wire.MaxSequence { // nothing follows it (and after+1 would wrap to 0)
+		return &wire.RawTokenPage{Items: []json.RawMessage{}}, nil
+	}
 	pg := &pager{size: p.Size(), after: after, seen: make(map[string]int)}
 	read := s.scanDirect
 	if s.rd.Leader() {
