@@ -154,9 +154,9 @@ func TestHostileDecodeErrorsNameNoGoTypes(t *testing.T) {
 	before := lastSequence(t, s, "decode")
 	for body, want := range map[string]string{
 		`{"tokenId":"` + tok.ID + `","transitionId":"tick","expectedRevision":"x"}`: "invalid request body: field expectedRevision must be an integer",
-		`{"workflowId":"decode","first":"x"}`:                                        "invalid request body: field first must be an integer",
-		`[]`:                                                                         "invalid request body: the body must be an object",
-		`{"tokenId":`:                                                                "invalid request body: invalid JSON at offset",
+		`{"workflowId":"decode","first":"x"}`:                                       "invalid request body: field first must be an integer",
+		`[]`:                                                                        "invalid request body: the body must be an object",
+		`{"tokenId":`:                                                               "invalid request body: invalid JSON at offset",
 	} {
 		subj := subjects.TokenFire
 		if strings.Contains(body, "first") {

@@ -45,7 +45,7 @@ func (e *execution) fieldDef(objType *ast.Definition, name string) *ast.FieldDef
 func (e *execution) resolveField(ctx context.Context, objType *ast.Definition, parent any, f *ast.Field, def *ast.FieldDefinition, p *path) (any, error) {
 	args, err := e.s.coerceArgs(def.Arguments, f.Arguments, e.vars)
 	if err != nil {
-		return nil, err
+		return nil, argumentError{err}
 	}
 	if strings.HasPrefix(def.Name, "__") || strings.HasPrefix(objType.Name, "__") {
 		return e.s.introspect(objType.Name, def.Name, parent, args)
@@ -166,3 +166,10 @@ func (e *execution) completeObject(ctx context.Context, objType *ast.Definition,
 	}
 	return obj, false
 }
+
+// argumentError is an argument that does not coerce to its type (an Int
+// literal beyond 32 bits, say): the client's error, not the server's.
+type argumentError struct{ error }
+
+func (e argumentError) Unwrap() error     { return e.error }
+func (argumentError) GraphQLCode() string { return CodeBadUserInput }

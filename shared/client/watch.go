@@ -79,7 +79,7 @@ func deleteConsumer(js jetstream.JetStream, wf string, cons jetstream.Consumer) 
 // ends. Each watcher reads the stream itself: no service is involved.
 func (c *Client) WatchEvents(ctx context.Context, workflowID string, afterSequence uint64, types []string) (<-chan wire.EventRecord, error) {
 	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{subjects.AllEvents(workflowID)}, DeliverPolicy: jetstream.DeliverNewPolicy}
-	if afterSequence > 0 {
+	if afterSequence > 0 && afterSequence < wire.MaxSequence { // at the end: only new events
 		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, afterSequence+1
 	}
 	return watch(ctx, c, workflowID, cfg, func(m jetstream.Msg) (wire.EventRecord, bool) {
