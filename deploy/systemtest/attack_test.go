@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cbnats/circuitbreaker/deploy/internal/testkit"
+	"github.com/cbnats/circuitbreaker/shared/config"
 	"github.com/cbnats/circuitbreaker/shared/flow"
 	"github.com/cbnats/circuitbreaker/shared/rules"
 	"github.com/cbnats/circuitbreaker/shared/wire"
@@ -135,4 +136,15 @@ func guarded(id, script string) *wire.CreateWorkflowRequest {
 	return &wire.CreateWorkflowRequest{ID: id, Name: id, Places: []string{"a", "b"}, InitialPlace: "a",
 		Transitions: []flow.Transition{{ID: "go", FromPlaces: []string{"a"}, ToPlace: "b",
 			Rules: []rules.Rule{{ID: "r", Condition: rules.Condition{Type: rules.Expression, Script: script}}}}}}
+}
+
+// TestExpressionLimitsAreConfigured: the services take their expression
+// bounds from the storage settings (the --expr-* flags).
+func TestExpressionLimitsAreConfigured(t *testing.T) {
+	s, cx := startWith(t, "", func(st *config.Store) { st.Expr.MaxScriptBytes = 40 }), ctx(t)
+	_, err := s.c.CreateWorkflow(cx, guarded("long", `data.a > 1 && data.b > 2 && data.c > 3 && data.d > 4`))
+	if err == nil || !strings.Contains(err.Error(), "40 bytes") {
+		t.Fatalf("a 55-byte script with --expr-max-bytes 40: %v, want refused naming the limit", err)
+	}
+	testkit.Must(s.c.CreateWorkflow(cx, guarded("short", `data.a > 1`)))
 }

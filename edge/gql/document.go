@@ -4,6 +4,7 @@ import (
 	"container/list"
 	"crypto/sha256"
 	"errors"
+	"strings"
 	"sync"
 
 	"github.com/vektah/gqlparser/v2/ast"
@@ -17,8 +18,9 @@ import (
 // that parsing or validation produced. Validated documents are shared
 // between requests and must be treated as read-only.
 type document struct {
-	doc  *ast.QueryDocument
-	errs []*Error
+	doc     *ast.QueryDocument
+	errs    []*Error
+	refused string // the limit that refused the document: tokens, depth, fields or aliases
 }
 
 // docKey identifies a cached document: the query text's hash plus the
@@ -50,10 +52,14 @@ func (s *Schema) loadDocument(query string, l Limits) *document {
 func (s *Schema) parseAndValidate(query string, l Limits) *document {
 	doc, err := parser.ParseQueryWithTokenLimit(&ast.Source{Input: query}, l.MaxTokens)
 	if err != nil {
-		return &document{errs: convertGQLErrors(CodeParseFailed, err)}
+		d := &document{errs: convertGQLErrors(CodeParseFailed, err)}
+		if strings.HasPrefix(err.Error(), "exceeded token limit") {
+			d.refused = "tokens"
+		}
+		return d
 	}
-	if errs := checkLimits(doc, docLimitsOf(l)); len(errs) > 0 {
-		return &document{errs: convertGQLErrors(CodeValidationFailed, errs)}
+	if errs, limit := checkLimits(doc, docLimitsOf(l)); len(errs) > 0 {
+		return &document{errs: convertGQLErrors(CodeValidationFailed, errs), refused: limit}
 	}
 	errs := validator.ValidateWithRules(s.schema, doc, s.rules(l))
 	if len(errs) > 0 {

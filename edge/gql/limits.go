@@ -38,22 +38,22 @@ func docLimitsOf(l Limits) docLimits {
 // document: each fragment is measured once, whatever the number of spreads.
 // It runs before validation, so it tolerates unknown fragments and cycles
 // (they count as empty; validation reports them).
-func checkLimits(doc *ast.QueryDocument, lim docLimits) gqlerror.List {
+// It also names the (last) limit that refused the document.
+func checkLimits(doc *ast.QueryDocument, lim docLimits) (errs gqlerror.List, limit string) {
 	m := newMeasurer(doc)
-	var errs gqlerror.List
 	for _, op := range doc.Operations {
 		s := m.set(op.SelectionSet)
 		if s.depth > lim.depth {
-			errs = append(errs, limitError(op, "Query depth %d exceeds the maximum of %d.", s.depth, lim.depth))
+			errs, limit = append(errs, limitError(op, "Query depth %d exceeds the maximum of %d.", s.depth, lim.depth)), "depth"
 		}
 		if s.fields > lim.fields {
-			errs = append(errs, limitError(op, "Query selects %s fields once fragments are expanded, more than the maximum of %d.", countText(s.fields), lim.fields))
+			errs, limit = append(errs, limitError(op, "Query selects %s fields once fragments are expanded, more than the maximum of %d.", countText(s.fields), lim.fields)), "fields"
 		}
 	}
 	if n := documentAliases(doc); n > lim.aliases && len(doc.Operations) > 0 {
-		errs = append(errs, limitError(doc.Operations[0], "Document has %d aliases, more than the maximum of %d.", n, lim.aliases))
+		errs, limit = append(errs, limitError(doc.Operations[0], "Document has %d aliases, more than the maximum of %d.", n, lim.aliases)), "aliases"
 	}
-	return errs
+	return errs, limit
 }
 
 // limitError is a validation error located at op.

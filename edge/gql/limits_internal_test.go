@@ -64,7 +64,7 @@ func TestCheckLimitsIsLinearInTheDocument(t *testing.T) {
 	// 400 levels would be 2^400 fields walked one by one.
 	doc := parseDoc(t, doublingChain(400))
 	start := time.Now()
-	errs := checkLimits(doc, docLimits{depth: 15, aliases: 30, fields: DefaultMaxFields})
+	errs, _ := checkLimits(doc, docLimits{depth: 15, aliases: 30, fields: DefaultMaxFields})
 	elapsed := time.Since(start)
 	t.Logf("400-level doubling chain: %v", elapsed)
 	if elapsed > 100*time.Millisecond {
@@ -86,7 +86,7 @@ func TestCheckLimitsFieldBoundary(t *testing.T) {
 		{6, "Query selects 7 fields once fragments are expanded, more than the maximum of 6."},
 	}
 	for _, tc := range cases {
-		errs := checkLimits(doc, docLimits{depth: 15, aliases: 30, fields: tc.max})
+		errs, _ := checkLimits(doc, docLimits{depth: 15, aliases: 30, fields: tc.max})
 		got := ""
 		if len(errs) > 0 {
 			got = errs[0].Message
@@ -99,7 +99,7 @@ func TestCheckLimitsFieldBoundary(t *testing.T) {
 
 func TestCheckLimitsReportsEachLimit(t *testing.T) {
 	doc := parseDoc(t, `query A { a: x { b: y { z } } } query B { w } fragment F on T { c: q }`)
-	errs := checkLimits(doc, docLimits{depth: 2, aliases: 2, fields: 2})
+	errs, _ := checkLimits(doc, docLimits{depth: 2, aliases: 2, fields: 2})
 	var got []string
 	for _, e := range errs {
 		got = append(got, e.Message)

@@ -21,6 +21,9 @@ func (s *Schema) prepare(req Request, l Limits) (*prepared, *Response) {
 		return nil, requestError(CodeBadRequest, "Must provide query string.")
 	}
 	d := s.loadDocument(req.Query, l)
+	if d.refused != "" && l.OnRefused != nil {
+		l.OnRefused(d.refused)
+	}
 	if d.errs != nil {
 		return nil, &Response{Errors: d.errs}
 	}

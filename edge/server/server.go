@@ -49,6 +49,8 @@ func New(nc *nats.Conn, o Options) (*Server, error) {
 		sdl = append(sdl, &ast.Source{Name: f.Name, Input: f.Text})
 	}
 	o = o.withDefaults()
+	refused := o.Metrics.Counter("cb_graphql_refused_total", "GraphQL documents refused by a limit, by limit (tokens, depth, fields, aliases).", "limit")
+	o.Limits.OnRefused = func(limit string) { refused.Inc(limit) }
 	liveNC := o.LiveConn
 	if liveNC == nil {
 		liveNC = nc

@@ -23,7 +23,7 @@ func Start(ctx context.Context, nc *nats.Conn, o rpc.ServiceOptions) (*rpc.Insta
 	if o.Metrics == nil {
 		o.Metrics = metrics.NewRegistry()
 	}
-	st, err := store.Open(ctx, js, o.Log, store.Options{Replicas: o.Store.Replicas, EventTTL: o.Store.EventMaxAge, Metrics: o.Metrics})
+	st, err := store.Open(ctx, js, o.Log, store.Options{Replicas: o.Store.Replicas, EventTTL: o.Store.EventMaxAge, Metrics: o.Metrics, Expr: o.Store.Expr})
 	if err != nil {
 		return nil, fmt.Errorf("token: open store: %w", err)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/cbnats/circuitbreaker/shared/flow"
 	"github.com/cbnats/circuitbreaker/shared/jserr"
 	"github.com/cbnats/circuitbreaker/shared/jsread"
+	"github.com/cbnats/circuitbreaker/shared/rules"
 	"github.com/cbnats/circuitbreaker/shared/subjects"
 	"github.com/cbnats/circuitbreaker/shared/wire"
 )
@@ -27,6 +28,7 @@ type StoreOptions struct {
 	DedupeWindow time.Duration // duplicate window of workflow streams
 	EventTTL     time.Duration // per-event TTL (0 keeps events)
 	EventMaxMsgs int64         // events kept per event subject (0 = no limit)
+	Expr         rules.Limits  // cost bounds of Expression rules, checked at create
 }
 
 // store keeps definitions: each in its workflow's stream (the authority,

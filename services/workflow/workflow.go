@@ -13,6 +13,7 @@ import (
 
 	"github.com/cbnats/circuitbreaker/shared/fail"
 	"github.com/cbnats/circuitbreaker/shared/flow"
+	"github.com/cbnats/circuitbreaker/shared/rules"
 	"github.com/cbnats/circuitbreaker/shared/wire"
 )
 
@@ -22,6 +23,7 @@ var idempotencyNS = uuid.MustParse("0b9d7c4e-2f61-4a8b-8e3d-5c7a1f2e9b64")
 // Service implements the workflow endpoints.
 type Service struct {
 	store *store
+	expr  rules.Limits
 	now   func() time.Time
 }
 
@@ -31,7 +33,7 @@ func New(ctx context.Context, js jetstream.JetStream, o StoreOptions) (*Service,
 	if err != nil {
 		return nil, err
 	}
-	return &Service{store: st, now: func() time.Time { return time.Now().UTC() }}, nil
+	return &Service{store: st, expr: o.Expr, now: func() time.Time { return time.Now().UTC() }}, nil
 }
 
 func (s *Service) create(ctx context.Context, r *wire.CreateWorkflowRequest) (*flow.Definition, error) {
@@ -48,7 +50,7 @@ func (s *Service) create(ctx context.Context, r *wire.CreateWorkflowRequest) (*f
 			d.Transitions[i].Conditions = []string{}
 		}
 	}
-	if err := d.Validate(); err != nil {
+	if err := d.ValidateWithin(s.expr); err != nil {
 		return nil, err
 	}
 	d.Analysis = flow.Analyze(d)

@@ -1,6 +1,10 @@
 package config
 
-import "time"
+import (
+	"time"
+
+	"github.com/cbnats/circuitbreaker/shared/rules"
+)
 
 // NATS says how a process reaches NATS.
 type NATS struct {
@@ -43,6 +47,7 @@ type Store struct {
 	EventMaxSubs   int           // durable event subscriptions per workflow (0 = the event service's default, 100)
 	RequestTimeout time.Duration // bound on a request whose caller sent no deadline
 	RouteWrites    bool          // token services pass each workflow's writes to one instance
+	Expr           rules.Limits  // cost bounds of Expression guard rules (zero fields: rules' defaults)
 }
 
 // Register declares the storage flags.
@@ -56,5 +61,15 @@ func (s *Store) Register(f *Flags) {
 	f.Int(&s.MaxDeliver, "max-deliver", "NATS_MAX_DELIVER", 5, "deliveries per event for durable subscribers")
 	f.Int(&s.EventMaxSubs, "event-max-subscriptions", "CB_EVENT_MAX_SUBSCRIPTIONS", 100, "durable event subscriptions per workflow; more are refused with RESOURCE_EXHAUSTED (each is a JetStream consumer on the workflow's stream)")
 	f.Duration(&s.RequestTimeout, "request-timeout", "CB_REQUEST_TIMEOUT", 10*time.Second, "bound on requests without a deadline")
+	s.registerExpr(f)
 	f.Bool(&s.RouteWrites, "route-writes", "CB_ROUTE_WRITES", true, "token services pass each workflow's writes to one instance (false: every instance commits what it receives, and instances contend on a busy workflow)")
+}
+
+// registerExpr declares the cost bounds of Expression guard rules.
+func (s *Store) registerExpr(f *Flags) {
+	f.Int(&s.Expr.MaxScriptBytes, "expr-max-bytes", "CB_EXPR_MAX_BYTES", rules.MaxScriptLen, "longest Expression script accepted at create")
+	f.Int(&s.Expr.MaxNodes, "expr-max-nodes", "CB_EXPR_MAX_NODES", rules.DefaultMaxNodes, "most syntax-tree nodes of an Expression script")
+	f.Int(&s.Expr.MemoryBudget, "expr-memory", "CB_EXPR_MEMORY", rules.DefaultMemoryBudget, "bytes of strings plus elements one Expression evaluation may allocate")
+	f.Int(&s.Expr.MaxSteps, "expr-max-steps", "CB_EXPR_MAX_STEPS", rules.DefaultMaxSteps, "operator, call and loop steps of one Expression evaluation")
+	f.Duration(&s.Expr.Timeout, "expr-timeout", "CB_EXPR_TIMEOUT", rules.DefaultTimeout, "time of one Expression evaluation (the request's deadline stops it too)")
 }

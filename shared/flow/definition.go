@@ -69,13 +69,30 @@ func ValidName(s string) bool {
 // Validate reports the first problem of d as a fail.BadInput error whose
 // message starts with "Invalid workflow: ". An empty ID is allowed (the
 // service assigns one).
-func (d *Definition) Validate() error {
+func (d *Definition) Validate() error { return d.ValidateWithin(rules.Limits{}) }
+
+// ValidateWithin is Validate with Expression rules bounded by lim.
+func (d *Definition) ValidateWithin(lim rules.Limits) error {
+	_, err := d.compile(lim)
+	return err
+}
+
+// compile checks d and compiles each transition's guards within lim.
+func (d *Definition) compile(lim rules.Limits) ([][]guard, error) {
 	for _, check := range []func() string{d.checkHeader, d.checkPlaces, d.checkTransitions} {
 		if msg := check(); msg != "" {
-			return fail.New(fail.BadInput, "Invalid workflow: %s", msg)
+			return nil, fail.New(fail.BadInput, "Invalid workflow: %s", msg)
 		}
 	}
-	return nil
+	guards := make([][]guard, len(d.Transitions))
+	for i, t := range d.Transitions {
+		gs, err := compileGuards(t, lim)
+		if err != nil {
+			return nil, fail.New(fail.BadInput, "Invalid workflow: %v", err)
+		}
+		guards[i] = gs
+	}
+	return guards, nil
 }
 
 // TenantSeparator joins a tenant and a workflow name in a workflow id, the
@@ -176,9 +193,6 @@ func checkTransition(t Transition, places map[string]bool) string {
 	if !places[t.ToPlace] {
 		return fmt.Sprintf("Transition '%s' references invalid to_place '%s'", t.ID, t.ToPlace)
 	}
-	if _, err := compileGuards(t); err != nil {
-		return err.Error()
-	}
 	return ""
 }
 
@@ -188,8 +202,9 @@ type guard struct {
 	rule *rules.Compiled
 }
 
-// compileGuards compiles a transition's conditions, then its rules.
-func compileGuards(t Transition) ([]guard, error) {
+// compileGuards compiles a transition's conditions, then its rules
+// within lim.
+func compileGuards(t Transition, lim rules.Limits) ([]guard, error) {
 	gs := make([]guard, 0, len(t.Conditions)+len(t.Rules))
 	for _, name := range t.Conditions {
 		c, ok := rules.Builtin(name)
@@ -200,7 +215,7 @@ func compileGuards(t Transition) ([]guard, error) {
 	}
 	ids := make(map[string]bool, len(t.Rules))
 	for _, r := range t.Rules {
-		c, err := rules.Compile(r)
+		c, err := lim.Compile(r)
 		if err != nil {
 			return nil, fmt.Errorf("Transition '%s': %v", t.ID, err)
 		}

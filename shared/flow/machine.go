@@ -22,19 +22,15 @@ type Machine struct {
 }
 
 // NewMachine validates d and compiles its guards.
-func NewMachine(d *Definition) (*Machine, error) {
-	if err := d.Validate(); err != nil {
+func NewMachine(d *Definition) (*Machine, error) { return NewMachineWithin(d, rules.Limits{}) }
+
+// NewMachineWithin is NewMachine with Expression rules bounded by lim.
+func NewMachineWithin(d *Definition, lim rules.Limits) (*Machine, error) {
+	guards, err := d.compile(lim)
+	if err != nil {
 		return nil, err
 	}
-	m := &Machine{Def: d, places: toSet(d.Places), guards: make([][]guard, len(d.Transitions))}
-	for i, t := range d.Transitions {
-		gs, err := compileGuards(t)
-		if err != nil {
-			return nil, fail.New(fail.BadInput, "Invalid workflow: %v", err)
-		}
-		m.guards[i] = gs
-	}
-	return m, nil
+	return &Machine{Def: d, places: toSet(d.Places), guards: guards}, nil
 }
 
 // FireRequest asks to fire a transition.

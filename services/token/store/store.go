@@ -20,6 +20,7 @@ import (
 	"github.com/cbnats/circuitbreaker/shared/jserr"
 	"github.com/cbnats/circuitbreaker/shared/jsread"
 	"github.com/cbnats/circuitbreaker/shared/metrics"
+	"github.com/cbnats/circuitbreaker/shared/rules"
 	"github.com/cbnats/circuitbreaker/shared/subjects"
 )
 
@@ -48,6 +49,7 @@ type Options struct {
 	Replicas int               // replicas of the token index bucket
 	EventTTL time.Duration     // per-event TTL (0 keeps events)
 	Metrics  *metrics.Registry // commit metrics, when set
+	Expr     rules.Limits      // cost bounds of Expression rules
 }
 
 // Store reads and writes tokens. It is safe for concurrent use.
@@ -159,7 +161,7 @@ func (s *Store) load(ctx context.Context, id string) (*workflow, error) {
 	if err := json.Unmarshal(msg.Data, def); err != nil {
 		return nil, fail.Wrap(fail.Internal, err, "stored definition of "+id+" is unreadable")
 	}
-	m, err := flow.NewMachine(def)
+	m, err := flow.NewMachineWithin(def, s.opts.Expr)
 	if err != nil {
 		return nil, fail.Wrap(fail.Internal, err, "stored definition of "+id+" is invalid")
 	}
