@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -71,11 +72,10 @@ func fragmentBomb(levels int) string {
 
 func TestAttackFragmentFanOut(t *testing.T) {
 	s := start(t, "")
-	n := 0
+	var n atomic.Int64
 	underAttack(t, s, 4, func(context.Context) {
-		n++
 		// A new comment each time: the document cache does not help.
-		r := s.gql(t, fmt.Sprintf("# %d\n%s", n, fragmentBomb(28)), nil)
+		r := s.gql(t, fmt.Sprintf("# %d\n%s", n.Add(1), fragmentBomb(28)), nil)
 		if r.code() != "GRAPHQL_VALIDATION_FAILED" {
 			t.Errorf("fragment bomb: %+v, want GRAPHQL_VALIDATION_FAILED", r.Errors)
 		}

@@ -79,23 +79,29 @@ func (w *wsClient) send(t testing.TB, m any) {
 	}
 }
 
-// read returns the next message, or nil when none came within d.
+// read returns the next message, or nil when none came within d. The
+// server's pings are answered and skipped.
 func (w *wsClient) read(t testing.TB, d time.Duration) *wsMessage {
 	t.Helper()
 	cx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
-	_, b, err := w.c.Read(cx)
-	if err != nil {
-		if cx.Err() != nil {
-			return nil
+	for {
+		_, b, err := w.c.Read(cx)
+		if err != nil {
+			if cx.Err() != nil {
+				return nil
+			}
+			t.Fatalf("websocket read: %v", err)
 		}
-		t.Fatalf("websocket read: %v", err)
+		var m wsMessage
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatalf("undecodable message %s", b)
+		}
+		if m.Type != "ping" {
+			return &m
+		}
+		w.send(t, map[string]any{"type": "pong"})
 	}
-	var m wsMessage
-	if err := json.Unmarshal(b, &m); err != nil {
-		t.Fatalf("undecodable message %s", b)
-	}
-	return &m
 }
 
 // run subscribes with a document and returns its results: every result up

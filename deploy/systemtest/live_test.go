@@ -1,6 +1,7 @@
 package systemtest
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -159,7 +160,7 @@ func TestResumeWhileWriting(t *testing.T) {
 // are read again from the store.
 func TestResumeOverflowingWhileCatchingUp(t *testing.T) {
 	s := startHTTP(t, "", 2, nil, func(h *config.HTTP) { h.SubQueueBytes = 1 << 10 })
-	testResumeWhileWriting(t, s, 1200) // a replay of three pages
+	testResumeWhileWriting(t, s, 600) // a replay of two pages
 	if n := metric(t, s, "cb_live_rereads_total"); n == 0 {
 		t.Fatal("no replay read the store again: the overflow path was not taken")
 	}
@@ -169,7 +170,8 @@ func TestResumeOverflowingWhileCatchingUp(t *testing.T) {
 // each), then resumes four subscriptions after its first event while four
 // writers fire.
 func testResumeWhileWriting(t *testing.T, s *system, tokens int) {
-	cx := ctx(t)
+	cx, cancel := context.WithTimeout(context.Background(), 3*time.Minute) // seeding is slow under -race
+	defer cancel()
 	testkit.Must(s.c.CreateWorkflow(cx, race("resume")))
 	ids := make([]string, tokens)
 	var seed sync.WaitGroup
