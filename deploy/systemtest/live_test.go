@@ -81,7 +81,9 @@ func TestLiveSubscriptionsShareOneConsumer(t *testing.T) {
 // of that token all succeed promptly, and the paused subscriptions are
 // ended instead of buffering without bound.
 func TestPausedSubscriberDoesNotSlowWriters(t *testing.T) {
-	s, cx := start(t, ""), ctx(t)
+	s := start(t, "")
+	cx, cancel := context.WithTimeout(context.Background(), 3*time.Minute) // slow under -race
+	defer cancel()
 	testkit.Must(s.c.CreateWorkflow(cx, race("paused")))
 	big := strings.Repeat("x", 900<<10)
 	tok := testkit.Must(s.c.CreateToken(cx, &wire.CreateTokenRequest{WorkflowID: "paused", Data: []byte(`{"s":"` + big + `"}`)}))
