@@ -199,8 +199,8 @@ func verify(t *testing.T, c *client.Client, js jetstream.JetStream, wf string, a
 	}
 	beyond := 0
 	for id, tk := range tokens {
-		if tk.Place != placeAt(tk.Revision) || len(tk.TransitionHistory) != int(tk.Revision) {
-			t.Errorf("%s: token %s at revision %d is in %s with %d transition records", wf, id, tk.Revision, tk.Place, len(tk.TransitionHistory))
+		if tk.Place != placeAt(tk.Revision) || tk.Records != int(tk.Revision) {
+			t.Errorf("%s: token %s at revision %d is in %s with %d transition records", wf, id, tk.Revision, tk.Place, tk.Records)
 		}
 		if a, ok := all[id]; !ok {
 			t.Errorf("%s: token %s (revision %d) was never acknowledged", wf, id, tk.Revision)

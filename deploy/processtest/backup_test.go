@@ -139,7 +139,7 @@ func (s *snapshot) same(t testing.TB, o *snapshot) {
 	for id, tok := range s.tokens {
 		got := o.tokens[id]
 		if got == nil || got.Revision != tok.Revision || got.Place != tok.Place || got.NatsSequence != tok.NatsSequence ||
-			string(got.Data) != string(tok.Data) || len(got.TransitionHistory) != len(tok.TransitionHistory) {
+			string(got.Data) != string(tok.Data) || got.Records != tok.Records {
 			t.Errorf("token %s changed:\n%+v\n%+v", id, tok, got)
 		}
 	}

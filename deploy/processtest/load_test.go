@@ -304,8 +304,8 @@ func (l *ledger) verify(ctx context.Context, t testing.TB, c *client.Client, js 
 				id, got.Revision, got.Place, rec.rev, rec.place, rec.pendingRev, rec.pendingPlace)
 		}
 		rec.pendingRev, rec.pendingPlace = 0, ""
-		if len(got.TransitionHistory) != int(got.Revision) {
-			t.Errorf("token %s: %d transition records at rev %d", id, len(got.TransitionHistory), got.Revision)
+		if got.Records != int(got.Revision) {
+			t.Errorf("token %s: %d transition records at rev %d", id, got.Records, got.Revision)
 		}
 		if keyOf(got) != rec.key {
 			t.Errorf("token %s: data key %q, want %q", id, keyOf(got), rec.key)

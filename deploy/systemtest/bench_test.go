@@ -75,7 +75,7 @@ func bareJS(b *testing.B, s *system) jetstream.JetStream {
 }
 
 var tokenBody = testkit.Must(jsonBody(&flow.Token{ID: "123e4567-e89b-12d3-a456-426614174000", WorkflowID: "bench", Place: "a",
-	Data: []byte(`{}`), Metadata: []byte(`{}`), History: []flow.HistoryEvent{}, TransitionHistory: []flow.TransitionRecord{{TransitionID: "create"}}}))
+	Data: []byte(`{}`), Metadata: []byte(`{}`), Records: 1}))
 
 // BenchmarkBareKVUpdatePlusEvent is what a user would hand-write: a KV
 // compare-and-swap update, then a separate event publish (not atomic).

@@ -29,10 +29,13 @@ func TestStaleGuessIsSettled(t *testing.T) {
 		t.Helper()
 		cur := testkit.Must(other.Get(c, tokenID))
 		m := testkit.Must(other.Workflow(c, wf.ID))
-		next := testkit.Must(m.Fire(cur, flow.FireRequest{TransitionID: transition, Now: time.Now().UTC()}))
+		next, entry, err := m.Fire(cur, flow.FireRequest{TransitionID: transition, Now: time.Now().UTC()})
+		if err != nil {
+			t.Fatal(err)
+		}
 		ev := wire.Event{EventType: wire.EventTokenTransitioned, TokenID: tokenID, WorkflowID: wf.ID,
 			FromPlace: cur.Place, ToPlace: next.Place, TransitionID: transition, Timestamp: next.UpdatedAt}
-		testkit.Must(other.Change(c, cur, next, ev))
+		testkit.Must(other.Change(c, cur, next, entry, ev))
 	}
 	fire := func(r *wire.FireRequest) (*flow.Token, error) { return s.c.Fire(c, r) }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/cbnats/circuitbreaker/shared/client"
 	"github.com/cbnats/circuitbreaker/shared/config"
 	"github.com/cbnats/circuitbreaker/shared/embedded"
+	"github.com/cbnats/circuitbreaker/shared/flow"
 	"github.com/cbnats/circuitbreaker/shared/metrics"
 )
 
@@ -129,3 +130,25 @@ func jsonBody(v any) ([]byte, error) { return json.Marshal(v) }
 
 // stackJS is a JetStream handle on the test's client connection.
 func (s *system) stackJS() jetstream.JetStream { return testkit.Must(jetstream.New(s.nc)) }
+
+// records returns a token's transition records, read through its history.
+func (s *system) records(t testing.TB, tokenID string) []flow.TransitionRecord {
+	t.Helper()
+	var out []flow.TransitionRecord
+	for _, it := range testkit.Must(s.c.AllHistory(ctx(t), tokenID)) {
+		out = append(out, it.Record)
+	}
+	return out
+}
+
+// fires returns a token's history events: its fired transitions.
+func (s *system) fires(t testing.TB, tokenID string) []flow.HistoryEvent {
+	t.Helper()
+	var out []flow.HistoryEvent
+	for _, it := range testkit.Must(s.c.AllHistory(ctx(t), tokenID)) {
+		if it.Event != nil {
+			out = append(out, *it.Event)
+		}
+	}
+	return out
+}

@@ -75,8 +75,8 @@ func TestConcurrentConflictingFires(t *testing.T) {
 		t.Fatalf("wins=%d invalid=%d, want 1 and 99", wins, invalid)
 	}
 	got := testkit.Must(s.c.GetToken(c, tok.ID))
-	if got.Revision != 2 || len(got.TransitionHistory) != 2 || len(got.History) != 1 {
-		t.Fatalf("token = rev %d, %d records", got.Revision, len(got.TransitionHistory))
+	if recs := s.records(t, tok.ID); got.Revision != 2 || len(recs) != 2 || len(s.fires(t, tok.ID)) != 1 {
+		t.Fatalf("token = rev %d, %d records", got.Revision, len(recs))
 	}
 	assertOnePlace(t, s, wf.ID, tok.ID, got.Place)
 	if n := len(eventsOf(events(t, s, wf.ID), tok.ID)); n != 2 {
@@ -105,8 +105,8 @@ func TestConcurrentSelfLoops(t *testing.T) {
 	got := testkit.Must(s.c.GetToken(c, tok.ID))
 	var data map[string]int
 	testkit.Must(0, json.Unmarshal(got.Data, &data))
-	if got.Revision != 101 || len(got.History) != 100 || len(data) != 100 {
-		t.Fatalf("revision %d, %d history entries, %d data keys; want 101, 100, 100", got.Revision, len(got.History), len(data))
+	if fired := s.fires(t, tok.ID); got.Revision != 101 || len(fired) != 100 || len(data) != 100 {
+		t.Fatalf("revision %d, %d history entries, %d data keys; want 101, 100, 100", got.Revision, len(fired), len(data))
 	}
 	evs := eventsOf(events(t, s, wf.ID), tok.ID)
 	if len(evs) != 101 {
@@ -256,12 +256,12 @@ func TestRecordsKeepTheirSequence(t *testing.T) {
 	fired := testkit.Must(s.c.Fire(c, &wire.FireRequest{TokenID: tok.ID, TransitionID: "tick"}))
 	updated := testkit.Must(s.c.UpdateToken(c, &wire.UpdateTokenRequest{TokenID: tok.ID, Data: json.RawMessage(`{"n":1}`)}))
 	again := testkit.Must(s.c.Fire(c, &wire.FireRequest{TokenID: tok.ID, TransitionID: "to_b"}))
-	got := testkit.Must(s.c.GetToken(c, tok.ID))
+	recs := s.records(t, tok.ID)
 	want := []uint64{tok.NatsSequence, fired.NatsSequence, again.NatsSequence}
-	if len(got.TransitionHistory) != 3 || updated.NatsSequence == fired.NatsSequence {
-		t.Fatalf("%d records; update at %d", len(got.TransitionHistory), updated.NatsSequence)
+	if len(recs) != 3 || updated.NatsSequence == fired.NatsSequence {
+		t.Fatalf("%d records; update at %d", len(recs), updated.NatsSequence)
 	}
-	for i, rec := range got.TransitionHistory {
+	for i, rec := range recs {
 		if rec.NatsSequence != want[i] {
 			t.Errorf("record %d (%s): natsSequence %d, want %d (the state its transition wrote)", i, rec.TransitionID, rec.NatsSequence, want[i])
 		}

@@ -44,7 +44,7 @@ func TestScenarioS1(t *testing.T) {
 		if tok.Place != "draft" || tok.NatsSubject != subjects.TokenState(wf.ID, "draft", tok.ID) {
 			t.Fatalf("token = %+v", tok)
 		}
-		if h := tok.TransitionHistory; len(h) != 1 || h[0].TransitionID != "create" || h[0].NatsSequence != tok.NatsSequence || h[0].TriggeredBy != "nats_demo" {
+		if h := s.records(t, tok.ID); len(h) != 1 || h[0].TransitionID != "create" || h[0].NatsSequence != tok.NatsSequence || h[0].TriggeredBy != "nats_demo" {
 			t.Fatalf("history = %+v", h)
 		}
 		toks = append(toks, tok)
@@ -54,7 +54,7 @@ func TestScenarioS1(t *testing.T) {
 	}
 	moved := testkit.Must(s.c.Fire(c, &wire.FireRequest{TokenID: toks[0].ID, TransitionID: "submit_for_review", NewPlace: "review",
 		TriggeredBy: "nats_demo_transition", Data: json.RawMessage(`{"reviewed_by":"demo_reviewer","review_notes":"Ready for review"}`), ReplaceData: true}))
-	if h := moved.TransitionHistory; moved.Place != "review" || len(h) != 2 || h[1].NatsSequence != moved.NatsSequence || h[1].TransitionID != "submit_for_review" {
+	if h := s.records(t, moved.ID); moved.Place != "review" || len(h) != 2 || h[1].NatsSequence != moved.NatsSequence || h[1].TransitionID != "submit_for_review" {
 		t.Fatalf("moved = %+v", moved)
 	}
 	got := testkit.Must(s.c.GetToken(c, toks[0].ID))

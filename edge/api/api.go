@@ -98,19 +98,8 @@ func (a *API) Resolvers() gql.Resolvers {
 		"Token.cursor":   func(_ context.Context, p gql.Params) (any, error) { return tokenCursor(p.Parent.(*flow.Token)), nil },
 		"Token.revision": func(_ context.Context, p gql.Params) (any, error) { return int64(p.Parent.(*flow.Token).Revision), nil },
 
-		"HistoryEvent.fromPlace": func(_ context.Context, p gql.Params) (any, error) { return p.Parent.(flow.HistoryEvent).From, nil },
-		"HistoryEvent.toPlace":   func(_ context.Context, p gql.Params) (any, error) { return p.Parent.(flow.HistoryEvent).To, nil },
-		"HistoryEvent.data":      func(_ context.Context, p gql.Params) (any, error) { return raw(p.Parent.(flow.HistoryEvent).Data), nil },
-
-		"TransitionRecord.natsSequence": func(_ context.Context, p gql.Params) (any, error) {
-			return seq(p.Parent.(flow.TransitionRecord).NatsSequence), nil
-		},
-		"TransitionRecord.metadata": func(_ context.Context, p gql.Params) (any, error) {
-			return raw(p.Parent.(flow.TransitionRecord).Metadata), nil
-		},
-		"TransitionRecord.triggeredBy": func(_ context.Context, p gql.Params) (any, error) {
-			return optional(p.Parent.(flow.TransitionRecord).TriggeredBy), nil
-		},
+		"Token.history":           a.tokenHistory(true),
+		"Token.transitionHistory": a.tokenHistory(false),
 		"Workflow.description": func(_ context.Context, p gql.Params) (any, error) {
 			return optional(p.Parent.(*flow.Definition).Description), nil
 		},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 
@@ -233,4 +234,61 @@ func input[T any](in any) (*T, error) {
 func pageArgs(args map[string]any) (wire.Page, error) {
 	p := page(args)
 	return p, p.Validate()
+}
+
+// tokenHistory resolves a token's history (fires: only fired transitions)
+// or transition records: a page when first is given, else every entry.
+// The same page is read once per request.
+func (a *API) tokenHistory(fires bool) gql.ResolveFunc {
+	return func(ctx context.Context, p gql.Params) (any, error) {
+		t := p.Parent.(*flow.Token)
+		r := &wire.TokenHistoryRequest{TokenID: t.ID, First: page(p.Args).First, After: str(p.Args, "after"), Fires: fires}
+		if r.First < 0 {
+			return nil, fail.New(fail.BadInput, "first must not be negative")
+		}
+		key := fmt.Sprintf("history:%s:%t:%d:%s", r.TokenID, fires, r.First, r.After)
+		items, err := gql.Memo(ctx, key, func() (any, error) { return a.historyItems(ctx, r) })
+		if err != nil {
+			return nil, err
+		}
+		shape := historyEvent
+		if !fires {
+			shape = transitionRecord
+		}
+		list := items.([]wire.HistoryItem)
+		out := make([]any, len(list))
+		for i, it := range list {
+			out[i] = shape(it)
+		}
+		return out, nil
+	}
+}
+
+// historyItems reads one page of r, or every page when r.First is 0.
+func (a *API) historyItems(ctx context.Context, r *wire.TokenHistoryRequest) (any, error) {
+	var out []wire.HistoryItem
+	for {
+		pg, err := a.c.TokenHistory(ctx, r)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, pg.Items...)
+		if r.First > 0 || pg.Next == 0 {
+			return out, nil
+		}
+		r.After = strconv.FormatUint(pg.Next, 10)
+	}
+}
+
+func historyEvent(it wire.HistoryItem) any {
+	e := it.Event
+	return map[string]any{"timestamp": e.Timestamp, "transition": e.Transition, "fromPlace": e.From, "toPlace": e.To,
+		"data": raw(e.Data), "cursor": strconv.FormatUint(it.Sequence, 10)}
+}
+
+func transitionRecord(it wire.HistoryItem) any {
+	r := it.Record
+	return map[string]any{"fromPlace": r.FromPlace, "toPlace": r.ToPlace, "transitionId": r.TransitionID,
+		"timestamp": r.Timestamp, "triggeredBy": optional(r.TriggeredBy), "natsSequence": seq(r.NatsSequence),
+		"metadata": raw(r.Metadata), "cursor": strconv.FormatUint(it.Sequence, 10)}
 }

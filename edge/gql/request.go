@@ -53,13 +53,13 @@ const (
 // Limits bounds the work one request may cause. The zero value means the
 // defaults.
 type Limits struct {
-	MaxTokens    int           // parser tokens; default 2000
-	MaxDepth     int           // field nesting, introspection excluded; default 15
-	MaxAliases   int           // aliased fields per document; default 30
-	MaxFields    int           // fields one operation selects with fragments expanded; default 5000
+	MaxTokens  int // parser tokens; default 2000
+	MaxDepth   int // field nesting, introspection excluded; default 15
+	MaxAliases int // aliased fields per document; default 30
+	MaxFields  int // fields one operation selects with fragments expanded; default 5000
 	// OnRefused, when set, is told the limit (tokens, depth, fields or
 	// aliases) that refused a request's document, for metrics.
-	OnRefused func(limit string)
+	OnRefused    func(limit string)
 	MaxBodyBytes int64         // HTTP body; default 1 MiB
 	Timeout      time.Duration // per request; default 10s
 	// DisableIntrospection rejects __schema and __type in validation.

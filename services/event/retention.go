@@ -14,15 +14,24 @@ import (
 	"github.com/cbnats/circuitbreaker/shared/subjects"
 )
 
-// JetStream has no per-subject byte limit, so the event service enforces
-// the event byte budget itself: it sums each workflow's event sizes and
-// purges the oldest events (only events: the purge is filtered to the
-// event subjects) until the rest fit. The age and count limits are the
-// stream's own (per-message TTL, per-subject message limit).
+// The event service enforces two of the event retention limits itself,
+// every --event-trim-every: the byte budget (JetStream has no per-subject
+// byte limit: it sums each workflow's event sizes and purges the oldest
+// events until the rest fit) and the count per event subject (a purge
+// keeping the newest; a stream-wide per-subject limit would also cut the
+// token histories, which hold a message per change). Purges are filtered
+// to the event subjects, so they never touch state or history. The age
+// limit is each event's own TTL.
 
-// Trim purges, in every workflow stream, the oldest events beyond maxBytes.
+// Retention is what Trim keeps of each workflow's events; 0 is no limit.
+type Retention struct {
+	MaxBytes int64 // event bytes per workflow
+	MaxMsgs  int64 // events per event subject
+}
+
+// Trim purges, in every workflow stream, the oldest events beyond r.
 // It returns how many events it purged.
-func (s *Service) Trim(ctx context.Context, maxBytes int64) (uint64, error) {
+func (s *Service) Trim(ctx context.Context, r Retention) (uint64, error) {
 	var purged uint64
 	names := s.js.StreamNames(ctx, jetstream.WithStreamListSubject("workflows.>"))
 	for name := range names.Name() {
@@ -30,13 +39,46 @@ func (s *Service) Trim(ctx context.Context, maxBytes int64) (uint64, error) {
 		if !ok {
 			continue
 		}
-		n, err := s.trimWorkflow(ctx, wf, maxBytes)
+		n, err := s.trimCount(ctx, wf, r.MaxMsgs)
 		if err != nil {
 			return purged, err
 		}
 		purged += n
+		if r.MaxBytes > 0 {
+			if n, err = s.trimWorkflow(ctx, wf, r.MaxBytes); err != nil {
+				return purged, err
+			}
+			purged += n
+		}
 	}
 	return purged, jserr.Classify(names.Err())
+}
+
+// trimCount keeps the newest keep events of each event subject of wf.
+func (s *Service) trimCount(ctx context.Context, wf string, keep int64) (uint64, error) {
+	if keep <= 0 {
+		return 0, nil
+	}
+	st, err := s.stream(ctx, wf)
+	if err != nil {
+		return 0, err
+	}
+	var purged uint64
+	for _, subj := range []string{subjects.LifecycleEvents(wf), subjects.TransitionEvents(wf)} {
+		before, err := st.Info(ctx, jetstream.WithSubjectFilter(subj))
+		if err != nil {
+			return purged, jserr.Classify(err)
+		}
+		n := before.State.Subjects[subj]
+		if n <= uint64(keep) {
+			continue
+		}
+		purged += n - uint64(keep)
+		if err := st.Purge(ctx, jetstream.WithPurgeSubject(subj), jetstream.WithPurgeKeep(uint64(keep))); err != nil {
+			return purged, jserr.Classify(err)
+		}
+	}
+	return purged, nil
 }
 
 // trimWorkflow purges the oldest events of one workflow beyond maxBytes.
@@ -84,7 +126,7 @@ func (s *Service) trimWorkflow(ctx context.Context, wf string, maxBytes int64) (
 }
 
 // trimLoop runs Trim every interval until ctx ends.
-func (s *Service) trimLoop(ctx context.Context, maxBytes int64, every time.Duration, log zerolog.Logger) {
+func (s *Service) trimLoop(ctx context.Context, r Retention, every time.Duration, log zerolog.Logger) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -92,10 +134,10 @@ func (s *Service) trimLoop(ctx context.Context, maxBytes int64, every time.Durat
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if n, err := s.Trim(ctx, maxBytes); err != nil {
-				log.Warn().Err(err).Msg("event retention by size")
+			if n, err := s.Trim(ctx, r); err != nil {
+				log.Warn().Err(err).Msg("event retention")
 			} else if n > 0 {
-				log.Info().Uint64("purged", n).Msg("event retention by size")
+				log.Info().Uint64("purged", n).Msg("event retention")
 			}
 		}
 	}

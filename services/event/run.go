@@ -24,14 +24,15 @@ func Start(_ context.Context, nc *nats.Conn, o rpc.ServiceOptions) (*rpc.Instanc
 	if err != nil {
 		return nil, err
 	}
-	if o.Store.EventMaxBytes <= 0 {
+	keep := Retention{MaxBytes: o.Store.EventMaxBytes, MaxMsgs: o.Store.EventMaxMsgs}
+	if keep.MaxBytes <= 0 && keep.MaxMsgs <= 0 {
 		return rpc.NewInstance(ms, srv), nil
 	}
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		svc.trimLoop(ctx, o.Store.EventMaxBytes, max(o.Store.EventTrimEvery, time.Second), o.Log)
+		svc.trimLoop(ctx, keep, max(o.Store.EventTrimEvery, time.Second), o.Log)
 	}()
 	return rpc.NewInstance(ms, srv, func() { stop(); <-done }), nil
 }

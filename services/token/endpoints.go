@@ -13,7 +13,7 @@ import (
 // Version is the token service's semantic version.
 const Version = "0.1.0"
 
-const tokenReply = "Token {id, workflowId, place, data, metadata, createdAt, updatedAt, history, transitionHistory, natsSequence, natsSubject, natsTimestamp, revision}"
+const tokenReply = "Token {id, workflowId, place, data, metadata, createdAt, updatedAt, revision, records, natsSequence, natsSubject, natsTimestamp}"
 
 // Start registers the token service's endpoints on nc; requests run on srv.
 func (s *Service) Start(nc *nats.Conn, srv *rpc.Server) (micro.Service, error) {
@@ -37,6 +37,10 @@ func (s *Service) Start(nc *nats.Conn, srv *rpc.Server) (micro.Service, error) {
 		{Name: "inplace", Subject: subjects.TokenInPlace, Handler: rpc.Endpoint(srv, s.inPlace),
 			Description: "List the tokens currently in a place",
 			Request:     `{workflowId, place, first?: int (≤1000), after?: cursor}`, Response: `{items: [Token], next?: cursor}`},
+		{Name: "history", Subject: subjects.TokenHistoryPage, Handler: rpc.Endpoint(srv, s.history),
+			Description: "Page through a token's history, oldest first: each change's transition record and, for a fire, its history event",
+			Request:     `{tokenId: uuid, first?: int (≤1000, default 1000), after?: cursor, fires?: bool}`,
+			Response:    `{items: [{sequence, record: TransitionRecord, event?: HistoryEvent}], next?: cursor}`},
 		{Name: "available", Subject: subjects.TokenAvailable, Handler: rpc.Endpoint(srv, s.available),
 			Description: "Transitions that can fire now (place and guards), with an explanation for every transition",
 			Request:     `{tokenId: uuid}`, Response: `{token: Token, transitions: [Transition], evaluations: [Evaluation]}`},

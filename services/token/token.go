@@ -89,44 +89,63 @@ func (s *Service) createHere(ctx context.Context, r *wire.CreateTokenRequest) (*
 			return sameRequest(t, t.Idempotent(r.IdempotencyKey), hash)
 		}
 	}
-	t, err := m.Create(flow.CreateRequest{TokenID: id, InitialPlace: r.InitialPlace, Data: r.Data,
+	t, entry, err := m.Create(flow.CreateRequest{TokenID: id, InitialPlace: r.InitialPlace, Data: r.Data,
 		Metadata: r.Metadata, TriggeredBy: r.TriggeredBy, IdempotencyKey: r.IdempotencyKey, RequestHash: hash, Now: s.now()})
 	if err != nil {
 		return nil, err
 	}
-	stored, err := s.store.Create(ctx, t, r.TriggeredBy)
+	t, err = s.store.Create(ctx, t, entry, r.TriggeredBy)
 	if r.IdempotencyKey != "" && errors.Is(err, fail.ErrConflict) {
 		if t, err = s.store.Find(ctx, r.WorkflowID, id); err != nil {
 			return nil, err
 		}
 		return sameRequest(t, t.Idempotent(r.IdempotencyKey), hash)
 	}
-	return pointer(stored, err)
+	return reply(t, err)
 }
 
-// Reads pass tokens on as stored: no decoding and encoding again.
-
-func (s *Service) get(ctx context.Context, r *wire.GetTokenRequest) (*json.RawMessage, error) {
-	return pointer(s.store.GetRaw(ctx, r.ID))
-}
-
-func (s *Service) find(ctx context.Context, r *wire.FindTokenRequest) (*json.RawMessage, error) {
-	return pointer(s.store.FindRaw(ctx, r.WorkflowID, r.TokenID))
-}
-
-func pointer(raw json.RawMessage, err error) (*json.RawMessage, error) {
+// reply is a written token as its writer is told: the token's JSON (passed
+// on as it is when the write was routed to another instance).
+func reply(t *flow.Token, err error) (*json.RawMessage, error) {
 	if err != nil {
 		return nil, err
 	}
+	b, err := json.Marshal(t)
+	if err != nil {
+		return nil, fail.Wrap(fail.Internal, err, "encode token "+t.ID)
+	}
+	raw := json.RawMessage(b)
 	return &raw, nil
 }
 
-func (s *Service) list(ctx context.Context, r *wire.ListTokensRequest) (*wire.RawTokenPage, error) {
+func (s *Service) get(ctx context.Context, r *wire.GetTokenRequest) (*flow.Token, error) {
+	return s.store.Get(ctx, r.ID)
+}
+
+func (s *Service) find(ctx context.Context, r *wire.FindTokenRequest) (*flow.Token, error) {
+	return s.store.Find(ctx, r.WorkflowID, r.TokenID)
+}
+
+func (s *Service) list(ctx context.Context, r *wire.ListTokensRequest) (*wire.TokenPage, error) {
 	return s.store.List(ctx, r.WorkflowID, r.Page)
 }
 
-func (s *Service) inPlace(ctx context.Context, r *wire.TokensInPlaceRequest) (*wire.RawTokenPage, error) {
+func (s *Service) inPlace(ctx context.Context, r *wire.TokensInPlaceRequest) (*wire.TokenPage, error) {
 	return s.store.InPlace(ctx, r.WorkflowID, r.Place, r.Page)
+}
+
+// history pages through a token's history: a page holds at most
+// wire.MaxPageSize entries (every one that fits when First is 0).
+func (s *Service) history(ctx context.Context, r *wire.TokenHistoryRequest) (*wire.TokenHistoryPage, error) {
+	after, err := wire.ParseSequence("after", r.After)
+	if err != nil {
+		return nil, err
+	}
+	limit := wire.MaxPageSize
+	if r.First > 0 {
+		limit = min(r.First, limit)
+	}
+	return s.store.History(ctx, r.TokenID, after, limit, r.Fires)
 }
 
 // current reads a token by id with the machine of its workflow.
@@ -150,16 +169,17 @@ func (s *Service) available(ctx context.Context, r *wire.AvailableRequest) (*wir
 	return &wire.AvailableReply{Token: t, Transitions: m.AvailableContext(ctx, t), Evaluations: m.EvaluateContext(ctx, t)}, nil
 }
 
-// mutation computes a token's next state from its current one.
-type mutation func(m *flow.Machine, cur *flow.Token) (next *flow.Token, ev wire.Event, err error)
+// mutation computes a token's next state from its current one, with the
+// history entry it adds (nil for none) and its event.
+type mutation func(m *flow.Machine, cur *flow.Token) (next *flow.Token, entry *flow.Entry, ev wire.Event, err error)
 
 // apply reads the token, computes the change and commits it with a
 // compare-and-swap on the revision read. When a concurrent change wins, it
 // reads again and re-validates, unless the caller pinned a revision.
 func (s *Service) apply(ctx context.Context, tokenID string, expected uint64, idemKey, idemHash string, f mutation) (*json.RawMessage, error) {
 	defer s.locks.lock(tokenID)()
-	if stored, done, err := s.guess(ctx, tokenID, expected, idemKey, f); done {
-		return pointer(stored, err)
+	if t, done, err := s.guess(ctx, tokenID, expected, idemKey, f); done {
+		return reply(t, err)
 	}
 	for attempt := 1; ; attempt++ {
 		cur, err := s.store.Get(ctx, tokenID)
@@ -172,18 +192,18 @@ func (s *Service) apply(ctx context.Context, tokenID string, expected uint64, id
 		if expected != 0 && cur.Revision != expected {
 			return nil, fail.New(fail.Conflict, "token %s is at revision %d, not %d", tokenID, cur.Revision, expected)
 		}
-		next, ev, err := s.mutate(ctx, cur, f)
+		next, entry, ev, err := s.mutate(ctx, cur, f)
 		if err != nil {
 			return nil, err
 		}
-		stored, err := s.store.Change(ctx, cur, next, ev)
+		t, err := s.store.Change(ctx, cur, next, entry, ev)
 		if errors.Is(err, fail.ErrConflict) && expected == 0 && attempt < maxAttempts {
 			if err := backoff(ctx, attempt); err != nil {
 				return nil, err
 			}
 			continue
 		}
-		return pointer(stored, err)
+		return reply(t, err)
 	}
 }
 
@@ -193,27 +213,27 @@ func (s *Service) apply(ctx context.Context, tokenID string, expected uint64, id
 // committed or its outcome is not a refusal; a refusal may be the guess's
 // fault (another instance changed the token), so apply settles it on a
 // real read, as it does an idempotency key or a pinned revision.
-func (s *Service) guess(ctx context.Context, tokenID string, expected uint64, idemKey string, f mutation) (json.RawMessage, bool, error) {
+func (s *Service) guess(ctx context.Context, tokenID string, expected uint64, idemKey string, f mutation) (*flow.Token, bool, error) {
 	cur, ok := s.store.Recent(tokenID)
 	if !ok || cur.Idempotent(idemKey) != nil || (expected != 0 && cur.Revision != expected) {
 		return nil, false, nil
 	}
-	next, ev, err := s.mutate(ctx, cur, f)
+	next, entry, ev, err := s.mutate(ctx, cur, f)
 	if err != nil {
 		return nil, false, nil
 	}
-	stored, err := s.store.Change(ctx, cur, next, ev)
+	t, err := s.store.Change(ctx, cur, next, entry, ev)
 	if errors.Is(err, fail.ErrConflict) {
 		return nil, false, nil
 	}
-	return stored, true, err
+	return t, true, err
 }
 
 // mutate applies f to cur with the machine of its workflow.
-func (s *Service) mutate(ctx context.Context, cur *flow.Token, f mutation) (*flow.Token, wire.Event, error) {
+func (s *Service) mutate(ctx context.Context, cur *flow.Token, f mutation) (*flow.Token, *flow.Entry, wire.Event, error) {
 	m, err := s.store.Workflow(ctx, cur.WorkflowID)
 	if err != nil {
-		return nil, wire.Event{}, err
+		return nil, nil, wire.Event{}, err
 	}
 	return f(m, cur)
 }
@@ -226,9 +246,9 @@ func (s *Service) fireHere(ctx context.Context, r *wire.FireRequest) (*json.RawM
 		hash = fingerprint(keyless)
 	}
 	return s.apply(ctx, r.TokenID, r.ExpectedRevision, r.IdempotencyKey, hash,
-		func(m *flow.Machine, cur *flow.Token) (*flow.Token, wire.Event, error) {
+		func(m *flow.Machine, cur *flow.Token) (*flow.Token, *flow.Entry, wire.Event, error) {
 			now := s.now()
-			next, err := m.FireContext(ctx, cur, flow.FireRequest{TransitionID: r.TransitionID, NewPlace: r.NewPlace,
+			next, entry, err := m.FireContext(ctx, cur, flow.FireRequest{TransitionID: r.TransitionID, NewPlace: r.NewPlace,
 				Data: r.Data, ReplaceData: r.ReplaceData, TriggeredBy: r.TriggeredBy,
 				IdempotencyKey: r.IdempotencyKey, RequestHash: hash, Now: now})
 			ev := wire.Event{EventType: wire.EventTokenTransitioned, TokenID: cur.ID, WorkflowID: cur.WorkflowID,
@@ -236,19 +256,19 @@ func (s *Service) fireHere(ctx context.Context, r *wire.FireRequest) (*json.RawM
 			if next != nil {
 				ev.ToPlace = next.Place
 			}
-			return next, ev, err
+			return next, entry, ev, err
 		})
 }
 
 func (s *Service) updateHere(ctx context.Context, r *wire.UpdateTokenRequest) (*json.RawMessage, error) {
 	return s.apply(ctx, r.TokenID, r.ExpectedRevision, "", "",
-		func(m *flow.Machine, cur *flow.Token) (*flow.Token, wire.Event, error) {
+		func(m *flow.Machine, cur *flow.Token) (*flow.Token, *flow.Entry, wire.Event, error) {
 			now := s.now()
 			next, err := m.Update(cur, flow.UpdateRequest{Data: r.Data, ReplaceData: r.ReplaceData,
 				Metadata: r.Metadata, Now: now})
 			ev := wire.Event{EventType: wire.EventTokenUpdated, TokenID: cur.ID, WorkflowID: cur.WorkflowID,
 				Place: cur.Place, Timestamp: now, TriggeredBy: optional(r.TriggeredBy)}
-			return next, ev, err
+			return next, nil, ev, err
 		})
 }
 
@@ -279,14 +299,10 @@ func fingerprint(req any) string {
 	return hex.EncodeToString(sum[:16])
 }
 
-// sameRequest returns t when the keyed record was made by the same request.
-func sameRequest(t *flow.Token, rec *flow.TransitionRecord, hash string) (*json.RawMessage, error) {
-	if rec != nil && rec.RequestHash != "" && rec.RequestHash != hash {
-		return nil, fail.New(fail.Conflict, "idempotency key %q was used for a different request", rec.IdempotencyKey)
+// sameRequest returns t when the keyed change was made by the same request.
+func sameRequest(t *flow.Token, k *flow.KeyUse, hash string) (*json.RawMessage, error) {
+	if k != nil && k.Hash != "" && k.Hash != hash {
+		return nil, fail.New(fail.Conflict, "idempotency key %q was used for a different request", k.Key)
 	}
-	b, err := json.Marshal(t)
-	if err != nil {
-		return nil, fail.Wrap(fail.Internal, err, "encode token")
-	}
-	return pointer(b, nil)
+	return reply(t, nil)
 }

@@ -18,7 +18,7 @@ func Start(ctx context.Context, nc *nats.Conn, o rpc.ServiceOptions) (*rpc.Insta
 		return nil, fmt.Errorf("workflow: %w", err)
 	}
 	svc, err := New(ctx, js, StoreOptions{Replicas: o.Store.Replicas, DedupeWindow: o.Store.DedupeWindow,
-		EventTTL: o.Store.EventMaxAge, EventMaxMsgs: o.Store.EventMaxMsgs, Expr: o.Store.Expr})
+		EventTTL: o.Store.EventMaxAge, Expr: o.Store.Expr})
 	if err != nil {
 		return nil, fmt.Errorf("workflow: open store: %w", err)
 	}

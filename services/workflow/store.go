@@ -27,7 +27,6 @@ type StoreOptions struct {
 	Replicas     int           // replicas of workflow streams and the catalogue
 	DedupeWindow time.Duration // duplicate window of workflow streams
 	EventTTL     time.Duration // per-event TTL (0 keeps events)
-	EventMaxMsgs int64         // events kept per event subject (0 = no limit)
 	Expr         rules.Limits  // cost bounds of Expression rules, checked at create
 }
 
@@ -57,11 +56,10 @@ func openStore(ctx context.Context, js jetstream.JetStream, o StoreOptions) (*st
 }
 
 // streamConfig is the layout of a workflow's stream. Limits retention with
-// no stream-wide limit: state is never discarded, and DiscardNew makes a
-// write fail rather than drop data should such a limit be added by hand.
-// The per-subject limit bounds the events only: every state subject (the
-// definition, each token in each place) holds exactly one message, because
-// every state write rolls its subject up.
+// no stream-wide and no per-subject limit: state and history are never
+// discarded, and DiscardNew makes a write fail rather than drop data should
+// such a limit be added by hand. Events expire by their own TTL; the event
+// service trims them by count and size (filtered purges of event subjects).
 func (s *store) streamConfig(id string) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name:               subjects.StreamName(id),
@@ -77,17 +75,7 @@ func (s *store) streamConfig(id string) jetstream.StreamConfig {
 		AllowAtomicPublish: true,
 		AllowMsgTTL:        true,
 		DenyDelete:         true,
-		MaxMsgsPerSubject:  eventLimit(s.opts.EventMaxMsgs),
 	}
-}
-
-// eventLimit is the per-subject message limit for an event retention
-// count; below 2 it could touch state, so it means no limit.
-func eventLimit(n int64) int64 {
-	if n < 2 {
-		return 0
-	}
-	return n
 }
 
 // create stores a new definition and its workflow_created event in one
@@ -122,6 +110,8 @@ func (s *store) publish(ctx context.Context, st jetstream.Stream, d *flow.Defini
 	def.Data = body
 	def.Header.Set(jetstream.ExpectedLastSubjSeqHeader, "0")
 	def.Header.Set(jetstream.ExpectedLastSeqHeader, strconv.FormatUint(info.State.LastSeq, 10))
+	mark := nats.NewMsg(subjects.Layout(d.ID)) // a new stream needs no upgrade of its tokens
+	mark.Data, _ = json.Marshal(map[string]int{"layout": subjects.CurrentLayout})
 	ev, err := json.Marshal(wire.Event{EventType: wire.EventWorkflowCreated, WorkflowID: d.ID,
 		Timestamp: d.CreatedAt, NatsSequence: info.State.LastSeq + 1})
 	if err != nil {
@@ -133,7 +123,7 @@ func (s *store) publish(ctx context.Context, st jetstream.Stream, d *flow.Defini
 	if s.opts.EventTTL >= time.Second {
 		evm.Header.Set(jetstream.MsgTTLHeader, s.opts.EventTTL.String())
 	}
-	_, err = jetstreamext.PublishMsgBatch(ctx, s.js, []*nats.Msg{def, evm},
+	_, err = jetstreamext.PublishMsgBatch(ctx, s.js, []*nats.Msg{def, mark, evm},
 		jetstreamext.BatchFlowControl{AckFirst: false, AckTimeout: 5 * time.Second})
 	if jserr.WrongSequence(err) {
 		s.repair(ctx, st, d.ID)

@@ -6,6 +6,7 @@ package client
 
 import (
 	"context"
+	"strconv"
 
 	"github.com/nats-io/nats.go"
 
@@ -81,4 +82,26 @@ func (c *Client) Fire(ctx context.Context, r *wire.FireRequest) (*flow.Token, er
 // UpdateToken changes a token's data or metadata without a transition.
 func (c *Client) UpdateToken(ctx context.Context, r *wire.UpdateTokenRequest) (*flow.Token, error) {
 	return rpc.Call[wire.UpdateTokenRequest, flow.Token](ctx, c.nc, subjects.TokenUpdate, r)
+}
+
+// TokenHistory returns a page of a token's history, oldest first.
+func (c *Client) TokenHistory(ctx context.Context, r *wire.TokenHistoryRequest) (*wire.TokenHistoryPage, error) {
+	return rpc.Call[wire.TokenHistoryRequest, wire.TokenHistoryPage](ctx, c.nc, subjects.TokenHistoryPage, r)
+}
+
+// AllHistory returns a token's whole history, page by page.
+func (c *Client) AllHistory(ctx context.Context, tokenID string) ([]wire.HistoryItem, error) {
+	r := &wire.TokenHistoryRequest{TokenID: tokenID}
+	var out []wire.HistoryItem
+	for {
+		p, err := c.TokenHistory(ctx, r)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p.Items...)
+		if p.Next == 0 {
+			return out, nil
+		}
+		r.After = strconv.FormatUint(p.Next, 10)
+	}
 }

@@ -46,26 +46,27 @@ type FireRequest struct {
 }
 
 // Fire is FireContext with no deadline but the rules' own limits.
-func (m *Machine) Fire(t *Token, r FireRequest) (*Token, error) {
+func (m *Machine) Fire(t *Token, r FireRequest) (*Token, *Entry, error) {
 	return m.FireContext(context.Background(), t, r)
 }
 
 // FireContext fires the first transition with r.TransitionID that can
 // leave t's place, if its guards pass against t's current data and
-// metadata. It returns a new token and never modifies t. If ctx is done
-// before the guards are decided, the error is fail.Timeout.
-func (m *Machine) FireContext(ctx context.Context, t *Token, r FireRequest) (*Token, error) {
+// metadata. It returns a new token and the history entry the fire adds,
+// and never modifies t. If ctx is done before the guards are decided, the
+// error is fail.Timeout.
+func (m *Machine) FireContext(ctx context.Context, t *Token, r FireRequest) (*Token, *Entry, error) {
 	i, err := m.fireable(t, r)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := m.checkGuards(ctx, t, i); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	next := t.Clone()
 	if len(bytes.TrimSpace(r.Data)) > 0 || r.ReplaceData {
 		if next.Data, err = applyData(t.Data, r.Data, r.ReplaceData); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	tr, now := m.Def.Transitions[i], nowOr(r.Now)
@@ -73,13 +74,13 @@ func (m *Machine) FireContext(ctx context.Context, t *Token, r FireRequest) (*To
 	if len(bytes.TrimSpace(r.Data)) > 0 {
 		evData, _ = compact(r.Data, "data") // valid: applyData accepted it
 	}
-	next.History = append(next.History, HistoryEvent{
-		Timestamp: now, Transition: tr.ID, From: t.Place, To: tr.ToPlace, Data: evData})
-	next.TransitionHistory = append(next.TransitionHistory, TransitionRecord{
-		FromPlace: t.Place, ToPlace: tr.ToPlace, TransitionID: tr.ID, Timestamp: now,
-		TriggeredBy: r.TriggeredBy, IdempotencyKey: r.IdempotencyKey, RequestHash: r.RequestHash})
-	next.Place, next.UpdatedAt, next.Revision = tr.ToPlace, now, t.Revision+1
-	return next, nil
+	next.Place, next.UpdatedAt, next.Revision, next.Records = tr.ToPlace, now, t.Revision+1, t.Records+1
+	next.remember(r.IdempotencyKey, r.RequestHash, next.Revision)
+	return next, &Entry{
+		Record: TransitionRecord{FromPlace: t.Place, ToPlace: tr.ToPlace, TransitionID: tr.ID, Timestamp: now,
+			TriggeredBy: r.TriggeredBy, IdempotencyKey: r.IdempotencyKey, RequestHash: r.RequestHash},
+		Event: &HistoryEvent{Timestamp: now, Transition: tr.ID, From: t.Place, To: tr.ToPlace, Data: evData},
+	}, nil
 }
 
 // fireable returns the index of the transition r fires from t's place.
@@ -180,17 +181,4 @@ func (m *Machine) Update(t *Token, r UpdateRequest) (*Token, error) {
 	}
 	next.UpdatedAt, next.Revision = nowOr(r.Now), t.Revision+1
 	return next, nil
-}
-
-// Idempotent returns the TransitionRecord of t that carries key, or nil.
-func (t *Token) Idempotent(key string) *TransitionRecord {
-	if key == "" {
-		return nil
-	}
-	for i := range t.TransitionHistory {
-		if t.TransitionHistory[i].IdempotencyKey == key {
-			return &t.TransitionHistory[i]
-		}
-	}
-	return nil
 }

@@ -3,6 +3,7 @@ package flow
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -27,7 +28,7 @@ func machine(t testing.TB, d *Definition) *Machine {
 // create makes a token with data and metadata given as JSON text.
 func create(t testing.TB, m *Machine, data, metadata string) *Token {
 	t.Helper()
-	tok, err := m.Create(CreateRequest{Data: json.RawMessage(data), Metadata: json.RawMessage(metadata), Now: t0})
+	tok, _, err := m.Create(CreateRequest{Data: json.RawMessage(data), Metadata: json.RawMessage(metadata), Now: t0})
 	if err != nil {
 		t.Fatalf("Create: %v", err)
 	}
@@ -37,7 +38,7 @@ func create(t testing.TB, m *Machine, data, metadata string) *Token {
 // fire fires id on tok or fails the test.
 func fire(t testing.TB, m *Machine, tok *Token, id string) *Token {
 	t.Helper()
-	next, err := m.Fire(tok, FireRequest{TransitionID: id, Now: t0.Add(time.Minute)})
+	next, _, err := m.Fire(tok, FireRequest{TransitionID: id, Now: t0.Add(time.Minute)})
 	if err != nil {
 		t.Fatalf("Fire %s: %v", id, err)
 	}
@@ -87,7 +88,7 @@ func TestCreate(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.req.Now, tc.req.TriggeredBy, tc.req.IdempotencyKey = t0, "nats_demo", "k1"
-			tok, err := m.Create(tc.req)
+			tok, entry, err := m.Create(tc.req)
 			if tc.wantErr != "" {
 				wantErr(t, err, fail.ErrBadInput, tc.wantErr)
 				return
@@ -98,28 +99,28 @@ func TestCreate(t *testing.T) {
 			if tok.Place != tc.place || string(tok.Data) != tc.data || string(tok.Metadata) != tc.md {
 				t.Errorf("got place %q data %s metadata %s", tok.Place, tok.Data, tok.Metadata)
 			}
-			checkCreated(t, tok, tc.place)
+			checkCreated(t, tok, entry, tc.place)
 		})
 	}
 }
 
 // checkCreated checks the fields every new token has.
-func checkCreated(t *testing.T, tok *Token, place string) {
+func checkCreated(t *testing.T, tok *Token, entry *Entry, place string) {
 	t.Helper()
-	if len(tok.ID) != 36 || tok.WorkflowID != "doc-review" || tok.Revision != 1 {
-		t.Errorf("id %q workflow %q revision %d", tok.ID, tok.WorkflowID, tok.Revision)
+	if len(tok.ID) != 36 || tok.WorkflowID != "doc-review" || tok.Revision != 1 || tok.Records != 1 {
+		t.Errorf("id %q workflow %q revision %d records %d", tok.ID, tok.WorkflowID, tok.Revision, tok.Records)
 	}
-	if !tok.CreatedAt.Equal(t0) || !tok.UpdatedAt.Equal(t0) || tok.History == nil || len(tok.History) != 0 {
-		t.Errorf("times %v %v history %#v", tok.CreatedAt, tok.UpdatedAt, tok.History)
+	if !tok.CreatedAt.Equal(t0) || !tok.UpdatedAt.Equal(t0) {
+		t.Errorf("times %v %v", tok.CreatedAt, tok.UpdatedAt)
 	}
-	want := []TransitionRecord{{FromPlace: place, ToPlace: place, TransitionID: "create", Timestamp: t0,
+	want := Entry{Record: TransitionRecord{FromPlace: place, ToPlace: place, TransitionID: "create", Timestamp: t0,
 		TriggeredBy: "nats_demo", IdempotencyKey: "k1",
 		Metadata: json.RawMessage(`{"event_type":"token_created","workflow_id":"doc-review"}`)}}
-	if !reflect.DeepEqual(tok.TransitionHistory, want) {
-		t.Errorf("transition history %+v", tok.TransitionHistory)
+	if !reflect.DeepEqual(*entry, want) {
+		t.Errorf("entry %+v", *entry)
 	}
-	if b, _ := json.Marshal(tok); !strings.Contains(string(b), `"history":[]`) {
-		t.Errorf("history must encode as []: %s", b)
+	if k := tok.Idempotent("k1"); k == nil || k.Revision != 1 {
+		t.Errorf("key k1: %+v", k)
 	}
 }
 
@@ -127,25 +128,25 @@ func TestFireS1ReplaceAndNewPlace(t *testing.T) {
 	m := machine(t, documentReview())
 	tok := create(t, m, `{"title":"Technical Specification","priority":"medium"}`, `{"department":"engineering"}`)
 	req := FireRequest{TransitionID: "submit_for_review", NewPlace: "approved", Now: t0}
-	_, err := m.Fire(tok, req)
+	_, _, err := m.Fire(tok, req)
 	wantErr(t, err, fail.ErrInvalidTransition, "Invalid transition")
 	req.NewPlace, req.Data, req.ReplaceData, req.TriggeredBy = "review", json.RawMessage(`{"reviewed_by":"demo_reviewer"}`), true, "nats_demo_transition"
-	next, err := m.Fire(tok, req)
+	next, entry, err := m.Fire(tok, req)
 	if err != nil {
 		t.Fatalf("Fire: %v", err)
 	}
 	if next.Place != "review" || string(next.Data) != `{"reviewed_by":"demo_reviewer"}` || next.Revision != 2 {
 		t.Errorf("got place %s data %s revision %d", next.Place, next.Data, next.Revision)
 	}
-	last := next.TransitionHistory[len(next.TransitionHistory)-1]
-	if len(next.TransitionHistory) != 2 || last.TransitionID != "submit_for_review" || last.TriggeredBy != "nats_demo_transition" || last.FromPlace != "draft" {
-		t.Errorf("transition history %+v", next.TransitionHistory)
+	last := entry.Record
+	if next.Records != 2 || last.TransitionID != "submit_for_review" || last.TriggeredBy != "nats_demo_transition" || last.FromPlace != "draft" {
+		t.Errorf("records %d, record %+v", next.Records, last)
 	}
 }
 
 func TestFireS3Sequence(t *testing.T) {
 	m := machine(t, appDevelopment())
-	tok, err := m.Create(CreateRequest{InitialPlace: "planning", Data: json.RawMessage(`{"featureName":"User Authentication","estimatedHours":40}`), Now: t0})
+	tok, _, err := m.Create(CreateRequest{InitialPlace: "planning", Data: json.RawMessage(`{"featureName":"User Authentication","estimatedHours":40}`), Now: t0})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,25 +157,25 @@ func TestFireS3Sequence(t *testing.T) {
 	}
 	for i, s := range steps {
 		data := json.RawMessage(`{"performedBy":"automated-system","step":` + string(rune('0'+i)) + `}`)
-		next, err := m.Fire(tok, FireRequest{TransitionID: s.id, Data: data, ReplaceData: true, Now: t0.Add(time.Duration(i+1) * time.Second)})
+		next, entry, err := m.Fire(tok, FireRequest{TransitionID: s.id, Data: data, ReplaceData: true, Now: t0.Add(time.Duration(i+1) * time.Second)})
 		if err != nil {
 			t.Fatalf("step %d %s: %v", i, s.id, err)
 		}
-		if next.Place != s.place || next.History[i].Transition != s.id || next.History[i].From != tok.Place || next.History[i].To != s.place {
-			t.Fatalf("step %d: place %s history %+v", i, next.Place, next.History[i])
+		if ev := entry.Event; next.Place != s.place || ev.Transition != s.id || ev.From != tok.Place || ev.To != s.place {
+			t.Fatalf("step %d: place %s history event %+v", i, next.Place, ev)
 		}
 		tok = next
 	}
-	if len(tok.History) != 6 || tok.Revision != 7 || string(tok.Data) != `{"performedBy":"automated-system","step":5}` {
-		t.Errorf("history %d revision %d data %s", len(tok.History), tok.Revision, tok.Data)
+	if tok.Records != 7 || tok.Revision != 7 || string(tok.Data) != `{"performedBy":"automated-system","step":5}` {
+		t.Errorf("records %d revision %d data %s", tok.Records, tok.Revision, tok.Data)
 	}
-	_, err = m.Fire(tok, FireRequest{TransitionID: "enter_maintenance", Now: t0})
+	_, _, err = m.Fire(tok, FireRequest{TransitionID: "enter_maintenance", Now: t0})
 	if err != nil {
 		t.Errorf("enter_maintenance from production: %v", err)
 	}
 	staging := tok.Clone()
 	staging.Place = "staging"
-	_, err = m.Fire(staging, FireRequest{TransitionID: "enter_maintenance"})
+	_, _, err = m.Fire(staging, FireRequest{TransitionID: "enter_maintenance"})
 	wantErr(t, err, fail.ErrInvalidTransition, "Invalid transition: 'enter_maintenance' cannot fire from place 'staging'")
 }
 
@@ -190,7 +191,7 @@ func TestFireS5Cancel(t *testing.T) {
 	}{{"from cart", cart, true}, {"from payment_pending", pending, true}, {"not from paid", paid, false}}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			next, err := m.Fire(tc.tok, FireRequest{TransitionID: "cancel"})
+			next, _, err := m.Fire(tc.tok, FireRequest{TransitionID: "cancel"})
 			if !tc.ok {
 				wantErr(t, err, fail.ErrInvalidTransition, "Invalid transition")
 				return
@@ -213,10 +214,10 @@ func TestFireS5Cancel(t *testing.T) {
 		t.Errorf("available at paid = %v", got)
 	}
 	done := fire(t, m, fire(t, m, paid, "ship"), "deliver")
-	if done.Place != "delivered" || len(done.History) != 4 || done.History[3].Transition != "deliver" {
+	if done.Place != "delivered" || done.Records != 5 {
 		t.Errorf("delivered token %+v", done)
 	}
-	_, err := m.Fire(done, FireRequest{TransitionID: "refund"})
+	_, _, err := m.Fire(done, FireRequest{TransitionID: "refund"})
 	wantErr(t, err, fail.ErrInvalidTransition, "Invalid transition: workflow 'order_fulfillment' has no transition 'refund'")
 }
 
@@ -224,15 +225,15 @@ func TestFireMergeDoesNotMutate(t *testing.T) {
 	m := machine(t, documentReview())
 	tok := create(t, m, `{"title":"T","nested":{"a":1,"b":2}}`, `{}`)
 	before, _ := json.Marshal(tok)
-	next, err := m.Fire(tok, FireRequest{TransitionID: "submit_for_review", Data: json.RawMessage(`{"nested":{"b":null,"c":3}}`), Now: t0, IdempotencyKey: "idem-1"})
+	next, entry, err := m.Fire(tok, FireRequest{TransitionID: "submit_for_review", Data: json.RawMessage(`{"nested":{"b":null,"c":3}}`), Now: t0, IdempotencyKey: "idem-1"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if string(next.Data) != `{"nested":{"a":1,"c":3},"title":"T"}` {
 		t.Errorf("merged data %s", next.Data)
 	}
-	if h := next.History[0]; string(h.Data) != `{"nested":{"b":null,"c":3}}` || !h.Timestamp.Equal(t0) {
-		t.Errorf("history %+v", h)
+	if h := entry.Event; string(h.Data) != `{"nested":{"b":null,"c":3}}` || !h.Timestamp.Equal(t0) {
+		t.Errorf("history event %+v", h)
 	}
 	if after, _ := json.Marshal(tok); string(after) != string(before) {
 		t.Errorf("original token changed:\n%s\n%s", before, after)
@@ -240,9 +241,9 @@ func TestFireMergeDoesNotMutate(t *testing.T) {
 	if next.Idempotent("idem-1") == nil || tok.Idempotent("idem-1") != nil || next.Idempotent("") != nil {
 		t.Error("Idempotent wrong")
 	}
-	next.TransitionHistory[0].TriggeredBy = "changed"
-	if tok.TransitionHistory[0].TriggeredBy == "changed" {
-		t.Error("transition history shared between tokens")
+	next.Keys[0].Key = "changed"
+	if len(tok.Keys) != 0 {
+		t.Error("keys shared between tokens")
 	}
 }
 
@@ -269,7 +270,7 @@ func TestFireGuards(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			tok := fire(t, m, create(t, m, tc.data, `{}`), "submit_for_review")
 			// The fire's own data is not seen by the guards.
-			next, err := m.Fire(tok, FireRequest{TransitionID: "approve", Data: json.RawMessage(`{"reviewer":"x","review":{"score":10}}`)})
+			next, _, err := m.Fire(tok, FireRequest{TransitionID: "approve", Data: json.RawMessage(`{"reviewer":"x","review":{"score":10}}`)})
 			if tc.wantErr != "" {
 				wantErr(t, err, fail.ErrGuardFailed, tc.wantErr)
 				return
@@ -280,7 +281,7 @@ func TestFireGuards(t *testing.T) {
 		})
 	}
 	self := fire(t, m, fire(t, m, create(t, m, `{}`, `{}`), "submit_for_review"), "loop")
-	if self.Place != "review" || len(self.History) != 2 {
+	if self.Place != "review" || self.Records != 3 {
 		t.Errorf("self loop: %+v", self)
 	}
 }
@@ -317,7 +318,7 @@ func TestUpdate(t *testing.T) {
 			if string(next.Data) != tc.data || string(next.Metadata) != tc.meta {
 				t.Errorf("data %s metadata %s", next.Data, next.Metadata)
 			}
-			if next.Revision != 2 || !next.UpdatedAt.Equal(tc.req.Now) || len(next.History) != 0 || next.Place != "draft" {
+			if next.Revision != 2 || !next.UpdatedAt.Equal(tc.req.Now) || next.Records != 1 || next.Place != "draft" {
 				t.Errorf("token %+v", next)
 			}
 			if string(tok.Data) != `{"a":1,"b":2}` || tok.Revision != 1 {
@@ -355,5 +356,25 @@ func TestEvaluate(t *testing.T) {
 	}
 	if r := evals[1].RuleResults; len(r) != 2 || r[0].RuleID != "has_reviewer" || r[1].RuleID != "score_ok" || evals[1].RulesPassed {
 		t.Errorf("rule results %+v", r)
+	}
+}
+
+// TestKeysAreBounded: a token remembers its latest MaxKeys idempotency
+// keys, newest last.
+func TestKeysAreBounded(t *testing.T) {
+	m := machine(t, guarded())
+	tok := fire(t, m, create(t, m, `{}`, `{}`), "submit_for_review")
+	for i := range MaxKeys + 5 {
+		next, _, err := m.Fire(tok, FireRequest{TransitionID: "loop", IdempotencyKey: fmt.Sprint("k", i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok = next
+	}
+	if len(tok.Keys) != MaxKeys || tok.Idempotent("k4") != nil || tok.Idempotent("k5") == nil {
+		t.Fatalf("%d keys; k4 %v, k5 %v", len(tok.Keys), tok.Idempotent("k4"), tok.Idempotent("k5"))
+	}
+	if k := tok.Idempotent(fmt.Sprint("k", MaxKeys+4)); k == nil || k.Revision != tok.Revision {
+		t.Fatalf("newest key %+v, revision %d", k, tok.Revision)
 	}
 }

@@ -11,21 +11,46 @@ import (
 )
 
 // Token is one instance of a workflow: it sits in one place and carries data
-// and metadata. The Nats* fields are set by storage.
+// and metadata. The Nats* fields are set by storage. A token does not
+// carry its history: each change that adds to it returns its Entry, which
+// storage keeps apart from the token's state, so that a change costs what
+// it changes, not the token's past.
 type Token struct {
-	ID                string             `json:"id"`
-	WorkflowID        string             `json:"workflowId"`
-	Place             string             `json:"place"`
-	Data              json.RawMessage    `json:"data"`     // any JSON, default {}
-	Metadata          json.RawMessage    `json:"metadata"` // always a JSON object, default {}
-	CreatedAt         time.Time          `json:"createdAt"`
-	UpdatedAt         time.Time          `json:"updatedAt"`
-	History           []HistoryEvent     `json:"history"`
-	TransitionHistory []TransitionRecord `json:"transitionHistory"`
-	Revision          uint64             `json:"revision"`      // 1 at creation, +1 per change
-	NatsSequence      uint64             `json:"natsSequence"`  // set by storage
-	NatsSubject       string             `json:"natsSubject"`   // set by storage
-	NatsTimestamp     time.Time          `json:"natsTimestamp"` // set by storage
+	ID            string          `json:"id"`
+	WorkflowID    string          `json:"workflowId"`
+	Place         string          `json:"place"`
+	Data          json.RawMessage `json:"data"`     // any JSON, default {}
+	Metadata      json.RawMessage `json:"metadata"` // always a JSON object, default {}
+	CreatedAt     time.Time       `json:"createdAt"`
+	UpdatedAt     time.Time       `json:"updatedAt"`
+	Revision      uint64          `json:"revision"`      // 1 at creation, +1 per change
+	Records       int             `json:"records"`       // transition records in its history
+	NatsSequence  uint64          `json:"natsSequence"`  // set by storage
+	NatsSubject   string          `json:"natsSubject"`   // set by storage
+	NatsTimestamp time.Time       `json:"natsTimestamp"` // set by storage
+	// Keys are the idempotency keys of the token's latest keyed changes
+	// (at most MaxKeys), so that a retry is recognised without reading the
+	// history. Not part of the token as clients see it.
+	Keys []KeyUse `json:"-"`
+}
+
+// MaxKeys is how many of a token's latest idempotency keys are
+// remembered: a retry with an older key is not recognised.
+const MaxKeys = 64
+
+// KeyUse is an idempotency key one change of a token was made with.
+type KeyUse struct {
+	Key      string `json:"key"`
+	Hash     string `json:"hash,omitempty"` // fingerprint of the keyed request
+	Revision uint64 `json:"revision"`       // the revision the change made
+}
+
+// Entry is what one change adds to a token's history: its transition
+// record and, for a fired transition, its history event. Create and fire
+// add an entry; an update adds none.
+type Entry struct {
+	Record TransitionRecord
+	Event  *HistoryEvent
 }
 
 // HistoryEvent records one fired transition.
@@ -55,17 +80,32 @@ type TransitionRecord struct {
 func (t *Token) Clone() *Token {
 	c := *t
 	c.Data, c.Metadata = cloneRaw(t.Data), cloneRaw(t.Metadata)
-	c.History = make([]HistoryEvent, len(t.History), len(t.History)+1)
-	for i, e := range t.History {
-		e.Data = cloneRaw(e.Data)
-		c.History[i] = e
-	}
-	c.TransitionHistory = make([]TransitionRecord, len(t.TransitionHistory), len(t.TransitionHistory)+1)
-	for i, r := range t.TransitionHistory {
-		r.Metadata = cloneRaw(r.Metadata)
-		c.TransitionHistory[i] = r
-	}
+	c.Keys = append(make([]KeyUse, 0, len(t.Keys)+1), t.Keys...)
 	return &c
+}
+
+// Idempotent returns the latest change of t made with key, or nil.
+func (t *Token) Idempotent(key string) *KeyUse {
+	if key == "" {
+		return nil
+	}
+	for i := len(t.Keys) - 1; i >= 0; i-- {
+		if t.Keys[i].Key == key {
+			return &t.Keys[i]
+		}
+	}
+	return nil
+}
+
+// remember records that the change to revision rev was made with key.
+func (t *Token) remember(key, hash string, rev uint64) {
+	if key == "" {
+		return
+	}
+	t.Keys = append(t.Keys, KeyUse{Key: key, Hash: hash, Revision: rev})
+	if n := len(t.Keys); n > MaxKeys {
+		t.Keys = append([]KeyUse(nil), t.Keys[n-MaxKeys:]...)
+	}
 }
 
 // cloneRaw copies raw, keeping nil as nil.
@@ -88,31 +128,30 @@ type CreateRequest struct {
 	Now            time.Time // zero = time.Now()
 }
 
-// Create returns a new token of m's workflow at revision 1, with one
-// "create" TransitionRecord.
-func (m *Machine) Create(r CreateRequest) (*Token, error) {
+// Create returns a new token of m's workflow at revision 1 and its first
+// history entry, the "create" TransitionRecord.
+func (m *Machine) Create(r CreateRequest) (*Token, *Entry, error) {
 	id, place, err := m.createTarget(r)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	data, err := jsonOrDefault(r.Data, "data")
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	md, err := objectOrDefault(r.Metadata)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	now := nowOr(r.Now)
 	recMD, _ := json.Marshal(map[string]string{"event_type": "token_created", "workflow_id": m.Def.ID})
-	return &Token{
-		ID: id, WorkflowID: m.Def.ID, Place: place, Data: data, Metadata: md,
-		CreatedAt: now, UpdatedAt: now, Revision: 1, History: []HistoryEvent{},
-		TransitionHistory: []TransitionRecord{{
-			FromPlace: place, ToPlace: place, TransitionID: "create", Timestamp: now,
-			TriggeredBy: r.TriggeredBy, Metadata: recMD, IdempotencyKey: r.IdempotencyKey, RequestHash: r.RequestHash,
-		}},
-	}, nil
+	t := &Token{ID: id, WorkflowID: m.Def.ID, Place: place, Data: data, Metadata: md,
+		CreatedAt: now, UpdatedAt: now, Revision: 1, Records: 1}
+	t.remember(r.IdempotencyKey, r.RequestHash, 1)
+	return t, &Entry{Record: TransitionRecord{
+		FromPlace: place, ToPlace: place, TransitionID: "create", Timestamp: now,
+		TriggeredBy: r.TriggeredBy, Metadata: recMD, IdempotencyKey: r.IdempotencyKey, RequestHash: r.RequestHash,
+	}}, nil
 }
 
 // createTarget checks or chooses the new token's id and place.

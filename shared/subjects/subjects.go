@@ -35,6 +35,8 @@ const (
 	TokenAvailable = "cb.token.available"
 	TokenFire      = "cb.token.fire"
 	TokenUpdate    = "cb.token.update"
+	// TokenHistoryPage pages through one token's history.
+	TokenHistoryPage = "cb.token.history"
 )
 
 // TokenWriter is the prefix of the subjects on which one token-service
@@ -123,6 +125,21 @@ func PlaceFromSubject(subject string) string {
 	}
 	return parts[3]
 }
+
+// TokenHistory is the subject of a token's history entries, one message
+// per change that adds to it, never rolled up and never expired.
+func TokenHistory(workflowID, tokenID string) string {
+	return join("workflows", workflowID, "history", tokenID)
+}
+
+// Layout is the subject recording the stored layout of a workflow's
+// tokens: {"layout": N}. Layout 2 keeps each token's history apart from
+// its state (TokenHistory); a stream without the record is of layout 1
+// and the token service upgrades it.
+func Layout(workflowID string) string { return join("workflows", workflowID, "layout") }
+
+// CurrentLayout is the stored layout of tokens written by this release.
+const CurrentLayout = 2
 
 // TokenIDFromSubject returns the token id of a token state subject, or "".
 func TokenIDFromSubject(subject string) string {

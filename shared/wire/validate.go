@@ -2,6 +2,7 @@ package wire
 
 import (
 	"encoding/json"
+	"strconv"
 
 	"github.com/google/uuid"
 
@@ -157,4 +158,33 @@ func (r *UpdateTokenRequest) Validate() error {
 	}
 	return first(ValidTokenID(r.TokenID), validJSON("data", r.Data), validJSON("metadata", r.Metadata),
 		text("triggeredBy", r.TriggeredBy, MaxTextLen))
+}
+
+// Validate checks the id, the page size and the cursor.
+func (r *TokenHistoryRequest) Validate() error {
+	if r.First < 0 {
+		return fail.New(fail.BadInput, "first must not be negative")
+	}
+	_, err := ParseSequence("after", r.After)
+	return first(ValidTokenID(r.TokenID), err)
+}
+
+// ParseSequence reads a stream-sequence cursor ("" is 0).
+func ParseSequence(name, s string) (uint64, error) {
+	if s == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		return 0, fail.New(fail.BadInput, "%s must be a stream sequence (a decimal number), not '%s'", name, clip(s))
+	}
+	return n, nil
+}
+
+// clip shortens s for an error message.
+func clip(s string) string {
+	if len(s) > 40 {
+		return s[:40] + "…"
+	}
+	return s
 }

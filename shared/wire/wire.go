@@ -106,6 +106,31 @@ type TokenPage struct {
 	Next string `json:"next,omitempty"`
 }
 
+// TokenHistoryRequest asks for a page of a token's history: its
+// transition records (with the history event of each fired transition),
+// oldest first. First 0 means every entry; After is the Sequence of the
+// last entry of the previous page. Fires keeps only fired transitions.
+type TokenHistoryRequest struct {
+	TokenID string `json:"tokenId"`
+	First   int    `json:"first,omitempty"`
+	After   string `json:"after,omitempty"`
+	Fires   bool   `json:"fires,omitempty"`
+}
+
+// TokenHistoryPage is a page of a token's history.
+type TokenHistoryPage struct {
+	Items []HistoryItem `json:"items"`
+	// Next is the After of the following page; 0 when this one is the last.
+	Next uint64 `json:"next,omitempty"`
+}
+
+// HistoryItem is one entry of a token's history: what one change added.
+type HistoryItem struct {
+	Sequence uint64                `json:"sequence"` // the entry's stream sequence: its cursor
+	Record   flow.TransitionRecord `json:"record"`
+	Event    *flow.HistoryEvent    `json:"event,omitempty"` // for a fired transition
+}
+
 // RawTokenPage is a TokenPage whose tokens are passed on as stored, without
 // decoding and encoding them again; it has the same JSON.
 type RawTokenPage struct {

@@ -1,74 +1,102 @@
 package store
 
+// A change's life, from a writer to the stream and back:
+//
+//  1. submit: the writer queues its change on its workflow's committer and
+//     waits for one outcome.
+//  2. form: the committer's run loop takes the first queued change and
+//     forms a group around it (collect): the changes queued meanwhile, at
+//     most one per token and maxBatchMsgs messages, waiting up to a linger
+//     for the writers it expects.
+//  3. encode: each change that joins is laid out as its messages (encode):
+//     [tombstone of the old place], [history entry], state, event, with
+//     the stream sequence each will get, since the batch pins the stream's
+//     last sequence. A change that cannot be encoded is rejected, alone.
+//  4. send: the messages of each joining change go out at once on the
+//     group's atomic batch (streamed: the server stages the batch while the
+//     group still forms), and the last message commits it. One send path
+//     serves fresh groups and retries alike.
+//  5. settle: the outcome of every sent change — committed, or why not.
+//     When the batch failed on a sequence (another instance wrote to the
+//     stream, or a token's compare-and-swap failed), settle reads which
+//     changes lost, fails those with CONFLICT and sends the rest again
+//     with the stream's new last sequence, until commitTimeout; a refusal
+//     it cannot attribute (nothing lost, the stream did not move) fails
+//     the group with CONFLICT (writers then read the token and retry).
+//  6. deliver: each change gets exactly one outcome on its done channel.
+
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
-	"github.com/synadia-io/orbit.go/jetstreamext"
 
 	"github.com/cbnats/circuitbreaker/shared/fail"
 	"github.com/cbnats/circuitbreaker/shared/flow"
 	"github.com/cbnats/circuitbreaker/shared/jserr"
-	"github.com/cbnats/circuitbreaker/shared/jsread"
 	"github.com/cbnats/circuitbreaker/shared/subjects"
 	"github.com/cbnats/circuitbreaker/shared/wire"
 )
 
 // Batch limits: the server takes at most 1000 messages in an atomic batch
-// and a change writes at most 3.
+// and a change writes at most 4.
 const (
 	maxBatchMsgs  = 1000
-	maxGroup      = maxBatchMsgs / 3
+	maxGroup      = maxBatchMsgs / 4
 	tombstoneTTL  = 2 * time.Minute
 	commitTimeout = 3 * time.Second // a lost stream leader must not stall a workflow long
 	maxLinger     = time.Millisecond
 )
 
 // change is one token write waiting to be committed: a create (prevSubject
-// empty), a move to another place, or a change in place. The committer fills
-// in the stream sequence of the new state before encoding it.
+// empty), a move to another place, or a change in place, with the history
+// entry it adds (none for an update).
 type change struct {
 	token       *flow.Token
-	prevSubject string // current state subject; "" for a create
-	prevSeq     uint64 // its sequence: the per-token compare-and-swap
+	entry       *flow.Entry // nil: the change adds no history
+	prevSubject string      // current state subject; "" for a create
+	prevSeq     uint64      // its sequence: the per-token compare-and-swap
 	event       wire.Event
-	prevRecords int             // transition records of the state replaced
-	prevHist    *histories      // the histories of the state replaced, when known
-	stored      json.RawMessage // the token's JSON as written, set by encode
-	hist        *histories      // and its histories
-	done        chan error      // buffered; receives the outcome once
+	stored      []byte     // the state as written, set by encode
+	done        chan error // buffered; receives the outcome once
 }
 
 func (ch *change) subject() string {
 	return subjects.TokenState(ch.token.WorkflowID, ch.token.Place, ch.token.ID)
 }
 
+func (ch *change) moves() bool { return ch.prevSubject != "" && ch.prevSubject != ch.subject() }
+
+// size is how many messages the change writes.
 func (ch *change) size() int {
-	if ch.prevSubject != "" && ch.prevSubject != ch.subject() {
-		return 3
+	n := 2 // state and event
+	if ch.moves() {
+		n++
 	}
-	return 2
+	if ch.entry != nil {
+		n++
+	}
+	return n
+}
+
+// outcome is what a change's writer is told: nil when it committed.
+type outcome struct {
+	ch  *change
+	err error
 }
 
 // committer serialises the writes to one workflow stream and commits the
 // changes queued while a batch is in flight as one atomic batch (group
 // commit): one fsync and one round trip for many changes.
-//
-// Because it knows the stream's last sequence and pins it with
-// Nats-Expected-Last-Sequence, it knows the sequence every message will get
-// and writes it into the token and the event before they are stored.
 type committer struct {
-	js       jetstream.JetStream
-	stream   jetstream.Stream
-	rd       jsread.Reader
+	out      batcher
 	log      zerolog.Logger
 	eventTTL time.Duration
+	maxBytes func() int64 // the largest state message the server takes
 	queue    chan *change
 	metrics  commitMetrics
 
@@ -80,11 +108,9 @@ type committer struct {
 	linger    time.Duration // how long collect waits for them
 }
 
-func newCommitter(js jetstream.JetStream, st jetstream.Stream, rd jsread.Reader, log zerolog.Logger, eventTTL time.Duration, m commitMetrics) *committer {
-	return &committer{
-		js: js, stream: st, rd: rd, log: log, eventTTL: eventTTL, metrics: m,
-		queue: make(chan *change, 4096),
-	}
+func newCommitter(out batcher, log zerolog.Logger, eventTTL time.Duration, maxBytes func() int64, m commitMetrics) *committer {
+	return &committer{out: out, log: log, eventTTL: eventTTL, maxBytes: maxBytes, metrics: m,
+		queue: make(chan *change, 4096)}
 }
 
 // submit queues ch and waits for its outcome.
@@ -106,34 +132,66 @@ func (c *committer) submit(ctx context.Context, ch *change) error {
 // run commits groups until ctx ends.
 func (c *committer) run(ctx context.Context) {
 	for {
-		var first *change
-		if len(c.held) > 0 {
-			first, c.held = c.held[0], c.held[1:]
-		} else {
-			select {
-			case first = <-c.queue:
-			case <-ctx.Done():
-				c.drain()
-				return
-			}
+		first, ok := c.next(ctx)
+		if !ok {
+			c.drain()
+			return
 		}
 		t0 := time.Now()
-		group, err := c.sendGroup(ctx, first)
-		c.settle(ctx, group, err)
+		sent, rejected, err := c.send(ctx, c.fresh(first))
+		settled := c.settle(ctx, sent, err)
+		deliver(rejected)
+		deliver(settled)
 		// The writers just answered tend to write again at once. Expect
 		// them in the next group as well as those queued meanwhile, and
 		// let collect wait a little for them: otherwise closed-loop
 		// writers split into two cohorts that alternate, each waiting a
 		// whole extra batch. A lone writer expects only itself: no wait.
-		c.expect = len(group) + len(c.queue)
+		c.expect = len(sent) + len(c.queue)
 		c.linger = min(time.Since(t0)/2, maxLinger)
+	}
+}
+
+// next returns the first change of the next group.
+func (c *committer) next(ctx context.Context) (*change, bool) {
+	if len(c.held) > 0 {
+		first := c.held[0]
+		c.held = c.held[1:]
+		return first, true
+	}
+	select {
+	case first := <-c.queue:
+		return first, true
+	case <-ctx.Done():
+		return nil, false
+	}
+}
+
+// source forms a group, calling join on each change as it joins; a change
+// join refuses stays out. It returns the changes that joined.
+type source func(join func(*change) bool) []*change
+
+// fresh forms a group around first from the queue (collect).
+func (c *committer) fresh(first *change) source {
+	return func(join func(*change) bool) []*change { return c.collect(first, join) }
+}
+
+// again forms a group of changes already formed once.
+func again(group []*change) source {
+	return func(join func(*change) bool) []*change {
+		out := group[:0:0]
+		for _, ch := range group {
+			if join(ch) {
+				out = append(out, ch)
+			}
+		}
+		return out
 	}
 }
 
 // collect builds a group from first and whatever else is queued, waiting up
 // to c.linger while fewer than c.expect changes have come: at most one change
-// per token and at most maxBatchMsgs messages. join, when set, is called on
-// each change as it joins; a change it refuses (failed alone) stays out.
+// per token and at most maxBatchMsgs messages.
 func (c *committer) collect(first *change, join func(*change) bool) []*change {
 	group := make([]*change, 0, 16)
 	inGroup := make(map[string]bool)
@@ -146,7 +204,7 @@ func (c *committer) collect(first *change, join func(*change) bool) []*change {
 		case msgs+ch.size() > maxBatchMsgs:
 			c.held = append(c.held, ch)
 			return false
-		case join != nil && !join(ch):
+		case !join(ch):
 			return true
 		}
 		inGroup[ch.token.ID] = true
@@ -185,32 +243,30 @@ func (c *committer) collect(first *change, join func(*change) bool) []*change {
 	return group
 }
 
-var errConflict = fail.New(fail.Conflict, "token changed concurrently; read it again and retry")
-
-// sendGroup starts a batch with first and sends each change that joins the
-// group while it forms (collect), then commits the batch with its last
-// message: the server prepares the batch (on a file stream, a staging store
-// of its own on disk, ~1 ms) while the group forms, instead of after.
-// Changes too large to store fail alone. It returns the changes sent.
-func (c *committer) sendGroup(ctx context.Context, first *change) ([]*change, error) {
+// send forms a group from src, encoding each change as it joins and
+// streaming its messages on one atomic batch, then commits the batch with
+// its last message. It returns the changes sent, those encode rejected
+// (with why), and how the batch ended.
+func (c *committer) send(ctx context.Context, src source) (sent []*change, rejected []outcome, err error) {
 	if !c.lastKnown {
-		if _, err := c.refresh(ctx); err != nil {
-			return c.collect(first, nil), err
+		if err := c.refresh(ctx); err != nil {
+			return src(func(*change) bool { return true }), nil, err
 		}
 	}
-	bp, err := jetstreamext.NewBatchPublisher(c.js, jetstreamext.BatchFlowControl{AckTimeout: commitTimeout})
+	b, err := c.out.batch()
 	if err != nil {
-		return c.collect(first, nil), err
+		return src(func(*change) bool { return true }), nil, err
 	}
 	var (
 		last    *nats.Msg // the newest message: the commit, unless more follow
-		sent    uint64
+		n       uint64    // messages laid out
 		sendErr error
 		t0      = time.Now()
 	)
-	group := c.collect(first, func(ch *change) bool {
-		msgs, ok := c.encodeChange(ch, c.last+sent+1)
-		if !ok {
+	sent = src(func(ch *change) bool {
+		msgs, err := c.encode(ch, c.last+n+1)
+		if err != nil {
+			rejected = append(rejected, outcome{ch, err})
 			return false
 		}
 		if last != nil {
@@ -218,72 +274,76 @@ func (c *committer) sendGroup(ctx context.Context, first *change) ([]*change, er
 		}
 		for _, m := range msgs[:len(msgs)-1] {
 			if sendErr == nil {
-				sendErr = bp.AddMsg(m)
+				sendErr = b.add(m)
 			}
 		}
-		last = msgs[len(msgs)-1]
-		sent += uint64(ch.size())
+		last, n = msgs[len(msgs)-1], n+uint64(ch.size())
 		return true
 	})
 	if sendErr != nil || last == nil {
-		_ = bp.Discard()
-		return group, sendErr
+		b.discard()
+		return sent, rejected, sendErr
 	}
 	ctx, cancel := context.WithTimeout(ctx, commitTimeout)
 	defer cancel()
-	ack, err := bp.CommitMsg(ctx, last)
-	c.metrics.observe(time.Since(t0), len(group), err)
+	seq, err := b.commit(ctx, last)
+	c.metrics.observe(time.Since(t0), len(sent), err)
 	if err == nil {
-		c.last = ack.Sequence
+		c.last = seq
 	}
-	return group, err
+	return sent, rejected, err
 }
 
-// commit writes group in one batch and settles it.
-func (c *committer) commit(ctx context.Context, group []*change) {
-	group, err := c.publish(ctx, group)
-	c.settle(ctx, group, err)
-}
+var errConflict = fail.New(fail.Conflict, "token changed concurrently; read it again and retry")
 
-// settle finishes a group whose batch ended with err. A wrong sequence
-// means another instance moved the stream on (our sequences were wrong) or
-// a token changed (its compare-and-swap failed; the server does not say
-// which): it reads the tokens' current sequences, fails the changes that
-// lost, and retries the rest, splitting the group when it cannot tell.
-func (c *committer) settle(ctx context.Context, group []*change, err error) {
+// settle returns the outcome of each change of a group sent in a batch
+// that ended with err. On a wrong sequence it fails the changes whose
+// token changed since it was read and sends the others again, until
+// commitTimeout.
+func (c *committer) settle(ctx context.Context, sent []*change, err error) []outcome {
+	var out []outcome
 	deadline := time.Now().Add(commitTimeout)
 	for {
-		if err == nil {
-			c.done(group)
-			return
-		}
-		if !jserr.WrongSequence(err) {
-			c.lastKnown = false
-			c.fail(group, storeError(err))
-			return
-		}
-		moved, rerr := c.refresh(ctx)
-		if rerr != nil {
-			c.fail(group, rerr)
-			return
-		}
-		live, lost, rerr := c.sortOut(ctx, group)
 		switch {
-		case rerr != nil:
-			c.fail(group, rerr)
-			return
-		case (moved || len(lost) > 0) && time.Now().Before(deadline):
-			c.fail(lost, errConflict)
-			group, err = c.publish(ctx, live)
-		case len(group) > 1:
-			for _, ch := range group {
-				c.commit(ctx, []*change{ch})
-			}
-			return
-		default:
-			c.fail(group, errConflict)
-			return
+		case err == nil:
+			return append(out, all(sent, nil)...)
+		case !jserr.WrongSequence(err):
+			c.lastKnown = false
+			return append(out, all(sent, storeError(err))...)
+		case time.Now().After(deadline):
+			return append(out, all(sent, errConflict)...)
 		}
+		before := c.last
+		if rerr := c.refresh(ctx); rerr != nil {
+			return append(out, all(sent, rerr)...)
+		}
+		live, lost, rerr := c.sortOut(ctx, sent)
+		if rerr != nil {
+			return append(out, all(sent, rerr)...)
+		}
+		if len(lost) == 0 && c.last == before { // refused for a reason no read shows: let the writers read again
+			return append(out, all(sent, errConflict)...)
+		}
+		out = append(out, all(lost, errConflict)...)
+		var rejected []outcome
+		sent, rejected, err = c.send(ctx, again(live))
+		out = append(out, rejected...)
+	}
+}
+
+// all is the same outcome for every change of group.
+func all(group []*change, err error) []outcome {
+	out := make([]outcome, len(group))
+	for i, ch := range group {
+		out[i] = outcome{ch, err}
+	}
+	return out
+}
+
+// deliver tells each writer its outcome.
+func deliver(outcomes []outcome) {
+	for _, o := range outcomes {
+		o.ch.done <- o.err
 	}
 }
 
@@ -294,15 +354,11 @@ func (c *committer) sortOut(ctx context.Context, group []*change) (live, lost []
 	defer cancel()
 	for _, ch := range group {
 		subj := ch.subject()
-		if ch.size() == 3 {
+		if ch.moves() {
 			subj = ch.prevSubject // a move's compare-and-swap is on its tombstone
 		}
-		var cur uint64
-		msg, err := c.rd.Last(ctx, c.stream, subj)
-		switch {
-		case err == nil:
-			cur = msg.Sequence
-		case !errors.Is(err, jetstream.ErrMsgNotFound):
+		cur, err := c.out.lastOf(ctx, subj)
+		if err != nil {
 			return nil, nil, storeError(err)
 		}
 		if cur == ch.prevSeq {
@@ -314,134 +370,79 @@ func (c *committer) sortOut(ctx context.Context, group []*change) (live, lost []
 	return live, lost, nil
 }
 
-// refresh reloads the stream's last sequence and reports whether it moved.
-func (c *committer) refresh(ctx context.Context) (bool, error) {
+// refresh reloads the stream's last sequence.
+func (c *committer) refresh(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, commitTimeout)
 	defer cancel()
-	info, err := c.stream.Info(ctx)
+	last, err := c.out.lastSeq(ctx)
 	if err != nil {
 		c.lastKnown = false
-		return false, storeError(err)
+		return storeError(err)
 	}
-	moved := !c.lastKnown || info.State.LastSeq != c.last
-	c.last, c.lastKnown = info.State.LastSeq, true
-	return moved, nil
+	c.last, c.lastKnown = last, true
+	return nil
 }
 
-// publish commits the changes of group that fit in a message and returns
-// them; a change too large to store fails alone, at once.
-func (c *committer) publish(ctx context.Context, group []*change) ([]*change, error) {
-	if !c.lastKnown {
-		if _, err := c.refresh(ctx); err != nil {
-			return group, err
-		}
-	}
-	msgs, group := c.encode(group)
-	if len(group) == 0 {
-		return group, nil
-	}
-	ctx, cancel := context.WithTimeout(ctx, commitTimeout)
-	defer cancel()
-	t0 := time.Now()
-	ack, err := jetstreamext.PublishMsgBatch(ctx, c.js, msgs,
-		jetstreamext.BatchFlowControl{AckFirst: false, AckTimeout: commitTimeout})
-	c.metrics.observe(time.Since(t0), len(group), err)
-	if err != nil {
-		return group, err
-	}
-	c.last = ack.Sequence
-	return group, nil
-}
-
-func (c *committer) done(group []*change) {
-	for _, ch := range group {
-		ch.done <- nil
-	}
-}
-
-func (c *committer) fail(group []*change, err error) {
-	for _, ch := range group {
-		ch.done <- err
-	}
-}
-
+// drain fails what is left when the committer stops.
 func (c *committer) drain() {
-	for _, ch := range c.held {
-		ch.done <- fail.New(fail.Unavailable, "token service shutting down")
-	}
+	stopping := fail.New(fail.Unavailable, "token service shutting down")
+	deliver(all(c.held, stopping))
 	for {
 		select {
 		case ch := <-c.queue:
-			ch.done <- fail.New(fail.Unavailable, "token service shutting down")
+			deliver(all([]*change{ch}, stopping))
 		default:
 			return
 		}
 	}
 }
 
-// encode lays out the group's messages (see encodeChange) and returns the
-// changes it laid out.
-func (c *committer) encode(group []*change) ([]*nats.Msg, []*change) {
-	msgs := make([]*nats.Msg, 0, 3*len(group))
-	fit := group[:0:0]
-	for _, ch := range group {
-		m, ok := c.encodeChange(ch, c.last+uint64(len(msgs))+1)
-		if ok {
-			msgs = append(msgs, m...)
-			fit = append(fit, ch)
-		}
-	}
-	return msgs, fit
-}
-
-// encodeChange lays out ch's messages from stream sequence seq on, stamps
-// that sequence into its token and event, and pins the stream's last
-// sequence on the batch's first message. A change that cannot be encoded,
-// or whose token is too large for a message (which would fail the whole
-// batch), fails alone at once: ok is false.
-func (c *committer) encodeChange(ch *change, seq uint64) (msgs []*nats.Msg, ok bool) {
-	next := seq
-	if ch.size() == 3 {
-		next++
-	}
-	stampSequence(ch, next, time.Now().UTC())
-	state, err := c.stateMsg(ch)
-	if limit := c.js.Conn().MaxPayload() - headerRoom; err == nil && int64(len(state.Data)) > limit {
-		err = fail.New(fail.BadInput, "token %s too large to store: %d bytes of JSON (its data and history; the history grows with every change), the limit is %d",
-			ch.token.ID, len(state.Data), limit)
-	}
-	var ev *nats.Msg
-	if err == nil {
-		ev, err = c.eventMsg(ch)
-	}
-	if err != nil {
-		ch.done <- err
-		return nil, false
-	}
-	if ch.size() == 3 {
+// encode lays out ch's messages from stream sequence seq on and stamps
+// the sequence of its new state into its token, its history entry and its
+// event. The first message of a batch pins the stream's last sequence. A
+// change that cannot be encoded, or whose state is too large for a
+// message (which would fail the whole batch), is rejected with why.
+func (c *committer) encode(ch *change, seq uint64) ([]*nats.Msg, error) {
+	var msgs []*nats.Msg
+	if ch.moves() {
 		msgs = append(msgs, tombstone(ch))
+	}
+	stateSeq := seq + uint64(ch.size()) - 2
+	stamp(ch, stateSeq, time.Now().UTC())
+	if ch.entry != nil {
+		m, err := c.entryMsg(ch, stateSeq)
+		if err != nil {
+			return nil, err
+		}
+		msgs = append(msgs, m)
+	}
+	state, err := c.stateMsg(ch)
+	if err != nil {
+		return nil, err
+	}
+	ev, err := c.eventMsg(ch)
+	if err != nil {
+		return nil, err
 	}
 	msgs = append(msgs, state, ev)
 	if seq == c.last+1 {
 		msgs[0].Header.Set(jetstream.ExpectedLastSeqHeader, strconv.FormatUint(c.last, 10))
 	}
-	return msgs, true
+	return msgs, nil
 }
 
 // headerRoom is what a state message's headers may take of max_payload.
 const headerRoom = 4 << 10
 
-// stampSequence writes the sequence of ch's new state into the token, into
-// the transition record the change appended (an update appends none, and
-// the records before are stored as they are) and into its event.
-func stampSequence(ch *change, seq uint64, now time.Time) {
+// stamp writes the sequence of ch's new state into its token, its
+// history entry's record and its event.
+func stamp(ch *change, seq uint64, now time.Time) {
 	t := ch.token
 	t.NatsSequence, t.NatsSubject, t.NatsTimestamp = seq, ch.subject(), now
-	if n := len(t.TransitionHistory); n > ch.prevRecords {
-		rec := &t.TransitionHistory[n-1]
-		rec.NatsSequence = seq
-		if rec.TransitionID == "create" {
-			rec.Metadata = createRecordMetadata(t.WorkflowID, seq)
+	if e := ch.entry; e != nil {
+		e.Record.NatsSequence = seq
+		if e.Record.TransitionID == "create" {
+			e.Record.Metadata = createRecordMetadata(t.WorkflowID, seq)
 		}
 	}
 	ch.event.NatsSequence = seq
@@ -462,17 +463,36 @@ func tombstone(ch *change) *nats.Msg {
 	return m
 }
 
-func (c *committer) stateMsg(ch *change) (*nats.Msg, error) {
-	data, hist, err := encodeToken(ch.token, ch.prevHist)
+// entryMsg is ch's history entry, the token's entry number Records.
+func (c *committer) entryMsg(ch *change, stateSeq uint64) (*nats.Msg, error) {
+	data, err := json.Marshal(toStoredEntry(ch.entry, ch.token.Records, stateSeq))
 	if err != nil {
-		return nil, fail.Wrap(fail.Internal, err, "encode token")
+		return nil, fail.Wrap(fail.Internal, err, "encode history entry of token "+ch.token.ID)
 	}
-	ch.stored, ch.hist = data, hist
+	if limit := c.maxBytes() - headerRoom; int64(len(data)) > limit {
+		return nil, fail.New(fail.BadInput, "the history entry of this change of token %s takes %d bytes (the fire's data), the limit is %d",
+			ch.token.ID, len(data), limit)
+	}
+	m := nats.NewMsg(subjects.TokenHistory(ch.token.WorkflowID, ch.token.ID))
+	m.Data = data
+	return m, nil
+}
+
+func (c *committer) stateMsg(ch *change) (*nats.Msg, error) {
+	data, err := encodeState(ch.token)
+	if err != nil {
+		return nil, err
+	}
+	if limit := c.maxBytes() - headerRoom; int64(len(data)) > limit {
+		return nil, fail.New(fail.BadInput, "token %s too large to store: %d bytes of JSON (its data and metadata), the limit is %d",
+			ch.token.ID, len(data), limit)
+	}
+	ch.stored = data
 	m := nats.NewMsg(ch.subject())
 	m.Data = data
 	m.Header.Set(jetstream.MsgRollup, jetstream.MsgRollupSubject)
 	m.Header.Set(subjects.HeaderTokenRev, strconv.FormatUint(ch.token.Revision, 10))
-	if ch.size() == 2 { // create (CAS 0) or change in place (CAS on this subject)
+	if !ch.moves() { // create (CAS 0) or change in place (CAS on this subject)
 		m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(ch.prevSeq, 10))
 	}
 	return m, nil
@@ -481,7 +501,7 @@ func (c *committer) stateMsg(ch *change) (*nats.Msg, error) {
 func (c *committer) eventMsg(ch *change) (*nats.Msg, error) {
 	data, err := json.Marshal(ch.event)
 	if err != nil {
-		return nil, fail.Wrap(fail.Internal, err, "encode event")
+		return nil, fail.Wrap(fail.Internal, err, "encode event of token "+ch.token.ID)
 	}
 	subj := subjects.LifecycleEvents(ch.token.WorkflowID)
 	if ch.event.EventType == wire.EventTokenTransitioned {

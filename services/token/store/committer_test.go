@@ -30,31 +30,19 @@ func TestGroupWithAStaleChange(t *testing.T) {
 	ctx, st, w, reg := groupStore(t)
 	m := w.machine
 
-	var toks []*flow.Token
-	for range 5 {
-		tok, err := m.Create(flow.CreateRequest{TokenID: uuid.NewString(), Now: time.Now().UTC()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := st.Create(ctx, tok, ""); err != nil {
-			t.Fatal(err)
-		}
-		toks = append(toks, tok)
-	}
+	toks := createTokens(t, ctx, st, m, 5)
 	// The stale one: token 0 changes after it was read.
 	stale := toks[0]
-	moved := mustFire(t, m, stale)
-	if _, err := st.Change(ctx, stale, moved, wire.Event{EventType: wire.EventTokenTransitioned}); err != nil {
+	moved, entry := mustFire(t, m, stale)
+	if _, err := st.Change(ctx, stale, moved, entry, wire.Event{EventType: wire.EventTokenTransitioned}); err != nil {
 		t.Fatal(err)
 	}
 	var group []*change
 	for _, tok := range toks {
-		next := mustFire(t, m, tok)
-		group = append(group, &change{token: next, prevSubject: tok.NatsSubject, prevSeq: tok.NatsSequence,
-			event: wire.Event{EventType: wire.EventTokenTransitioned}, done: make(chan error, 1)})
+		group = append(group, fireChange(t, m, tok))
 	}
 	before := batches(t, reg)
-	w.committer.commit(ctx, group)
+	commitGroup(ctx, w.committer, group)
 	for i, ch := range group {
 		err := <-ch.done
 		if i == 0 && !errors.Is(err, fail.ErrConflict) {
@@ -70,31 +58,27 @@ func TestGroupWithAStaleChange(t *testing.T) {
 }
 
 // TestGroupWithAnOversizeToken: a token too large to store fails alone,
-// with a clear BAD_USER_INPUT, whether its batch is streamed (the write
-// path) or sent whole (a retry); the other changes of its group commit.
+// with a clear BAD_USER_INPUT; the other changes of its group commit.
 func TestGroupWithAnOversizeToken(t *testing.T) {
 	ctx, st, w, _ := groupStore(t)
-	big, err := w.machine.Create(flow.CreateRequest{TokenID: uuid.NewString(), Now: time.Now().UTC(),
+	big, entry, err := w.machine.Create(flow.CreateRequest{TokenID: uuid.NewString(), Now: time.Now().UTC(),
 		Data: json.RawMessage(`"` + strings.Repeat("x", 9<<20) + `"`)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.Create(ctx, big, ""); !errors.Is(err, fail.ErrBadInput) || !strings.Contains(err.Error(), "too large") {
-		t.Fatalf("streamed: err = %v, want BAD_USER_INPUT too large", err)
+	if _, err := st.Create(ctx, big, entry, ""); !errors.Is(err, fail.ErrBadInput) || !strings.Contains(err.Error(), "too large") {
+		t.Fatalf("alone: err = %v, want BAD_USER_INPUT too large", err)
 	}
 	huge, _ := json.Marshal(strings.Repeat("x", 9<<20)) // over the server's 8 MiB max_payload
 	var group []*change
 	for i := range 4 {
-		tok, err := w.machine.Create(flow.CreateRequest{TokenID: uuid.NewString(), Now: time.Now().UTC()})
-		if err != nil {
-			t.Fatal(err)
-		}
+		ch := createChange(t, w.machine)
 		if i == 2 {
-			tok.Data = huge
+			ch.token.Data = huge
 		}
-		group = append(group, &change{token: tok, event: wire.Event{EventType: wire.EventTokenCreated}, done: make(chan error, 1)})
+		group = append(group, ch)
 	}
-	w.committer.commit(ctx, group)
+	commitGroup(ctx, w.committer, group)
 	for i, ch := range group {
 		err := <-ch.done
 		switch {
@@ -139,13 +123,56 @@ func groupStore(t testing.TB) (context.Context, *Store, *workflow, *metrics.Regi
 	return ctx, st, w, reg
 }
 
-func mustFire(t *testing.T, m *flow.Machine, tok *flow.Token) *flow.Token {
+func mustFire(t *testing.T, m *flow.Machine, tok *flow.Token) (*flow.Token, *flow.Entry) {
 	t.Helper()
-	next, err := m.Fire(tok, flow.FireRequest{TransitionID: "go", Now: time.Now().UTC()})
+	next, entry, err := m.Fire(tok, flow.FireRequest{TransitionID: map[string]string{"a": "go", "b": "back"}[tok.Place], Now: time.Now().UTC()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return next
+	return next, entry
+}
+
+// createTokens stores n new tokens.
+func createTokens(t *testing.T, ctx context.Context, st *Store, m *flow.Machine, n int) []*flow.Token {
+	t.Helper()
+	var out []*flow.Token
+	for range n {
+		tok, entry, err := m.Create(flow.CreateRequest{TokenID: uuid.NewString(), Now: time.Now().UTC()})
+		if err == nil {
+			tok, err = st.Create(ctx, tok, entry, "")
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, tok)
+	}
+	return out
+}
+
+// createChange is an unsubmitted create of a new token.
+func createChange(t *testing.T, m *flow.Machine) *change {
+	t.Helper()
+	tok, entry, err := m.Create(flow.CreateRequest{TokenID: uuid.NewString(), Now: time.Now().UTC()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &change{token: tok, entry: entry, event: wire.Event{EventType: wire.EventTokenCreated}, done: make(chan error, 1)}
+}
+
+// fireChange is an unsubmitted fire of tok as read.
+func fireChange(t *testing.T, m *flow.Machine, tok *flow.Token) *change {
+	t.Helper()
+	next, entry := mustFire(t, m, tok)
+	return &change{token: next, entry: entry, prevSubject: tok.NatsSubject, prevSeq: tok.NatsSequence,
+		event: wire.Event{EventType: wire.EventTokenTransitioned}, done: make(chan error, 1)}
+}
+
+// commitGroup sends group as one group and delivers the outcomes, as the
+// run loop does with a group it formed.
+func commitGroup(ctx context.Context, c *committer, group []*change) {
+	sent, rejected, err := c.send(ctx, again(group))
+	deliver(rejected)
+	deliver(c.settle(ctx, sent, err))
 }
 
 // batches returns how many atomic batches were sent, whatever their outcome.
@@ -170,7 +197,7 @@ func batches(t *testing.T, reg *metrics.Registry) int {
 
 // BenchmarkChange measures the storage layer alone: moves committed through
 // the group committer by 8 concurrent writers per core (16 here), each
-// cycling through 64 tokens of its own so histories stay short. Compare
+// cycling through 64 tokens of its own. Compare
 // with BenchmarkBareAtomicBatch (one batch per change) in deploy/systemtest,
 // run alike: on the 2-vCPU VM, 249 µs against 2,023 µs a change (8.1×), the
 // same as through NATS — the server's batch, not the service, sets the pace.
@@ -183,9 +210,9 @@ func BenchmarkChange(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		var toks []*flow.Token
 		for range 64 {
-			tok, err := w.machine.Create(flow.CreateRequest{TokenID: uuid.NewString(), Now: time.Now().UTC()})
+			tok, entry, err := w.machine.Create(flow.CreateRequest{TokenID: uuid.NewString(), Now: time.Now().UTC()})
 			if err == nil {
-				_, err = st.Create(ctx, tok, "")
+				tok, err = st.Create(ctx, tok, entry, "")
 			}
 			if err != nil {
 				b.Error(err)
@@ -195,9 +222,9 @@ func BenchmarkChange(b *testing.B) {
 		}
 		for i := 0; pb.Next(); i++ {
 			cur := toks[i%len(toks)]
-			next, err := w.machine.Fire(cur, flow.FireRequest{TransitionID: map[string]string{"a": "go", "b": "back"}[cur.Place], Now: time.Now().UTC()})
+			next, entry, err := w.machine.Fire(cur, flow.FireRequest{TransitionID: map[string]string{"a": "go", "b": "back"}[cur.Place], Now: time.Now().UTC()})
 			if err == nil {
-				_, err = st.Change(ctx, cur, next, wire.Event{EventType: wire.EventTokenTransitioned, TokenID: cur.ID, WorkflowID: cur.WorkflowID})
+				next, err = st.Change(ctx, cur, next, entry, wire.Event{EventType: wire.EventTokenTransitioned, TokenID: cur.ID, WorkflowID: cur.WorkflowID})
 			}
 			if err != nil {
 				b.Error(err)

@@ -26,21 +26,20 @@ import (
 
 // Cache bounds. The token id → workflow id cache takes about 150 bytes an
 // entry (a few MiB). Recently committed states are bounded by the size of
-// their JSON, kept twice (whole, and as histories; a decoded token takes
-// about twice its JSON again): recentBudget in all, so the cache holds
-// ~10,000 young tokens or ~40 with 1,000 transitions each (a state over
-// recentMaxBytes, ~4,500 transitions, is not kept).
+// their JSON (a decoded token takes about as much again): recentBudget in
+// all, ~30,000 small tokens; a state over recentMaxBytes is not kept.
 const (
 	idCacheSize    = 20_000
 	recentBudget   = 16 << 20
 	recentMaxBytes = 1 << 20
 )
 
-// recentState is a committed state, its histories' JSON and the size of
-// all its JSON.
+// upgradeTimeout bounds the upgrade of one workflow's stored tokens.
+const upgradeTimeout = 10 * time.Minute
+
+// recentState is a committed state and the size of its JSON.
 type recentState struct {
 	token *flow.Token
-	hist  *histories
 	size  int
 }
 
@@ -150,6 +149,12 @@ func (s *Store) load(ctx context.Context, id string) (*workflow, error) {
 	if err != nil {
 		return nil, storeError(err)
 	}
+	// An upgrade may outlast the request that first uses the workflow.
+	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), upgradeTimeout)
+	defer cancel()
+	if err := s.upgrade(uctx, id, st); err != nil {
+		return nil, err
+	}
 	msg, err := s.rd.Last(ctx, st, subjects.Definition(id))
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return nil, workflowNotFound(id)
@@ -166,7 +171,8 @@ func (s *Store) load(ctx context.Context, id string) (*workflow, error) {
 		return nil, fail.Wrap(fail.Internal, err, "stored definition of "+id+" is invalid")
 	}
 	log := s.log.With().Str("workflow", id).Logger()
-	return &workflow{machine: m, stream: st, committer: newCommitter(s.js, st, s.rd, log, s.opts.EventTTL, newCommitMetrics(s.opts.Metrics))}, nil
+	return &workflow{machine: m, stream: st, committer: newCommitter(streamBatcher{js: s.js, stream: st, rd: s.rd}, log, s.opts.EventTTL,
+		s.js.Conn().MaxPayload, newCommitMetrics(s.opts.Metrics))}, nil
 }
 
 func workflowNotFound(id string) error { return fail.New(fail.NotFound, "Workflow not found: %s", id) }

@@ -37,33 +37,25 @@ func (s *Store) WorkflowOf(ctx context.Context, tokenID string) (string, error) 
 
 // Get returns a token by id alone: one index lookup and one direct get.
 func (s *Store) Get(ctx context.Context, tokenID string) (*flow.Token, error) {
-	return decode(s.GetRaw(ctx, tokenID))
-}
-
-// GetRaw is Get returning the token's JSON as stored.
-func (s *Store) GetRaw(ctx context.Context, tokenID string) (json.RawMessage, error) {
 	wf, err := s.WorkflowOf(ctx, tokenID)
 	if err != nil {
 		return nil, err
 	}
-	return s.FindRaw(ctx, wf, tokenID)
+	return s.Find(ctx, wf, tokenID)
 }
 
 // Find returns a token of a known workflow: a wildcard last-by-subject
 // direct get, which always yields the token's newest message.
 func (s *Store) Find(ctx context.Context, workflowID, tokenID string) (*flow.Token, error) {
-	return decode(s.FindRaw(ctx, workflowID, tokenID))
-}
-
-func decode(raw json.RawMessage, err error) (*flow.Token, error) {
+	st, err := s.state(ctx, workflowID, tokenID)
 	if err != nil {
 		return nil, err
 	}
-	return decodeToken(raw)
+	return st.token(), nil
 }
 
-// FindRaw is Find returning the token's JSON as stored.
-func (s *Store) FindRaw(ctx context.Context, workflowID, tokenID string) (json.RawMessage, error) {
+// state reads a token's state message, of either layout.
+func (s *Store) state(ctx context.Context, workflowID, tokenID string) (*storedToken, error) {
 	wf, err := s.workflow(ctx, workflowID)
 	if err != nil {
 		return nil, err
@@ -79,25 +71,17 @@ func (s *Store) FindRaw(ctx context.Context, workflowID, tokenID string) (json.R
 	if msg.Header.Get(subjects.HeaderTokenOp) == subjects.TokenOpDelete {
 		return nil, tokenNotFound(tokenID)
 	}
-	return msg.Data, nil
-}
-
-func decodeToken(data []byte) (*flow.Token, error) {
-	t := new(flow.Token)
-	if err := json.Unmarshal(data, t); err != nil {
-		return nil, fail.Wrap(fail.Internal, err, "stored token is unreadable")
-	}
-	return t, nil
+	return decodeState(msg.Data)
 }
 
 // List returns a page of a workflow's tokens in stream order.
-func (s *Store) List(ctx context.Context, workflowID string, p wire.Page) (*wire.RawTokenPage, error) {
+func (s *Store) List(ctx context.Context, workflowID string, p wire.Page) (*wire.TokenPage, error) {
 	return s.scan(ctx, workflowID, subjects.AllTokens(workflowID), p)
 }
 
 // InPlace returns a page of the tokens in a place. Tokens that left the
 // place are never listed: their old subject holds only a tombstone.
-func (s *Store) InPlace(ctx context.Context, workflowID, place string, p wire.Page) (*wire.RawTokenPage, error) {
+func (s *Store) InPlace(ctx context.Context, workflowID, place string, p wire.Page) (*wire.TokenPage, error) {
 	wf, err := s.workflow(ctx, workflowID)
 	if err != nil {
 		return nil, err
@@ -112,7 +96,7 @@ func (s *Store) InPlace(ctx context.Context, workflowID, place string, p wire.Pa
 // skipping tombstones. The cursor is the stream sequence of the last
 // message read. Rollups leave one message per token subject, so the scan
 // costs what the answer holds plus its tombstones.
-func (s *Store) scan(ctx context.Context, workflowID, filter string, p wire.Page) (*wire.RawTokenPage, error) {
+func (s *Store) scan(ctx context.Context, workflowID, filter string, p wire.Page) (*wire.TokenPage, error) {
 	if _, err := s.workflow(ctx, workflowID); err != nil {
 		return nil, err
 	}
@@ -121,7 +105,7 @@ func (s *Store) scan(ctx context.Context, workflowID, filter string, p wire.Page
 		return nil, err
 	}
 	if after == wire.MaxSequence { // nothing follows it (and after+1 would wrap to 0)
-		return &wire.RawTokenPage{Items: []json.RawMessage{}}, nil
+		return &wire.TokenPage{Items: []*flow.Token{}}, nil
 	}
 	pg := &pager{size: p.Size(), after: after, seen: make(map[string]int)}
 	read := s.scanDirect
@@ -133,7 +117,11 @@ func (s *Store) scan(ctx context.Context, workflowID, filter string, p wire.Page
 			return nil, err
 		}
 	}
-	page := &wire.RawTokenPage{Items: pg.tokens()}
+	items, err := pg.tokens()
+	if err != nil {
+		return nil, err
+	}
+	page := &wire.TokenPage{Items: items}
 	if pg.live == pg.size {
 		page.Next = strconv.FormatUint(pg.after, 10)
 	}
@@ -166,14 +154,19 @@ func (p *pager) add(msg *jetstream.RawStreamMsg) {
 	p.items = append(p.items, msg.Data)
 }
 
-func (p *pager) tokens() []json.RawMessage {
-	out := make([]json.RawMessage, 0, p.live)
-	for _, t := range p.items {
-		if t != nil {
-			out = append(out, t)
+func (p *pager) tokens() ([]*flow.Token, error) {
+	out := make([]*flow.Token, 0, p.live)
+	for _, data := range p.items {
+		if data == nil {
+			continue
 		}
+		st, err := decodeState(data)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, st.token())
 	}
-	return out
+	return out, nil
 }
 
 // scanDirect reads one direct batch after the pager's cursor and reports
@@ -231,10 +224,11 @@ func cursor(after string) (uint64, error) {
 	return n, nil
 }
 
-// Create stores a new token and its token_created event atomically, and
-// returns the token's JSON as stored. The index entry is written first; a
-// crash before the batch leaves an entry that reads as "not found".
-func (s *Store) Create(ctx context.Context, t *flow.Token, triggeredBy string) (json.RawMessage, error) {
+// Create stores a new token, its first history entry and its
+// token_created event atomically, and returns the token as committed. The
+// index entry is written first; a crash before the batch leaves an entry
+// that reads as "not found".
+func (s *Store) Create(ctx context.Context, t *flow.Token, entry *flow.Entry, triggeredBy string) (*flow.Token, error) {
 	wf, err := s.workflow(ctx, t.WorkflowID)
 	if err != nil {
 		return nil, err
@@ -245,29 +239,25 @@ func (s *Store) Create(ctx context.Context, t *flow.Token, triggeredBy string) (
 	s.ids.put(t.ID, t.WorkflowID)
 	ev := wire.Event{EventType: wire.EventTokenCreated, TokenID: t.ID, WorkflowID: t.WorkflowID,
 		Place: t.Place, Timestamp: t.CreatedAt, TriggeredBy: optional(triggeredBy)}
-	return s.commit(ctx, wf, &change{token: t, event: ev})
+	return s.commit(ctx, wf, &change{token: t, entry: entry, event: ev})
 }
 
-// Change commits next, which replaces prev (as read), with its event, if and
-// only if prev is still the token's current state; otherwise fail.Conflict.
-// It returns next's JSON as stored.
-func (s *Store) Change(ctx context.Context, prev, next *flow.Token, ev wire.Event) (json.RawMessage, error) {
+// Change commits next, which replaces prev (as read), with the history
+// entry it adds (nil for none) and its event, if and only if prev is still
+// the token's current state; otherwise fail.Conflict. It returns next as
+// committed.
+func (s *Store) Change(ctx context.Context, prev, next *flow.Token, entry *flow.Entry, ev wire.Event) (*flow.Token, error) {
 	wf, err := s.workflow(ctx, next.WorkflowID)
 	if err != nil {
 		return nil, err
 	}
-	ch := &change{token: next, prevSubject: prev.NatsSubject, prevSeq: prev.NatsSequence, event: ev,
-		prevRecords: len(prev.TransitionHistory)}
-	if r, ok := s.recent.get(prev.ID); ok && r.token.NatsSequence == prev.NatsSequence {
-		ch.prevHist = r.hist // the same stored state: its histories are next's prefix
-	}
-	return s.commit(ctx, wf, ch)
+	return s.commit(ctx, wf, &change{token: next, entry: entry, prevSubject: prev.NatsSubject, prevSeq: prev.NatsSequence, event: ev})
 }
 
 // commit submits ch to its workflow's committer and remembers the committed
 // state, unless it is large. An uncertain outcome (a timeout may still
 // commit) forgets it.
-func (s *Store) commit(ctx context.Context, wf *workflow, ch *change) (json.RawMessage, error) {
+func (s *Store) commit(ctx context.Context, wf *workflow, ch *change) (*flow.Token, error) {
 	if err := wf.committer.submit(ctx, ch); err != nil {
 		s.recent.remove(ch.token.ID)
 		return nil, err
@@ -275,9 +265,9 @@ func (s *Store) commit(ctx context.Context, wf *workflow, ch *change) (json.RawM
 	if len(ch.stored) > recentMaxBytes {
 		s.recent.remove(ch.token.ID)
 	} else {
-		s.recent.put(ch.token.ID, recentState{token: ch.token, size: len(ch.stored) + ch.hist.size(), hist: ch.hist})
+		s.recent.put(ch.token.ID, recentState{token: ch.token, size: len(ch.stored)})
 	}
-	return ch.stored, nil
+	return ch.token, nil
 }
 
 // Recent returns the state of a token as this instance last committed it,
