@@ -97,7 +97,7 @@ func untar(t *testing.T, archive, dir string) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		path := filepath.Join(dir, filepath.Clean("/" + h.Name))
+		path := filepath.Join(dir, filepath.Clean("/"+h.Name))
 		switch h.Typeflag {
 		case tar.TypeDir:
 			testkit.Must(0, os.MkdirAll(path, 0o755))
