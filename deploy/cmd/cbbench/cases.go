@@ -54,13 +54,16 @@ func (b *bench) all() ([]Result, error) {
 	if err := b.fanout(ctx, c, base); err != nil {
 		return nil, err
 	}
+	if err := b.history(ctx, c); err != nil {
+		return nil, err
+	}
 	return b.results, nil
 }
 
 // paths measures the baselines and our paths at n clients.
 func (b *bench) paths(ctx context.Context, c *client.Client, base *baselines, n int) error {
 	// Each case gets fresh tokens, and each worker cycles through its own
-	// few, so histories stay short (a token carries its whole history).
+	// few (the history cases measure long-lived tokens).
 	fresh := func() ([][]string, error) { return tokensFor(ctx, c, n, tokensPerWorker) }
 	toks, err := fresh()
 	if err != nil {
@@ -112,8 +115,7 @@ func (b *bench) paths(ctx context.Context, c *client.Client, base *baselines, n 
 func isConflict(err error) bool { return errors.Is(err, fail.ErrConflict) }
 
 // tokensPerWorker is how many tokens each worker cycles through: enough
-// that a token gets a few dozen fires at most in a case, so histories (a
-// token carries its whole history) stay the size of a real instance's.
+// that writers of one worker rarely wait on each other's token.
 const tokensPerWorker = 64
 
 // tokensFor creates k tokens for each of n workers, the workers in parallel.

@@ -49,6 +49,7 @@ type settings struct {
 	dataDir             string
 	cpuProfile          string
 	tokenInstances      int
+	longHistory         int
 	pids                map[string]int
 }
 
@@ -68,6 +69,7 @@ func parse(args []string) (settings, error) {
 	fs.StringVar(&s.jsonOut, "json", "", "also write the results as JSON to this file")
 	fs.BoolVar(&s.syncAlways, "sync-always", false, "embedded server fsyncs every write")
 	fs.StringVar(&s.dataDir, "data-dir", "", "embedded data directory (default: a temporary one, removed)")
+	fs.IntVar(&s.longHistory, "long-history", 10_000, "transitions of the long-lived token in the history cases")
 	fs.IntVar(&s.tokenInstances, "token-instances", 1, "embedded token service instances (more than one race each other)")
 	fs.StringVar(&s.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run (server, services, edge, clients) to this file")
 	if err := fs.Parse(args); err != nil {
