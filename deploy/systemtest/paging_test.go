@@ -210,3 +210,44 @@ func TestPagingEvents(t *testing.T) {
 	}
 	assertWalk(t, before, walkPages(t, page, func(int) { newTokens(t, cx, s, "pev", 1) }), bySequence)
 }
+
+// TestLargeItemsNeverMakeAPageTooLarge: a page stops at wire.MaxPageBytes
+// and says where to go on, so that nobody's large tokens or definitions
+// can make a list fail for everyone ("reply too large").
+func TestLargeItemsNeverMakeAPageTooLarge(t *testing.T) {
+	s, cx := start(t, ""), ctx(t)
+	big := strings.Repeat("d", 900<<10)
+	for i := range 10 {
+		w := race(fmt.Sprintf("big%d", i))
+		w.Description = big
+		testkit.Must(s.c.CreateWorkflow(cx, w))
+	}
+	data := []byte(`{"s":"` + big + `"}`)
+	for range 13 {
+		testkit.Must(s.c.CreateToken(cx, &wire.CreateTokenRequest{WorkflowID: "big0", Data: data}))
+	}
+	for _, q := range []string{`{ workflows { id } }`, `{ tokens(workflowId:"big0") { id } }`, `{ tokens { id } }`,
+		`{ tokensInPlace(workflowId:"big0", placeId:"a") { id } }`} {
+		r := s.gql(t, q, nil)
+		if len(r.Errors) > 0 {
+			t.Fatalf("%s: %+v", q, r.Errors)
+		}
+	}
+	var toks []struct{ ID string }
+	s.ok(t, `{ tokens { id } }`, nil, "tokens", &toks)
+	if len(toks) != 13 {
+		t.Fatalf("tokens of every workflow: %d, want 13 (pages of large tokens followed)", len(toks))
+	}
+	seen, pages := 0, 0
+	for after := ""; ; pages++ {
+		p := testkit.Must(s.c.ListTokens(cx, "big0", wire.Page{First: 100, After: after}))
+		seen += len(p.Items)
+		if p.Next == "" {
+			break
+		}
+		after = p.Next
+	}
+	if seen != 13 || pages < 2 {
+		t.Fatalf("walked %d tokens in %d pages, want 13 in several", seen, pages+1)
+	}
+}

@@ -73,13 +73,11 @@ func (a *API) tokens(ctx context.Context, p gql.Params) (any, error) {
 func (a *API) allTokens(ctx context.Context, wf, seq string, limit int) ([]*flow.Token, error) {
 	out := []*flow.Token{}
 	if wf != "" {
-		r, err := a.c.ListTokens(ctx, wf, wire.Page{First: limit, After: seq})
+		more, err := a.workflowTokens(ctx, wf, seq, limit)
 		if err != nil && !errors.Is(err, fail.ErrNotFound) { // a workflow gone since: go on after it
 			return nil, err
 		}
-		if r != nil {
-			out = append(out, r.Items...)
-		}
+		out = append(out, more...)
 	}
 	for wfs := (wire.Page{After: wf}); len(out) < limit; {
 		ws, err := a.c.ListWorkflows(ctx, wfs)
@@ -87,11 +85,11 @@ func (a *API) allTokens(ctx context.Context, wf, seq string, limit int) ([]*flow
 			return nil, err
 		}
 		for _, w := range ws.Items {
-			r, err := a.c.ListTokens(ctx, w.ID, wire.Page{First: limit - len(out)})
+			more, err := a.workflowTokens(ctx, w.ID, "", limit-len(out))
 			if err != nil {
 				return nil, err
 			}
-			out = append(out, r.Items...)
+			out = append(out, more...)
 			if len(out) >= limit {
 				break
 			}
@@ -102,6 +100,24 @@ func (a *API) allTokens(ctx context.Context, wf, seq string, limit int) ([]*flow
 		wfs.After = ws.Next
 	}
 	return out, nil
+}
+
+// workflowTokens returns up to limit tokens of workflow wf after
+// natsSequence seq, following the workflow's own pages (a page of large
+// tokens may hold fewer than asked).
+func (a *API) workflowTokens(ctx context.Context, wf, seq string, limit int) ([]*flow.Token, error) {
+	var out []*flow.Token
+	for p := (wire.Page{First: limit, After: seq}); ; {
+		r, err := a.c.ListTokens(ctx, wf, p)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, r.Items...)
+		if r.Next == "" || len(out) >= limit {
+			return out, nil
+		}
+		p = wire.Page{First: limit - len(out), After: r.Next}
+	}
 }
 
 // tokenCursor is a token's position in any token list: its workflow and

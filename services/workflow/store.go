@@ -175,11 +175,18 @@ func (s *store) list(ctx context.Context, p wire.Page) (*wire.WorkflowPage, erro
 	}
 	end := min(start+p.Size(), len(keys))
 	page := &wire.WorkflowPage{Items: make([]*flow.Definition, 0, end-start)}
-	for _, k := range keys[start:end] {
+	bytes := 0
+	for i, k := range keys[start:end] {
+		if bytes >= wire.MaxPageBytes {
+			end = start + i // a full page of large definitions: go on from here
+			break
+		}
 		d, err := s.get(ctx, k)
 		if err != nil {
 			return nil, err
 		}
+		b, _ := json.Marshal(d)
+		bytes += len(b)
 		page.Items = append(page.Items, d)
 	}
 	if end < len(keys) {

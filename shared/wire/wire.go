@@ -10,10 +10,13 @@ import (
 	"github.com/cbnats/circuitbreaker/shared/flow"
 )
 
-// Page limits shared by every list endpoint.
+// Page limits shared by every list endpoint. A page also stops once its
+// items take MaxPageBytes (it then holds fewer than asked, with a cursor
+// to go on), so that large items never make a reply too large to send.
 const (
 	DefaultPageSize = 100
 	MaxPageSize     = 1000
+	MaxPageBytes    = 4 << 20
 )
 
 // CreateWorkflowRequest asks the workflow service to store a new definition.

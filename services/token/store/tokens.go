@@ -112,7 +112,7 @@ func (s *Store) scan(ctx context.Context, workflowID, filter string, p wire.Page
 	if s.rd.Leader() {
 		read = s.scanLeader
 	}
-	for more := true; more && pg.live < pg.size; {
+	for more := true; more && !pg.full(); {
 		if more, err = read(ctx, workflowID, filter, pg); err != nil {
 			return nil, err
 		}
@@ -122,7 +122,7 @@ func (s *Store) scan(ctx context.Context, workflowID, filter string, p wire.Page
 		return nil, err
 	}
 	page := &wire.TokenPage{Items: items}
-	if pg.live == pg.size {
+	if pg.full() {
 		page.Next = strconv.FormatUint(pg.after, 10)
 	}
 	return page, nil
@@ -139,18 +139,23 @@ type pager struct {
 	items []json.RawMessage // tokens as stored; nil where superseded
 	seen  map[string]int    // subject → index in items
 	live  int               // non-nil items
+	bytes int               // their size
 }
+
+// full reports that the page holds as many tokens, or as many bytes, as it may.
+func (p *pager) full() bool { return p.live >= p.size || p.bytes >= wire.MaxPageBytes }
 
 func (p *pager) add(msg *jetstream.RawStreamMsg) {
 	p.after = msg.Sequence
 	if i, ok := p.seen[msg.Subject]; ok {
+		p.bytes -= len(p.items[i])
 		p.items[i], p.live = nil, p.live-1
 		delete(p.seen, msg.Subject)
 	}
 	if msg.Header.Get(subjects.HeaderTokenOp) == subjects.TokenOpDelete {
 		return
 	}
-	p.seen[msg.Subject], p.live = len(p.items), p.live+1
+	p.seen[msg.Subject], p.live, p.bytes = len(p.items), p.live+1, p.bytes+len(msg.Data)
 	p.items = append(p.items, msg.Data)
 }
 
@@ -189,7 +194,7 @@ func (s *Store) scanDirect(ctx context.Context, wfID, filter string, pg *pager) 
 		more = msg.Header.Get("Nats-Num-Pending") != "0"
 		s.read.Inc("scan")
 		pg.add(msg)
-		if pg.live == pg.size {
+		if pg.full() {
 			break
 		}
 	}
@@ -199,7 +204,7 @@ func (s *Store) scanDirect(ctx context.Context, wfID, filter string, pg *pager) 
 // scanLeader reads through the stream leader, one message a request,
 // until the page is full or no message matches.
 func (s *Store) scanLeader(ctx context.Context, wfID, filter string, pg *pager) (bool, error) {
-	for pg.live < pg.size {
+	for !pg.full() {
 		msg, err := s.rd.Next(ctx, subjects.StreamName(wfID), pg.after+1, filter)
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			return false, nil
