@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/expr-lang/expr"
@@ -34,7 +35,7 @@ func (c *Compiled) compileExpression(script string) error {
 	}
 	program, err := c.limits.compileScript(script)
 	if err != nil {
-		return badRule(c.id, "invalid expression: %v", err)
+		return badRule(c.id, "invalid expression: %s", clientText(err))
 	}
 	c.script, c.program = script, program
 	empty := Facts{Metadata: map[string]any{}, Data: map[string]any{}}
@@ -117,11 +118,33 @@ func (l Limits) explain(ctx context.Context, err error) (string, bool) {
 	}
 	switch {
 	case !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled):
-		return "failed: " + err.Error(), false
+		return "failed: " + clientText(err), false
 	case ctx.Err() != nil:
 		return "stopped: " + ctx.Err().Error(), true
 	}
 	return fmt.Sprintf("exceeded its time budget (%v)", l.Timeout), true
+}
+
+// goTypes are the Go words in expr-lang's messages and what a client,
+// who writes JSON, calls them.
+var goTypes = strings.NewReplacer(
+	"map[string]interface {}", "object", "map[string]any", "object",
+	"[]interface {}", "array", "[]any", "array", "interface {}", "value",
+	"time.Time", "time", "time.Duration", "duration", "float64", "number", "int64", "int",
+	"runtime error: ", "")
+
+// clientText is an expr-lang error as a client should read it: its
+// message without the source excerpt, Go's type names in JSON's words.
+func clientText(err error) string {
+	msg := err.Error()
+	var f *file.Error
+	if errors.As(err, &f) {
+		msg = f.Message
+	}
+	if i := strings.IndexByte(msg, '\n'); i >= 0 {
+		msg = msg[:i]
+	}
+	return goTypes.Replace(msg)
 }
 
 // exprValue copies a decoded JSON value, turning each json.Number into an

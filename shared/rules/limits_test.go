@@ -336,3 +336,34 @@ func BenchmarkEvaluateExpression(b *testing.B) {
 		})
 	}
 }
+
+// TestExpressionErrorsSpeakJSON: what a failing script tells a client
+// names no Go type and no Go runtime.
+func TestExpressionErrorsSpeakJSON(t *testing.T) {
+	cases := []struct{ script, data string }{
+		{`1%00 > 0`, `{}`},
+		{`data.deep`, `{"deep":{"a":1}}`},
+		{`data.s.foo == 1`, `{"s":"x"}`},
+	}
+	for _, tc := range cases {
+		c, err := Compile(Rule{ID: "r", Condition: Condition{Type: Expression, Script: tc.script}})
+		var msg string
+		if err != nil {
+			msg = err.Error()
+		} else {
+			f, ferr := NewFacts(nil, json.RawMessage(tc.data))
+			if ferr != nil {
+				t.Fatal(ferr)
+			}
+			msg = c.Evaluate(f).Explanation
+		}
+		for _, leak := range []string{"interface {}", "runtime error", "map[string]", "float64"} {
+			if strings.Contains(msg, leak) {
+				t.Errorf("%s on %s: %q names %q", tc.script, tc.data, msg, leak)
+			}
+		}
+	}
+	if _, err := Compile(Rule{ID: "r", Condition: Condition{Type: Expression, Script: `now() > 0`}}); err == nil || strings.Contains(err.Error(), "time.Time") {
+		t.Errorf("now() > 0: %v", err)
+	}
+}
