@@ -103,7 +103,12 @@ func (r *CreateWorkflowRequest) Validate() error {
 }
 
 // Validate checks the id.
-func (r *GetWorkflowRequest) Validate() error { return ValidWorkflowID(r.ID) }
+func (r *GetWorkflowRequest) Validate() error {
+	if r.ID == "" {
+		return fail.New(fail.BadInput, "id is required")
+	}
+	return ValidWorkflowID(r.ID)
+}
 
 // Validate checks the page.
 func (r *ListWorkflowsRequest) Validate() error { return r.Page.Validate() }
