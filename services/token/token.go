@@ -166,7 +166,8 @@ func (s *Service) available(ctx context.Context, r *wire.AvailableRequest) (*wir
 	if err != nil {
 		return nil, err
 	}
-	return &wire.AvailableReply{Token: t, Transitions: m.AvailableContext(ctx, t), Evaluations: m.EvaluateContext(ctx, t)}, nil
+	evals := m.EvaluateContext(ctx, t) // each guard runs once for both answers
+	return &wire.AvailableReply{Token: t, Transitions: m.Fireable(evals), Evaluations: evals}, nil
 }
 
 // mutation computes a token's next state from its current one, with the

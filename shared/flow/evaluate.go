@@ -114,6 +114,19 @@ func (m *Machine) AvailableContext(ctx context.Context, t *Token) []Transition {
 	return out
 }
 
+// Fireable returns the transitions whose evaluation (from EvaluateContext
+// on the same token) says they can fire: AvailableContext without running
+// the guards again.
+func (m *Machine) Fireable(evals []Evaluation) []Transition {
+	out := []Transition{}
+	for i, e := range evals {
+		if e.CanFire {
+			out = append(out, m.Def.Transitions[i])
+		}
+	}
+	return out
+}
+
 // allPass reports whether every guard passes for f.
 func allPass(ctx context.Context, gs []guard, f rules.Facts) bool {
 	for _, g := range gs {

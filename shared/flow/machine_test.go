@@ -1,6 +1,7 @@
 package flow
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -376,5 +377,17 @@ func TestKeysAreBounded(t *testing.T) {
 	}
 	if k := tok.Idempotent(fmt.Sprint("k", MaxKeys+4)); k == nil || k.Revision != tok.Revision {
 		t.Fatalf("newest key %+v, revision %d", k, tok.Revision)
+	}
+}
+
+// TestFireableMatchesAvailable: the transitions derived from the
+// evaluations are those AvailableContext finds.
+func TestFireableMatchesAvailable(t *testing.T) {
+	m := machine(t, guarded())
+	for _, data := range []string{`{}`, `{"reviewer":"bob","review":{"score":8}}`, `{"reviewer":"bob","review":{"score":5}}`} {
+		tok := fire(t, m, create(t, m, data, `{}`), "submit_for_review")
+		if got, want := m.Fireable(m.EvaluateContext(context.Background(), tok)), m.Available(tok); !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: fireable %v, available %v", data, got, want)
+		}
 	}
 }
