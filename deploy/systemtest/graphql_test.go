@@ -1,10 +1,7 @@
 package systemtest
 
 import (
-	"bytes"
 	"encoding/json"
-	"io"
-	"net/http"
 	"strings"
 	"testing"
 )
@@ -31,19 +28,10 @@ func (r *gqlResult) code() string {
 // gql posts a query with variables to the edge and decodes the response.
 func (s *system) gql(t testing.TB, query string, vars map[string]any) *gqlResult {
 	t.Helper()
-	body, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
-	req, _ := http.NewRequest(http.MethodPost, s.stack.GraphQL, bytes.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "application/graphql-response+json, application/json;q=0.9")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
+	raw := s.post(t, query, vars)
 	var r gqlResult
 	if err := json.Unmarshal(raw, &r); err != nil {
-		t.Fatalf("status %d, undecodable body %s", resp.StatusCode, raw)
+		t.Fatalf("undecodable body %s", raw)
 	}
 	return &r
 }
