@@ -10,6 +10,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
 	"github.com/synadia-io/orbit.go/jetstreamext"
+
+	"github.com/cbnats/circuitbreaker/shared/subjects"
 )
 
 // baselines are the raw NATS and JetStream operations under our paths,
@@ -22,6 +24,8 @@ type baselines struct {
 	echo    micro.Service
 	echoNC  *nats.Conn
 	payload []byte
+	wf      jetstream.StreamConfig // the benchmark workflow's stream: replicas, storage, duplicate window
+	group   *grouped               // the bare group committer's setup, nil until its case runs
 }
 
 const rawStream = "CBBENCH_RAW"
@@ -38,12 +42,20 @@ func newBaselines(ctx context.Context, t *system) (*baselines, error) {
 		return nil, err
 	}
 	b := &baselines{nc: t.nc, js: js, payload: tokenSized}
+	wf, err := js.Stream(ctx, subjects.StreamName(benchWorkflow))
+	if err != nil {
+		return nil, fmt.Errorf("the benchmark workflow's stream: %w", err)
+	}
+	b.wf = wf.CachedInfo().Config
+	// The raw stream and bucket are replicated as the workflow's stream is
+	// (R3 on a cluster deployed with --replicas 3), so raw rows pay the
+	// same replication as ours.
 	b.stream, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: rawStream, Subjects: []string{"cbbench.raw.>"},
-		AllowDirect: true, AllowAtomicPublish: true, AllowRollup: true, AllowMsgTTL: true})
+		Replicas: b.wf.Replicas, AllowDirect: true, AllowAtomicPublish: true, AllowRollup: true, AllowMsgTTL: true})
 	if err != nil {
 		return nil, fmt.Errorf("baseline stream: %w", err)
 	}
-	if b.kv, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "CBBENCH_KV"}); err != nil {
+	if b.kv, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "CBBENCH_KV", Replicas: b.wf.Replicas}); err != nil {
 		return nil, fmt.Errorf("baseline bucket: %w", err)
 	}
 	if _, err := js.Publish(ctx, "cbbench.raw.get", b.payload); err != nil {
@@ -56,12 +68,7 @@ func newBaselines(ctx context.Context, t *system) (*baselines, error) {
 // in-process to an embedded server, or over TCP to a remote one.
 func (b *baselines) startEcho(t *system) error {
 	var err error
-	if t.stack != nil {
-		b.echoNC, err = t.stack.Connect("cbbench-echo")
-	} else {
-		b.echoNC, err = nats.Connect(t.nc.ConnectedUrl())
-	}
-	if err != nil {
+	if b.echoNC, err = t.serviceConn("cbbench-echo"); err != nil {
 		return err
 	}
 	b.echo, err = micro.AddService(b.echoNC, micro.Config{Name: "cbbench_echo", Version: "1.0.0",
@@ -73,6 +80,10 @@ func (b *baselines) startEcho(t *system) error {
 
 func (b *baselines) close() {
 	_ = b.echo.Stop()
+	b.echoNC.Close()
+	if b.group != nil {
+		b.group.close()
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = b.js.DeleteStream(ctx, rawStream)

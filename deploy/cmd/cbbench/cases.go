@@ -25,8 +25,8 @@ type bench struct {
 }
 
 // benchWorkflow has two places and a transition "flip" from each to the
-// other, so every fire moves a token (a three-message change: tombstone,
-// state, event) and needs no client-side state.
+// other, so every fire moves a token (a four-message change: tombstone,
+// history entry, state, event) and needs no client-side state.
 const benchWorkflow = "cbbench"
 
 func (b *bench) all() ([]Result, error) {
@@ -74,6 +74,9 @@ func (b *bench) paths(ctx context.Context, c *client.Client, base *baselines, n 
 	for _, bc := range base.cases(n) {
 		b.run(bc.name, n, bc.f, "")
 	}
+	if err := b.groupedBaseline(ctx, c, base, n); err != nil {
+		return err
+	}
 	// Like the raw rows, our NATS rows send a request and check the reply's
 	// status without decoding its JSON (a user would decode either).
 	nc := b.t.nc
@@ -86,6 +89,10 @@ func (b *bench) paths(ctx context.Context, c *client.Client, base *baselines, n 
 		return err
 	}, "raw: KV CAS update + event publish")
 	b.ratio("transition (NATS)", n, "raw: atomic batch, 3 msgs", n)
+	for _, g := range []string{groupedName, groupedLingerName} {
+		b.ratio("create (NATS)", n, g, n)
+		b.ratio("transition (NATS)", n, g, n)
+	}
 	if toks, err = fresh(); err != nil {
 		return err
 	}
@@ -146,7 +153,7 @@ func (b *bench) run(name string, n int, f op, baseline string) {
 	if !b.s.only.MatchString(name) {
 		return
 	}
-	fmt.Fprintf(b.progress, "%-40s %3d clients ...", name, n)
+	fmt.Fprintf(b.progress, "%-60s %3d clients ...", name, n)
 	r := measure(name, n, b.s.duration, b.s.maxOps, f)
 	fmt.Fprintf(b.progress, " %9.0f ops/s\n", r.PerSecond)
 	b.results = append(b.results, r)

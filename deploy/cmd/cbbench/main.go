@@ -5,6 +5,10 @@
 // process); --nats and --graphql target a running deployment instead.
 //
 //	go run ./deploy/cmd/cbbench --duration 3s --json bench.json
+//
+// A deployment whose server requires a login (deploy/nats/*.conf) takes
+// --nats-user (NATS_USER) and NATS_PASSWORD; run-r3.sh runs it against the
+// 3-node cluster of deploy/nats/cluster.
 package main
 
 import (
@@ -25,10 +29,11 @@ import (
 	"github.com/cbnats/circuitbreaker/deploy/stack"
 	"github.com/cbnats/circuitbreaker/shared/config"
 	"github.com/cbnats/circuitbreaker/shared/embedded"
+	"github.com/cbnats/circuitbreaker/shared/natsconn"
 )
 
 func main() {
-	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+	if err := run(os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
@@ -37,6 +42,7 @@ func main() {
 // settings are the command's flags.
 type settings struct {
 	natsURL, graphqlURL string
+	login               config.NATS // credentials for --nats
 	duration            time.Duration
 	maxOps              int
 	clients             []int
@@ -53,9 +59,10 @@ type settings struct {
 	pids                map[string]int
 }
 
-func parse(args []string) (settings, error) {
+func parse(args []string, getenv func(string) string) (settings, error) {
 	var s settings
 	fs := flag.NewFlagSet("cbbench", flag.ContinueOnError)
+	registerLogin(&config.Flags{FS: fs, Getenv: getenv}, &s.login)
 	fs.StringVar(&s.natsURL, "nats", "", "NATS URL of a running deployment (default: start one embedded)")
 	fs.StringVar(&s.graphqlURL, "graphql", "", "GraphQL URL of a running deployment's edge")
 	fs.DurationVar(&s.duration, "duration", 3*time.Second, "time per measured case")
@@ -76,6 +83,7 @@ func parse(args []string) (settings, error) {
 		return s, err
 	}
 	var err error
+	s.login.URL = s.natsURL
 	if s.clients, err = ints(*clients); err != nil {
 		return s, err
 	}
@@ -90,6 +98,17 @@ func parse(args []string) (settings, error) {
 	}
 	s.only, err = regexp.Compile(*only)
 	return s, err
+}
+
+// registerLogin declares how cbbench logs in to a running deployment, with
+// the services' flag and variable names (a password is better passed in
+// NATS_PASSWORD, out of the process list).
+func registerLogin(f *config.Flags, n *config.NATS) {
+	f.String(&n.User, "nats-user", "NATS_USER", "", "NATS user for --nats (deploy/nats configs: admin)")
+	f.String(&n.Password, "nats-password", "NATS_PASSWORD", "", "NATS password for --nats")
+	f.String(&n.Creds, "creds", "NATS_CREDS", "", "NATS credentials file for --nats")
+	f.String(&n.InboxPrefix, "inbox-prefix", "NATS_INBOX_PREFIX", "", "inbox prefix for --nats (least-privilege users)")
+	n.ConnectTimeout, n.ReconnectBuffer = 10*time.Second, 8<<20
 }
 
 // namedPIDs parses "name=pid,…".
@@ -124,8 +143,8 @@ func ints(list string) ([]int, error) {
 	return out, nil
 }
 
-func run(args []string, stdout, stderr io.Writer) error {
-	s, err := parse(args)
+func run(args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	s, err := parse(args, getenv)
 	if err != nil {
 		return err
 	}
@@ -163,6 +182,17 @@ type system struct {
 	graphql string
 	stack   *stack.Stack
 	dir     string
+	login   config.NATS // how to reach a running deployment (no stack)
+}
+
+// serviceConn opens a connection for a bare stand-in of a service,
+// connected as our services are: in-process to an embedded server, over
+// TCP with the same login to a running deployment. The caller closes it.
+func (t *system) serviceConn(name string) (*nats.Conn, error) {
+	if t.stack != nil {
+		return t.stack.Connect(name) // closed by the stack too; closing twice is harmless
+	}
+	return natsconn.Connect(t.login, name, zerolog.Nop())
 }
 
 func (t *system) close() {
@@ -177,8 +207,13 @@ func (t *system) close() {
 
 func target(s settings) (*system, error) {
 	if s.natsURL != "" {
-		nc, err := nats.Connect(s.natsURL)
-		return &system{nc: nc, graphql: s.graphqlURL}, err
+		t := &system{graphql: s.graphqlURL, login: s.login}
+		nc, err := natsconn.Connect(s.login, "cbbench", zerolog.Nop())
+		if err != nil {
+			return nil, fmt.Errorf("connect to %s: %w", s.natsURL, err)
+		}
+		t.nc = nc
+		return t, nil
 	}
 	t := &system{dir: s.dataDir}
 	if t.dir == "" {
