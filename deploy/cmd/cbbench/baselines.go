@@ -121,6 +121,14 @@ func (b *baselines) cases(n int) []namedOp {
 			_, err := b.stream.GetLastMsgForSubject(ctx, "cbbench.raw.get")
 			return err
 		}},
+		// The floor of a read served by a service: one hop, one read.
+		{"raw: micro echo, then direct get", func(ctx context.Context, _, _ int) error {
+			if _, err := b.nc.RequestWithContext(ctx, "cbbench.echo", b.payload); err != nil {
+				return err
+			}
+			_, err := b.stream.GetLastMsgForSubject(ctx, "cbbench.raw.get")
+			return err
+		}},
 	}
 }
 

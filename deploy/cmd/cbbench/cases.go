@@ -100,6 +100,7 @@ func (b *bench) paths(ctx context.Context, c *client.Client, base *baselines, n 
 		_, err := rpc.CallRaw(ctx, nc, subjects.TokenGet, &wire.GetTokenRequest{ID: pick(toks, w, i)})
 		return err
 	}, "raw: direct get")
+	b.ratio("get token (NATS)", n, "raw: micro echo, then direct get", n)
 	if b.t.graphql == "" {
 		return nil
 	}

@@ -2,8 +2,11 @@ package main
 
 import (
 	"context"
+
 	"encoding/json"
 	"fmt"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/synadia-io/orbit.go/jetstreamext"
 	"os"
 	"strconv"
 	"strings"
@@ -61,6 +64,13 @@ func (b *bench) places(ctx context.Context, c *client.Client) error {
 			}
 			return nil
 		}, "")
+		bare := fmt.Sprintf("raw: batch get of the same 1000 of %d", have)
+		js, err := jetstream.New(b.t.nc)
+		if err != nil {
+			return err
+		}
+		b.run(bare, 1, func(ctx context.Context, _, _ int) error { return batchGet(ctx, js, hotTokens) }, "")
+		b.ratio(name, 1, bare, 1)
 		if rss, peak, ok := memory("self"); ok && b.t.stack != nil {
 			b.notes = append(b.notes, fmt.Sprintf("memory with %d tokens stored: RSS %d MiB, peak %d MiB (whole process: NATS server, services, edge)", have, rss>>10, peak>>10))
 		}
@@ -119,4 +129,28 @@ func memory(pid string) (rss, peak int, ok bool) {
 		}
 	}
 	return rss, peak, rss > 0
+}
+
+// batchGet reads the hot place's messages with direct batch gets, as a
+// client that knows the layout would: the floor of tokens-in-place.
+func batchGet(ctx context.Context, js jetstream.JetStream, want int) error {
+	got, after := 0, uint64(0)
+	for got < want {
+		it, err := jetstreamext.GetBatch(ctx, js, subjects.StreamName(placesWorkflow), want-got+8,
+			jetstreamext.GetBatchSeq(after+1), jetstreamext.GetBatchSubject(subjects.PlaceTokens(placesWorkflow, "hot")))
+		if err != nil {
+			return err
+		}
+		n := 0
+		for msg, err := range it {
+			if err != nil {
+				return err
+			}
+			got, after, n = got+1, msg.Sequence, n+1
+		}
+		if n == 0 {
+			return fmt.Errorf("batch get: %d of %d", got, want)
+		}
+	}
+	return nil
 }
