@@ -206,6 +206,9 @@ func TestClosedServerRefusesAtOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = svc.Stop() })
+	if err := nc.Flush(); err != nil { // the server has the service's subscriptions
+		t.Fatal(err)
+	}
 	client := natstest.Connect(t, ns)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -214,7 +217,11 @@ func TestClosedServerRefusesAtOnce(t *testing.T) {
 		_, err := rpc.Call[echoReq, echoResp](ctx, client, "cb.echo", &echoReq{Name: "wait"})
 		inFlight <- err
 	}()
-	<-started
+	select {
+	case <-started:
+	case err := <-inFlight:
+		t.Fatalf("the first request ended before its handler started: %v", err)
+	}
 	srv.Close()
 	start := time.Now()
 	_, err = rpc.Call[echoReq, echoResp](ctx, client, "cb.echo", &echoReq{Name: "late"})
