@@ -20,7 +20,7 @@ stop() {
 trap stop EXIT INT TERM
 
 echo "building into $bin ..."
-GOBIN=$bin go install github.com/nats-io/nats-server/v2@v2.15.2
+GOBIN=$bin go install github.com/nats-io/nats-server/v2@v2.15.3
 for cmd in services/workflow/cmd/workflow-service services/token/cmd/token-service \
            services/event/cmd/event-service edge/cmd/edge; do
   go build -o "$bin/$(basename "$cmd")" "./$cmd"
