@@ -50,7 +50,7 @@ for port in 4222 4223 4224 6222 6223 6224 8222 8223 8224 "${edge_addr##*:}"; do
 done
 
 echo "building into $bin ..."
-GOBIN=$bin go install github.com/nats-io/nats-server/v2@v2.15.2
+GOBIN=$bin go install github.com/nats-io/nats-server/v2@v2.15.3
 for cmd in services/workflow/cmd/workflow-service services/token/cmd/token-service \
            services/event/cmd/event-service edge/cmd/edge deploy/cmd/cbbench; do
   go build -o "$bin/$(basename "$cmd")" "./$cmd"
