@@ -57,7 +57,8 @@ for i in $(seq 1 "${TOKEN_INSTANCES:-1}"); do
   start "token-$i" "$bin/token-service" --nats "$url" $(login token "${CB_TOKEN_PASSWORD:-}") --health "127.0.0.1:$((9110 + i))"
 done
 # shellcheck disable=SC2046
-start edge "$bin/edge" --nats "$url" $(login edge "${CB_EDGE_PASSWORD:-}") --http 127.0.0.1:4000 --cors '*'
+start edge "$bin/edge" --nats "$url" $(login edge "${CB_EDGE_PASSWORD:-}") --http 127.0.0.1:4000 --cors '*' \
+  $([ -n "${CB_AUTH_FILE:-}" ] || echo --insecure-no-auth)
 
 echo "GraphQL: http://127.0.0.1:4000/graphql   NATS: $url   health: 127.0.0.1:9101 (workflow), :9103 (event), :911N (token N)"
 wait -n "${pids[@]}"

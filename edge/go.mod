@@ -24,10 +24,12 @@ require (
 	github.com/cbnats/circuitbreaker/schema v0.0.0
 	github.com/cbnats/circuitbreaker/shared v0.0.0
 	github.com/coder/websocket v1.8.15
+	github.com/golang-jwt/jwt/v5 v5.3.1
 	github.com/google/uuid v1.6.0
 	github.com/nats-io/nats.go v1.55.0
 	github.com/rs/zerolog v1.35.1
 	github.com/vektah/gqlparser/v2 v2.5.64
+	go.yaml.in/yaml/v3 v3.0.5
 )
 
 replace (

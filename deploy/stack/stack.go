@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
 
+	"github.com/cbnats/circuitbreaker/edge/auth"
 	edge "github.com/cbnats/circuitbreaker/edge/server"
 	"github.com/cbnats/circuitbreaker/services/event"
 	"github.com/cbnats/circuitbreaker/services/token"
@@ -39,6 +40,8 @@ type Options struct {
 	TokenInstances int
 	// HTTP configures the GraphQL edge; an empty Addr runs no edge.
 	HTTP config.HTTP
+	// Auth, when set, authenticates the edge's clients (edge/auth).
+	Auth *auth.Authenticator
 	// Metrics collects every component's metrics (served by the edge at
 	// /metrics); a fresh registry when nil.
 	Metrics *metrics.Registry
@@ -105,7 +108,7 @@ func (s *Stack) start(ctx context.Context, o Options) error {
 	}
 	if o.HTTP.Addr != "" {
 		steps = append(steps, func() error {
-			return s.run("edge", func(nc *nats.Conn) (func(), error) { return s.startEdge(nc, o.HTTP, o.Metrics, sub("edge")) })
+			return s.run("edge", func(nc *nats.Conn) (func(), error) { return s.startEdge(nc, o.HTTP, o.Auth, o.Metrics, sub("edge")) })
 		})
 	}
 	for _, step := range steps {
@@ -139,8 +142,9 @@ func (s *Stack) run(name string, start func(*nats.Conn) (func(), error)) error {
 	return nc.Flush()
 }
 
-func (s *Stack) startEdge(nc *nats.Conn, h config.HTTP, reg *metrics.Registry, log zerolog.Logger) (func(), error) {
+func (s *Stack) startEdge(nc *nats.Conn, h config.HTTP, a *auth.Authenticator, reg *metrics.Registry, log zerolog.Logger) (func(), error) {
 	o := edge.OptionsFrom(h, reg, log)
+	o.Auth = a
 	liveNC, err := s.Connect("edge") // the edge's second connection: subscription traffic apart from request replies
 	if err != nil {
 		return nil, err

@@ -11,6 +11,7 @@ import (
 
 	"github.com/cbnats/circuitbreaker/deploy/internal/testkit"
 	"github.com/cbnats/circuitbreaker/shared/config"
+	"github.com/cbnats/circuitbreaker/shared/fail"
 	"github.com/cbnats/circuitbreaker/shared/flow"
 	"github.com/cbnats/circuitbreaker/shared/rules"
 	"github.com/cbnats/circuitbreaker/shared/wire"
@@ -122,8 +123,14 @@ func TestAttackExpensiveExpressions(t *testing.T) {
 		if actx.Err() != nil {
 			return
 		}
-		if err != nil || len(r.Transitions) != 0 {
-			t.Errorf("available: %v, %d transitions; want the guard to fail", err, len(r.Transitions))
+		if k := fail.KindOf(err); err != nil && k != fail.Unavailable && k != fail.Timeout {
+			t.Errorf("available: %v (%s), want a result, or a clear UNAVAILABLE or TIMEOUT under overload", err, k)
+		}
+		if err != nil {
+			return // overloaded (the queue refuses at once), or the attack's deadline passed in flight
+		}
+		if len(r.Transitions) != 0 {
+			t.Errorf("available: %d transitions; want the guard to fail", len(r.Transitions))
 		}
 		// Two evaluations (transitions and their explanations) of at most
 		// --expr-timeout each, plus decoding 900 KB twice: well under 5 s

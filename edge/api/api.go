@@ -20,15 +20,19 @@ import (
 
 // API resolves fields with a client of the services.
 type API struct {
-	c    *client.Client
-	live *live.Hub     // subscriptions
-	open metrics.Gauge // subscriptions streaming now, by field
+	c           *client.Client
+	live        *live.Hub     // subscriptions
+	open        metrics.Gauge // subscriptions streaming now, by field
+	requireAuth bool          // every root field needs an identity with its role
 }
 
 // New returns an API calling the services through c and streaming
-// subscriptions from hub, recording open subscriptions in reg.
-func New(c *client.Client, hub *live.Hub, reg *metrics.Registry) *API {
-	return &API{c: c, live: hub, open: reg.Gauge("cb_subscriptions_open", "GraphQL subscriptions streaming now, by field.", "field")}
+// subscriptions from hub, recording open subscriptions in reg. With
+// requireAuth, every root field needs an authenticated identity (in the
+// request's context, see edge/auth) whose role allows it.
+func New(c *client.Client, hub *live.Hub, reg *metrics.Registry, requireAuth bool) *API {
+	return &API{c: c, live: hub, requireAuth: requireAuth,
+		open: reg.Gauge("cb_subscriptions_open", "GraphQL subscriptions streaming now, by field.", "field")}
 }
 
 // codedError gives a service error its GraphQL extensions.code.
@@ -105,7 +109,7 @@ func (a *API) Resolvers() gql.Resolvers {
 		},
 	}
 	for k, f := range r {
-		r[k] = coded(f)
+		r[k] = a.allow(k, coded(f))
 	}
 	return r
 }

@@ -194,6 +194,7 @@ func (a *API) createToken(ctx context.Context, p gql.Params) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	r.TriggeredBy = actor(ctx, r.TriggeredBy)
 	if r.TriggeredBy == "" {
 		r.TriggeredBy = "api" // as the original's createToken recorded
 	}
@@ -210,6 +211,7 @@ func (a *API) createWorkflowInstance(ctx context.Context, p gql.Params) (any, er
 	}
 	r := in.CreateTokenRequest
 	r.Data = in.InitialData
+	r.TriggeredBy = actor(ctx, r.TriggeredBy)
 	return a.c.CreateToken(ctx, &r)
 }
 
@@ -224,6 +226,7 @@ func (a *API) fire(ctx context.Context, p gql.Params) (any, error) {
 	if err := r.Validate(); err != nil {
 		return nil, err
 	}
+	r.TriggeredBy = actor(ctx, r.TriggeredBy)
 	return a.c.Fire(ctx, r)
 }
 
@@ -232,6 +235,7 @@ func (a *API) updateToken(ctx context.Context, p gql.Params) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	r.TriggeredBy = actor(ctx, r.TriggeredBy)
 	return a.c.UpdateToken(ctx, r)
 }
 

@@ -6,6 +6,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
 
+	"github.com/cbnats/circuitbreaker/edge/auth"
 	"github.com/cbnats/circuitbreaker/edge/gql"
 	"github.com/cbnats/circuitbreaker/edge/live"
 	"github.com/cbnats/circuitbreaker/edge/transport"
@@ -55,6 +56,10 @@ type Options struct {
 	// subscriber can starve request replies; the edge's own connection
 	// when nil.
 	LiveConn *nats.Conn
+	// Auth, when set, requires credentials on GraphQL requests (and on
+	// /metrics unless its file opens it) and checks roles; nil leaves the
+	// edge open (local use only).
+	Auth *auth.Authenticator
 	// Metrics is where the edge records; /metrics serves it.
 	Metrics *metrics.Registry
 	Log     zerolog.Logger

@@ -59,7 +59,7 @@ func New(nc *nats.Conn, o Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	sch, err := gql.NewSchema(sdl, api.New(client.New(nc), hub, o.Metrics).Resolvers())
+	sch, err := gql.NewSchema(sdl, api.New(client.New(nc), hub, o.Metrics, o.Auth != nil).Resolvers())
 	if err != nil {
 		return nil, err
 	}
@@ -78,9 +78,13 @@ func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	to := s.opts.Transport
 	to.Limits, to.Log = s.opts.Limits, s.opts.Log
+	if s.opts.Auth != nil {
+		to.OnConnect = s.wsConnect
+	}
 	graphql := transport.Dispatch(s.schema.Handler(gql.HandlerOptions{Limits: s.opts.Limits}),
 		s.untilShutdown(transport.WebSocket(s.schema, to)), s.untilShutdown(transport.SSE(s.schema, to)))
 	page := graphiqlPage()
+	graphql = s.authenticate(graphql)
 	mux.Handle("/graphql", browser(page, graphql))
 	mux.Handle("/{$}", browser(page, graphql))
 	mux.Handle(assetPrefix, graphiqlAssets())
@@ -89,7 +93,7 @@ func (s *Server) routes() http.Handler {
 		_, _ = w.Write([]byte("Circuit Breaker GraphQL Server is running!\n"))
 	})
 	mux.HandleFunc("GET /ready", s.ready)
-	mux.Handle("GET /metrics", s.opts.Metrics.Handler())
+	mux.Handle("GET /metrics", s.adminOnly(s.opts.Metrics.Handler()))
 	g := newGuard(s.opts)
 	guarded := g.deadlines(cors(s.opts.CORSOrigins, g.admit(g.limit(mux))))
 	return s.requestID(s.accessLog(newHTTPMetrics(s.opts.Metrics).wrap(guarded)))

@@ -28,6 +28,10 @@ type HTTP struct {
 	MaxPerClient   int           // requests in progress per client address (429 above; 0: no limit)
 	MaxBodyReads   int           // request bodies being received at once (503 above; 0: no limit)
 
+	// Authentication (edge/auth).
+	AuthFile       string // API keys and JWT settings; "" leaves the edge open
+	InsecureNoAuth bool   // a standalone edge may run without AuthFile
+
 	// Subscriptions.
 	MaxSubsPerConn  int // operations at once on one WebSocket
 	MaxSubsPerWF    int // live subscriptions per workflow on one edge
@@ -49,6 +53,7 @@ func (h *HTTP) Register(f *Flags, defAddr, defCORS string) {
 	f.Int(&h.MaxInFlight, "max-in-flight", "CB_MAX_IN_FLIGHT", 1024, "HTTP requests served at once (more get 503 + Retry-After)")
 	h.registerGuards(f)
 	h.registerSubscriptions(f)
+	f.String(&h.AuthFile, "auth-file", "CB_AUTH_FILE", "", "auth file (YAML or JSON: apiKeys, jwt); reloaded on SIGHUP; without it the edge is open")
 }
 
 // registerSubscriptions declares the flags that bound subscriptions.

@@ -96,7 +96,7 @@ service() {
 service workflow workflow "$bin/workflow-service" --replicas 3
 service token token "$bin/token-service" --replicas 3
 service event event "$bin/event-service" --replicas 3
-service edge edge "$bin/edge" --http "$edge_addr"
+service edge edge "$bin/edge" --http "$edge_addr" --insecure-no-auth
 await "the edge and the services (/ready)" curl -fsS "http://$edge_addr/ready"
 
 # A cluster just started may not place R3 streams yet (its nodes have not

@@ -7,6 +7,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"github.com/rs/zerolog"
 	"io"
 	"os"
 	"os/signal"
@@ -14,6 +15,7 @@ import (
 	"syscall"
 
 	"github.com/cbnats/circuitbreaker/deploy/stack"
+	"github.com/cbnats/circuitbreaker/edge/auth"
 	"github.com/cbnats/circuitbreaker/shared/config"
 	"github.com/cbnats/circuitbreaker/shared/embedded"
 	"github.com/cbnats/circuitbreaker/shared/logging"
@@ -66,14 +68,32 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) er
 	log := logging.New(stderr, s.LogLevel, "circuit-breaker")
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	st, err := stack.Start(ctx, stack.Options{Server: s.Server, Store: s.Store, HTTP: s.HTTP, Concurrency: s.Concurrency, Log: log})
+	authn, access, err := authFor(ctx, s.HTTP.AuthFile, log)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "Circuit Breaker is running.\n  GraphQL:  %s   (GraphiQL: open it in a browser)\n  NATS:     %s   (try: nats micro ls --server %s)\n  data dir: %s\nPress Ctrl-C to stop.\n",
-		st.GraphQL, st.ClientURL(), st.ClientURL(), s.Server.DataDir)
+	st, err := stack.Start(ctx, stack.Options{Server: s.Server, Store: s.Store, HTTP: s.HTTP, Auth: authn, Concurrency: s.Concurrency, Log: log})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "Circuit Breaker is running.\n  GraphQL:  %s   (GraphiQL: open it in a browser)\n  NATS:     %s   (try: nats micro ls --server %s)\n  data dir: %s\n  access:   %s\nPress Ctrl-C to stop.\n",
+		st.GraphQL, st.ClientURL(), st.ClientURL(), s.Server.DataDir, access)
 	<-ctx.Done()
 	log.Info().Msg("shutting down")
 	st.Stop()
 	return nil
+}
+
+// authFor loads the auth file, if any, and says how the edge is reached:
+// without one, the one-process mode is open, for local use only.
+func authFor(ctx context.Context, path string, log zerolog.Logger) (*auth.Authenticator, string, error) {
+	if path == "" {
+		log.Warn().Msg("no authentication: local use only (give --auth-file to require API keys or JWTs)")
+		return nil, "no authentication: local use only (--auth-file to require it)", nil
+	}
+	a, err := auth.Open(ctx, path, log)
+	if err != nil {
+		return nil, "", err
+	}
+	return a, "Authorization: Bearer <API key or JWT> (auth file " + path + ", reloaded on SIGHUP)", nil
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/cbnats/circuitbreaker/edge/auth"
 	"github.com/cbnats/circuitbreaker/edge/server"
 	"github.com/cbnats/circuitbreaker/shared/config"
 	"github.com/cbnats/circuitbreaker/shared/logging"
@@ -42,6 +43,7 @@ func parse(args []string, getenv func(string) string) (settings, error) {
 	s.NATS.Register(f, nats.DefaultURL)
 	s.HTTP.Register(f, "127.0.0.1:4000", "")
 	f.String(&s.LogLevel, "log-level", "LOG_LEVEL", "info", "log level: debug, info, warn, error")
+	f.Bool(&s.HTTP.InsecureNoAuth, "insecure-no-auth", "CB_INSECURE_NO_AUTH", false, "run without --auth-file: anyone who reaches the HTTP port may do anything")
 	if err := f.Err(); err != nil {
 		return s, err
 	}
@@ -56,6 +58,17 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) er
 	log := logging.New(stderr, s.LogLevel, "edge")
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	var authn *auth.Authenticator
+	switch {
+	case s.HTTP.AuthFile != "":
+		if authn, err = auth.Open(ctx, s.HTTP.AuthFile, log); err != nil {
+			return fmt.Errorf("edge: %w", err)
+		}
+	case !s.HTTP.InsecureNoAuth:
+		return fmt.Errorf("edge: refusing to start without --auth-file (give --insecure-no-auth to run open, for local use only)")
+	default:
+		log.Warn().Msg("no authentication (--insecure-no-auth): local use only")
+	}
 	nc, err := natsconn.Connect(s.NATS, "edge", log)
 	if err != nil {
 		return fmt.Errorf("edge: connect to NATS at %s: %w", s.NATS.URL, err)
@@ -67,7 +80,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) er
 	}
 	defer liveNC.Close()
 	o := server.OptionsFrom(s.HTTP, metrics.NewRegistry(), log)
-	o.LiveConn = liveNC
+	o.LiveConn, o.Auth = liveNC, authn
 	srv, err := server.New(nc, o)
 	if err != nil {
 		return err
