@@ -27,7 +27,6 @@ type docLimits struct {
 }
 
 // docLimitsOf returns the document limits of l (with defaults applied).
-// Limits has no MaxFields field yet, so the field limit is the default.
 func docLimitsOf(l Limits) docLimits {
 	return docLimits{depth: l.MaxDepth, aliases: l.MaxAliases, fields: l.MaxFields}
 }

@@ -49,8 +49,9 @@ type feed struct {
 	cons jetstream.Consumer
 	msgs jetstream.MessagesContext
 
-	mu   sync.Mutex
-	subs map[*sub]struct{} // guarded by mu
+	mu    sync.Mutex
+	subs  map[*sub]struct{} // guarded by mu
+	ended error             // why the feed stopped reading, guarded by mu
 }
 
 // inactiveThreshold removes a feed's consumer on the server when its edge
@@ -102,19 +103,26 @@ func (f *feed) run() {
 	}
 }
 
-// end ends every subscription with err.
+// end ends every subscription with err, and any added later.
 func (f *feed) end(err error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.ended = err
 	for s := range f.subs {
 		s.end(err)
 	}
 }
 
-func (f *feed) add(s *sub) {
+// add subscribes s, or reports false when the feed has ended (the hub
+// then starts a new one).
+func (f *feed) add(s *sub) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.ended != nil {
+		return false
+	}
 	f.subs[s] = struct{}{}
+	return true
 }
 
 // remove removes s and returns how many subscriptions are left.

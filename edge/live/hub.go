@@ -190,9 +190,10 @@ func (h *Hub) join(ctx context.Context, key feedKey, s *sub) (*feed, error) {
 		return nil, fail.New(fail.ResourceExhausted, "live subscription limit reached: at most %d per workflow on this edge", h.opts.MaxPerWorkflow)
 	}
 	f := h.feed[key]
-	if f != nil {
-		f.add(s)
-	} else {
+	if f == nil || !f.add(s) { // none yet, or it ended (its stream failed): start one
+		if f != nil {
+			h.feeds.Add(-1, key.kind.String()) // the ended one leaves the map; its subscribers still leave it
+		}
 		var err error
 		if f, err = startFeed(ctx, h.js, key, s); err != nil {
 			return nil, err
@@ -212,8 +213,10 @@ func (h *Hub) leave(f *feed, s *sub) {
 		delete(h.count, f.key.wf)
 	}
 	if f.remove(s) == 0 {
-		delete(h.feed, f.key)
-		h.feeds.Add(-1, f.key.kind.String())
+		if h.feed[f.key] == f {
+			delete(h.feed, f.key)
+			h.feeds.Add(-1, f.key.kind.String())
+		}
 		f.stop()
 	}
 }

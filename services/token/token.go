@@ -72,7 +72,7 @@ func routeByToken[Req any](ctx context.Context, s *Service, tokenID, op string, 
 	return route(ctx, s.writers, wf, op, r, here)
 }
 
-// Writes reply with the token's JSON as stored: encoded once, for both.
+// Writes reply with the token's JSON (reply), which a routed write passes on as it is.
 
 func (s *Service) createHere(ctx context.Context, r *wire.CreateTokenRequest) (*json.RawMessage, error) {
 	m, err := s.store.Workflow(ctx, r.WorkflowID)

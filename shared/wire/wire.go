@@ -111,8 +111,9 @@ type TokenPage struct {
 
 // TokenHistoryRequest asks for a page of a token's history: its
 // transition records (with the history event of each fired transition),
-// oldest first. First 0 means every entry; After is the Sequence of the
-// last entry of the previous page. Fires keeps only fired transitions.
+// oldest first: at most First entries (1000 when 0, and fewer when they
+// are large), after the Sequence After of the previous page's last entry.
+// Fires keeps only fired transitions.
 type TokenHistoryRequest struct {
 	TokenID string `json:"tokenId"`
 	First   int    `json:"first,omitempty"`

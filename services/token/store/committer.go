@@ -354,8 +354,11 @@ func (c *committer) sortOut(ctx context.Context, group []*change) (live, lost []
 	defer cancel()
 	for _, ch := range group {
 		subj := ch.subject()
-		if ch.moves() {
+		switch {
+		case ch.moves():
 			subj = ch.prevSubject // a move's compare-and-swap is on its tombstone
+		case ch.prevSubject == "" && ch.entry != nil:
+			subj = subjects.TokenHistory(ch.token.WorkflowID, ch.token.ID) // a create's, on its history
 		}
 		cur, err := c.out.lastOf(ctx, subj)
 		if err != nil {
@@ -475,6 +478,11 @@ func (c *committer) entryMsg(ch *change, stateSeq uint64) (*nats.Msg, error) {
 	}
 	m := nats.NewMsg(subjects.TokenHistory(ch.token.WorkflowID, ch.token.ID))
 	m.Data = data
+	if ch.prevSubject == "" {
+		// A create's compare-and-swap: no token with this id, in any place
+		// (its state's own check covers only the place it is created in).
+		m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, "0")
+	}
 	return m, nil
 }
 

@@ -234,3 +234,31 @@ func BenchmarkChange(b *testing.B) {
 		}
 	})
 }
+
+// TestDuplicateCreateInAnotherPlace: a second create of a token id that
+// exists, in another place, loses its compare-and-swap (CONFLICT) alone;
+// the rest of its group commits.
+func TestDuplicateCreateInAnotherPlace(t *testing.T) {
+	ctx, st, w, _ := groupStore(t)
+	first := createTokens(t, ctx, st, w.machine, 1)[0]
+	dup, entry, err := w.machine.Create(flow.CreateRequest{TokenID: first.ID, InitialPlace: "b", Now: time.Now().UTC()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	group := []*change{createChange(t, w.machine),
+		{token: dup, entry: entry, event: wire.Event{EventType: wire.EventTokenCreated}, done: make(chan error, 1)},
+		createChange(t, w.machine)}
+	commitGroup(ctx, w.committer, group)
+	for i, ch := range group {
+		err := <-ch.done
+		if i == 1 && !errors.Is(err, fail.ErrConflict) {
+			t.Fatalf("the duplicate: %v, want CONFLICT", err)
+		}
+		if i != 1 && err != nil {
+			t.Fatalf("change %d: %v", i, err)
+		}
+	}
+	if got, err := st.Find(ctx, "grp", first.ID); err != nil || got.Place != "a" {
+		t.Fatalf("the first token: %+v, %v", got, err)
+	}
+}

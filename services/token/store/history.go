@@ -48,9 +48,12 @@ type historyPage struct {
 	limit int
 	fires bool
 	page  *wire.TokenHistoryPage
+	bytes int // stored size of the entries taken
 }
 
-func (h *historyPage) full() bool { return len(h.page.Items) >= h.limit }
+// full reports that the page holds as many entries, or as many bytes, as
+// it may (a page of large fire data stops early, with a cursor).
+func (h *historyPage) full() bool { return len(h.page.Items) >= h.limit || h.bytes >= wire.MaxPageBytes }
 
 // add decodes one history message into the page.
 func (h *historyPage) add(msg *jetstream.RawStreamMsg) error {
@@ -63,6 +66,7 @@ func (h *historyPage) add(msg *jetstream.RawStreamMsg) error {
 	}
 	e := st.entry()
 	h.page.Items = append(h.page.Items, wire.HistoryItem{Sequence: msg.Sequence, Record: e.Record, Event: e.Event})
+	h.bytes += len(msg.Data)
 	return nil
 }
 

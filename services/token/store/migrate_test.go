@@ -56,6 +56,16 @@ func TestUpgradeResumesALongHistory(t *testing.T) {
 	if _, err := s.index.Create(ctx, id, []byte(wf)); err != nil {
 		t.Fatal(err)
 	}
+	// Eight first uses at once: one upgrade, and every read waits for it.
+	errs := make(chan error, 8)
+	for range 8 {
+		go func() { _, err := s.Find(ctx, wf, id); errs <- err }()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Fatalf("a concurrent first use: %v", err)
+		}
+	}
 	tok, err := s.Find(ctx, wf, id)
 	if err != nil {
 		t.Fatal(err)

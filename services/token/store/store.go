@@ -65,8 +65,9 @@ type Store struct {
 	rd     jsread.Reader       // direct gets, or leader reads when replicated
 	read   metrics.Counter     // messages read, by operation
 
-	mu        sync.Mutex // guards workflows
+	mu        sync.Mutex // guards workflows and loading
 	workflows map[string]*workflow
+	loading   map[string]chan struct{} // workflows being loaded (and upgraded): closed when done
 	wg        sync.WaitGroup // committer goroutines
 }
 
@@ -100,6 +101,7 @@ func Open(ctx context.Context, js jetstream.JetStream, log zerolog.Logger, o Opt
 		ids:       newCache[string](idCacheSize, nil),
 		recent:    newCache(recentBudget, func(r recentState) int { return r.size }),
 		workflows: make(map[string]*workflow),
+		loading:   make(map[string]chan struct{}),
 		rd:        jsread.New(js, o.Replicas > 1),
 		read:      o.Metrics.Counter("cb_token_messages_read_total", "Token messages read from JetStream, by operation (get, scan).", "op")}, nil
 }
@@ -119,21 +121,41 @@ func (s *Store) Workflow(ctx context.Context, id string) (*flow.Machine, error) 
 	return wf.machine, nil
 }
 
+// workflow returns the cached workflow, loading it (and upgrading its
+// stream, once) on first use; concurrent first uses wait for one load.
 func (s *Store) workflow(ctx context.Context, id string) (*workflow, error) {
-	s.mu.Lock()
-	wf, ok := s.workflows[id]
-	s.mu.Unlock()
-	if ok {
-		return wf, nil
+	for {
+		s.mu.Lock()
+		wf, ok := s.workflows[id]
+		wait, busy := s.loading[id]
+		if !ok && !busy {
+			s.loading[id] = make(chan struct{})
+		}
+		s.mu.Unlock()
+		switch {
+		case ok:
+			return wf, nil
+		case !busy:
+			return s.loadOnce(ctx, id)
+		}
+		select {
+		case <-wait: // loaded, or failed: look again
+		case <-ctx.Done():
+			return nil, fail.New(fail.Unavailable, "workflow %s is being loaded (its stored tokens upgraded): retry", id)
+		}
 	}
+}
+
+// loadOnce loads the workflow this caller registered as loading, starts
+// its committer and releases the callers waiting for it.
+func (s *Store) loadOnce(ctx context.Context, id string) (*workflow, error) {
 	wf, err := s.load(ctx, id)
-	if err != nil {
-		return nil, err
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if cur, ok := s.workflows[id]; ok {
-		return cur, nil
+	close(s.loading[id])
+	delete(s.loading, id)
+	if err != nil {
+		return nil, err
 	}
 	s.workflows[id] = wf
 	s.wg.Add(1)
