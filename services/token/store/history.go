@@ -53,7 +53,9 @@ type historyPage struct {
 
 // full reports that the page holds as many entries, or as many bytes, as
 // it may (a page of large fire data stops early, with a cursor).
-func (h *historyPage) full() bool { return len(h.page.Items) >= h.limit || h.bytes >= wire.MaxPageBytes }
+func (h *historyPage) full() bool {
+	return len(h.page.Items) >= h.limit || h.bytes >= wire.MaxPageBytes
+}
 
 // add decodes one history message into the page.
 func (h *historyPage) add(msg *jetstream.RawStreamMsg) error {

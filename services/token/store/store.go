@@ -68,7 +68,7 @@ type Store struct {
 	mu        sync.Mutex // guards workflows and loading
 	workflows map[string]*workflow
 	loading   map[string]chan struct{} // workflows being loaded (and upgraded): closed when done
-	wg        sync.WaitGroup // committer goroutines
+	wg        sync.WaitGroup           // committer goroutines
 }
 
 // workflow is what the store caches of one workflow: its definition (which
