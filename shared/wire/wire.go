@@ -135,8 +135,8 @@ type HistoryItem struct {
 	Event    *flow.HistoryEvent    `json:"event,omitempty"` // for a fired transition
 }
 
-// RawTokenPage is a TokenPage whose tokens are passed on as stored, without
-// decoding and encoding them again; it has the same JSON.
+// RawTokenPage is a TokenPage as a client may read it without decoding
+// its tokens (cbbench does, as the raw rows do); it has the same JSON.
 type RawTokenPage struct {
 	Items []json.RawMessage `json:"items"`
 	Next  string            `json:"next,omitempty"`
