@@ -30,7 +30,7 @@ func (c *Compiled) compileExpression(script string) error {
 	if script == "" {
 		return badRule(c.id, "Expression needs a script")
 	}
-	if len(script) > c.limits.MaxScriptBytes {
+	if len(script) > c.limits.MaxScriptBytes && !c.limits.stored {
 		return badRule(c.id, "script is longer than %d bytes", c.limits.MaxScriptBytes)
 	}
 	program, err := c.limits.compileScript(script)
@@ -38,6 +38,9 @@ func (c *Compiled) compileExpression(script string) error {
 		return badRule(c.id, "invalid expression: %s", clientText(err))
 	}
 	c.script, c.program = script, program
+	if c.limits.stored {
+		return nil
+	}
 	empty := Facts{Metadata: map[string]any{}, Data: map[string]any{}}
 	// No wall clock here: the step and memory budgets bound the trial, so
 	// whether a script is accepted never depends on how busy the machine is.
@@ -53,8 +56,12 @@ func (c *Compiled) compileExpression(script string) error {
 // optimizer off, so that what runs is exactly the metered tree.
 func (l Limits) compileScript(script string) (*vm.Program, error) {
 	w := &rewrite{}
+	maxNodes := uint(l.MaxNodes)
+	if l.stored {
+		maxNodes = 1 << 20 // admitted already: only bound the program's size
+	}
 	opts := []expr.Option{expr.Env(exprEnv{}), expr.AsBool(), expr.Optimize(false),
-		expr.MaxNodes(uint(l.MaxNodes)), expr.Patch(w)}
+		expr.MaxNodes(maxNodes), expr.Patch(w)}
 	opts = append(opts, meterFunctions()...)
 	for _, name := range unavailableBuiltins() {
 		opts = append(opts, expr.DisableBuiltin(name))

@@ -39,6 +39,18 @@ type Limits struct {
 	// Timeout bounds the time of one evaluation, which stops at the earlier
 	// of the caller's deadline and Timeout (default DefaultTimeout).
 	Timeout time.Duration
+
+	stored bool // see Stored
+}
+
+// Stored returns l for compiling rules already stored: only the limits of
+// an evaluation apply (memory, steps, time), not those of admission
+// (script size, node count, the trial run), so that lowering an admission
+// limit, or running services with different ones, never makes a stored
+// workflow unloadable.
+func (l Limits) Stored() Limits {
+	l.stored = true
+	return l
 }
 
 // DefaultLimits returns the limits Compile uses.

@@ -367,3 +367,22 @@ func TestExpressionErrorsSpeakJSON(t *testing.T) {
 		t.Errorf("now() > 0: %v", err)
 	}
 }
+
+// TestStoredRulesIgnoreAdmissionLimits: a script admitted under generous
+// limits still compiles, as a stored rule, under tighter admission limits,
+// and its evaluation is still bounded.
+func TestStoredRulesIgnoreAdmissionLimits(t *testing.T) {
+	r := Rule{ID: "r", Condition: Condition{Type: Expression, Script: `data.a > 1 && data.b > 2 && data.c > 3`}}
+	tight := Limits{MaxScriptBytes: 10, MaxNodes: 3}
+	if _, err := tight.Compile(r); err == nil {
+		t.Fatal("admission limits did not refuse the script")
+	}
+	c, err := tight.Stored().Compile(r)
+	if err != nil {
+		t.Fatalf("stored: %v", err)
+	}
+	f, _ := NewFacts(nil, json.RawMessage(`{"a":2,"b":3,"c":4}`))
+	if res := c.Evaluate(f); !res.Passed {
+		t.Fatalf("stored rule: %+v", res)
+	}
+}

@@ -98,6 +98,7 @@ type committer struct {
 	eventTTL time.Duration
 	maxBytes func() int64 // the largest state message the server takes
 	queue    chan *change
+	stopped  chan struct{} // closed once run has ended and failed what was queued
 	metrics  commitMetrics
 
 	// Owned by the run goroutine only.
@@ -110,20 +111,31 @@ type committer struct {
 
 func newCommitter(out batcher, log zerolog.Logger, eventTTL time.Duration, maxBytes func() int64, m commitMetrics) *committer {
 	return &committer{out: out, log: log, eventTTL: eventTTL, maxBytes: maxBytes, metrics: m,
-		queue: make(chan *change, 4096)}
+		queue: make(chan *change, 4096), stopped: make(chan struct{})}
 }
+
+var errStopping = fail.New(fail.Unavailable, "token service shutting down")
 
 // submit queues ch and waits for its outcome.
 func (c *committer) submit(ctx context.Context, ch *change) error {
 	ch.done = make(chan error, 1)
 	select {
 	case c.queue <- ch:
+	case <-c.stopped:
+		return errStopping
 	case <-ctx.Done():
 		return fail.New(fail.Unavailable, "token service busy: write not queued")
 	}
 	select {
 	case err := <-ch.done:
 		return err
+	case <-c.stopped: // queued after the committer's last drain: never sent
+		select {
+		case err := <-ch.done:
+			return err
+		default:
+			return errStopping
+		}
 	case <-ctx.Done():
 		return fail.New(fail.Timeout, "write outcome unknown: deadline passed while committing; read the token to settle it")
 	}
@@ -386,14 +398,15 @@ func (c *committer) refresh(ctx context.Context) error {
 	return nil
 }
 
-// drain fails what is left when the committer stops.
+// drain fails what is left when the committer stops, and marks it
+// stopped: later writers are told at once.
 func (c *committer) drain() {
-	stopping := fail.New(fail.Unavailable, "token service shutting down")
-	deliver(all(c.held, stopping))
+	defer close(c.stopped)
+	deliver(all(c.held, errStopping))
 	for {
 		select {
 		case ch := <-c.queue:
-			deliver(all([]*change{ch}, stopping))
+			deliver(all([]*change{ch}, errStopping))
 		default:
 			return
 		}

@@ -108,7 +108,9 @@ func Open(ctx context.Context, js jetstream.JetStream, log zerolog.Logger, o Opt
 
 // Close stops the committers after failing what is still queued.
 func (s *Store) Close() {
+	s.mu.Lock() // no committer starts after this (loadOnce checks ctx under mu)
 	s.stop()
+	s.mu.Unlock()
 	s.wg.Wait()
 }
 
@@ -157,6 +159,9 @@ func (s *Store) loadOnce(ctx context.Context, id string) (*workflow, error) {
 	if err != nil {
 		return nil, err
 	}
+	if s.ctx.Err() != nil { // closed meanwhile: no committer may start now
+		return nil, fail.New(fail.Unavailable, "token service shutting down")
+	}
 	s.workflows[id] = wf
 	s.wg.Add(1)
 	go func() { defer s.wg.Done(); wf.committer.run(s.ctx) }()
@@ -188,7 +193,7 @@ func (s *Store) load(ctx context.Context, id string) (*workflow, error) {
 	if err := json.Unmarshal(msg.Data, def); err != nil {
 		return nil, fail.Wrap(fail.Internal, err, "stored definition of "+id+" is unreadable")
 	}
-	m, err := flow.NewMachineWithin(def, s.opts.Expr)
+	m, err := flow.NewMachineWithin(def, s.opts.Expr.Stored()) // admitted at create: evaluation limits only
 	if err != nil {
 		return nil, fail.Wrap(fail.Internal, err, "stored definition of "+id+" is invalid")
 	}
