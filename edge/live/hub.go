@@ -24,7 +24,6 @@ import (
 	"github.com/cbnats/circuitbreaker/shared/client"
 	"github.com/cbnats/circuitbreaker/shared/fail"
 	"github.com/cbnats/circuitbreaker/shared/metrics"
-	"github.com/cbnats/circuitbreaker/shared/subjects"
 	"github.com/cbnats/circuitbreaker/shared/wire"
 )
 
@@ -109,7 +108,7 @@ func (h *Hub) Token(ctx context.Context, tokenID string) (<-chan any, error) {
 		return nil, err
 	}
 	s := newSub(h.opts.MaxQueuedBytes, false, func(it *item) bool {
-		return !it.deleted && subjects.TokenIDFromSubject(it.subject) == tokenID
+		return !it.deleted && it.tokenID == tokenID
 	})
 	f, err := h.join(ctx, feedKey{first.WorkflowID, kindTokens}, s)
 	if err != nil {

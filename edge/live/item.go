@@ -19,6 +19,7 @@ type item struct {
 	kind    kind
 	seq     uint64
 	subject string
+	tokenID string // of a token state, read off its subject once
 	msg     jetstream.Msg
 	deleted bool // a token's tombstone in the place it left
 
@@ -32,6 +33,9 @@ func newItem(k kind, m jetstream.Msg) *item {
 		deleted: m.Headers().Get(subjects.HeaderTokenOp) == subjects.TokenOpDelete}
 	if meta, err := m.Metadata(); err == nil {
 		it.seq = meta.Sequence.Stream
+	}
+	if k == kindTokens {
+		it.tokenID = subjects.TokenIDFromSubject(it.subject)
 	}
 	return it
 }

@@ -32,7 +32,7 @@ func Classify(err error) error {
 		return nil
 	case errors.As(err, &fe):
 		return err
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled), errors.Is(err, nats.ErrTimeout):
 		return fail.Wrap(fail.Timeout, err, "JetStream did not answer in time; the outcome of a write is unknown")
 	case errors.Is(err, nats.ErrNoResponders), errors.Is(err, jetstream.ErrNoStreamResponse),
 		errors.Is(err, nats.ErrConnectionClosed), errors.Is(err, nats.ErrConnectionReconnecting),
