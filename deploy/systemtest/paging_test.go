@@ -12,6 +12,7 @@ import (
 
 	"github.com/cbnats/circuitbreaker/deploy/internal/testkit"
 	"github.com/cbnats/circuitbreaker/shared/config"
+	"github.com/cbnats/circuitbreaker/shared/fail"
 	"github.com/cbnats/circuitbreaker/shared/wire"
 )
 
@@ -258,5 +259,55 @@ func TestLargeItemsNeverMakeAPageTooLarge(t *testing.T) {
 	}
 	if seen != n+3 || pages < 1 {
 		t.Fatalf("walked %d tokens in %d pages, want %d in several", seen, pages+1, n+3)
+	}
+}
+
+// TestPagingHistory walks a token's history through GraphQL with
+// first/after on both history fields, and asks cb.token.history with a bad
+// cursor: every entry once, in order, and a clear error.
+func TestPagingHistory(t *testing.T) {
+	s, cx := start(t, ""), ctx(t)
+	testkit.Must(s.c.CreateWorkflow(cx, race("ph")))
+	tok := testkit.Must(s.c.CreateToken(cx, &wire.CreateTokenRequest{WorkflowID: "ph"}))
+	for range 11 { // 12 records (create + 11 fires), 11 history events
+		testkit.Must(s.c.Fire(cx, &wire.FireRequest{TokenID: tok.ID, TransitionID: "tick"}))
+	}
+	for field, want := range map[string]int{"transitionHistory": 12, "history": 11} {
+		var seen []string
+		for after := ""; ; {
+			var got struct {
+				Token map[string][]struct{ Cursor string }
+			}
+			r := s.gql(t, `query($id:String!,$a:String){ token(id:$id){ `+field+`(first:5, after:$a){ cursor } } }`,
+				map[string]any{"id": tok.ID, "a": after})
+			if len(r.Errors) > 0 {
+				t.Fatalf("%s after %q: %+v", field, after, r.Errors)
+			}
+			testkit.Must(0, json.Unmarshal(r.Data["token"], &got.Token))
+			page := got.Token[field]
+			for _, e := range page {
+				seen = append(seen, e.Cursor)
+			}
+			if len(page) < 5 {
+				break
+			}
+			after = page[len(page)-1].Cursor
+		}
+		if len(seen) != want {
+			t.Fatalf("%s: walked %d entries, want %d", field, len(seen), want)
+		}
+		for i := 1; i < len(seen); i++ {
+			if seqOf(seen[i]) <= seqOf(seen[i-1]) {
+				t.Fatalf("%s: cursor %s after %s", field, seen[i], seen[i-1])
+			}
+		}
+	}
+	r := s.gql(t, `query($id:String!){ token(id:$id){ history(first:-1){ cursor } } }`, map[string]any{"id": tok.ID})
+	if r.code() != "BAD_USER_INPUT" {
+		t.Fatalf("history(first:-1): %+v", r.Errors)
+	}
+	_, err := s.c.TokenHistory(cx, &wire.TokenHistoryRequest{TokenID: tok.ID, After: "not-a-sequence"})
+	if fail.KindOf(err) != fail.BadInput {
+		t.Fatalf("cb.token.history with a bad cursor: %v", err)
 	}
 }

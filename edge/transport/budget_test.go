@@ -28,7 +28,18 @@ func TestBudgetBoundsAConnection(t *testing.T) {
 	go func() {
 		first <- forward(context.Background(), results(2), 64, bud, time.Second, encode, send, func() {})
 	}()
-	time.Sleep(50 * time.Millisecond) // the first operation takes 80 of 100 bytes
+	for deadline := time.Now().Add(5 * time.Second); ; { // the first operation takes 80 of 100 bytes
+		bud.mu.Lock()
+		used := bud.used
+		bud.mu.Unlock()
+		if used == 80 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the first operation buffered %d bytes, want 80", used)
+		}
+		time.Sleep(time.Millisecond)
+	}
 	overflowed := false
 	start := time.Now()
 	ok := forward(context.Background(), results(1), 64, bud, 200*time.Millisecond, encode, send, func() { overflowed = true })
