@@ -53,10 +53,10 @@ func authSystem(t *testing.T) (*stack.Stack, *auth.Authenticator, string) {
 func writeAuth(t *testing.T, path, viewerKey string) {
 	t.Helper()
 	content := fmt.Sprintf(`apiKeys:
-  - {name: the-viewer, key: %q, role: viewer}
-  - {name: the-operator, key: operator-key, role: operator}
-  - {name: the-admin, key: admin-key, role: admin}
-jwt: {issuer: https://idp.test, audience: cb, hmacSecretEnv: CB_JWT_SECRET, roleClaim: role}
+  - {name: the-viewer, key: %q, tenant: "*", role: viewer}
+  - {name: the-operator, key: operator-key, tenant: "*", role: operator}
+  - {name: the-admin, key: admin-key, tenant: "*", role: admin}
+jwt: {issuer: https://idp.test, audience: cb, hmacSecretEnv: CB_JWT_SECRET, tenant: "*", roleClaim: role}
 `, viewerKey)
 	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
 		t.Fatal(err)

@@ -69,7 +69,7 @@ func TestNestedDataFetchedOncePerRequest(t *testing.T) {
 	for range 5 {
 		testkit.Must(s.c.CreateToken(ctx(t), &wire.CreateTokenRequest{WorkflowID: "nested"}))
 	}
-	series := `cb_service_requests_total{service="workflow",subject="cb.workflow.get",code="200"}`
+	series := `cb_service_requests_total{service="workflow",subject="cb.*.workflow.get",tenant="_all",code="200"}`
 	if n := delta(t, s, series, func() {
 		var toks []struct{ Workflow struct{ Name string } }
 		s.ok(t, `{ tokensInPlace(workflowId: "nested", placeId: "a") { workflow { name } } }`, nil, "tokensInPlace", &toks)

@@ -21,11 +21,11 @@ import (
 // workflow, token and event services (not the token writers' internal
 // cb.token.writer.* subjects).
 var fuzzEndpoints = []string{
-	subjects.WorkflowCreate, subjects.WorkflowGet, subjects.WorkflowList,
-	subjects.TokenCreate, subjects.TokenGet, subjects.TokenFind, subjects.TokenList, subjects.TokenInPlace,
-	subjects.TokenAvailable, subjects.TokenFire, subjects.TokenUpdate,
-	subjects.EventHistory, subjects.EventReplay, subjects.EventStats,
-	subjects.EventSubscribe, subjects.EventSubscriptions, subjects.EventUnsubscribe,
+	subjects.WorkflowCreate.In(subjects.AllTenants), subjects.WorkflowGet.In(subjects.AllTenants), subjects.WorkflowList.In(subjects.AllTenants),
+	subjects.TokenCreate.In(subjects.AllTenants), subjects.TokenGet.In(subjects.AllTenants), subjects.TokenFind.In(subjects.AllTenants), subjects.TokenList.In(subjects.AllTenants), subjects.TokenInPlace.In(subjects.AllTenants),
+	subjects.TokenAvailable.In(subjects.AllTenants), subjects.TokenFire.In(subjects.AllTenants), subjects.TokenUpdate.In(subjects.AllTenants),
+	subjects.EventHistory.In(subjects.AllTenants), subjects.EventReplay.In(subjects.AllTenants), subjects.EventStats.In(subjects.AllTenants),
+	subjects.EventSubscribe.In(subjects.AllTenants), subjects.EventSubscriptions.In(subjects.AllTenants), subjects.EventUnsubscribe.In(subjects.AllTenants),
 }
 
 // FuzzNATSEndpoints sends arbitrary bodies to every endpoint: a reply must
@@ -60,16 +60,16 @@ func FuzzRuleDefinitions(f *testing.F) {
 		call := func(subject string, body []byte) fuzzReply {
 			return fx.requestChecked(t, subject, body, fuzzRuleBound, string(ruleJSON), string(dataJSON))
 		}
-		if r := call(subjects.WorkflowCreate, create); r.code != "" && r.code != "409" {
+		if r := call(subjects.WorkflowCreate.In(subjects.AllTenants), create); r.code != "" && r.code != "409" {
 			return
 		}
-		r := call(subjects.TokenCreate, fmt.Appendf(nil, `{"workflowId":%q,"data":%s}`, id, jsonOrString(dataJSON)))
+		r := call(subjects.TokenCreate.In(subjects.AllTenants), fmt.Appendf(nil, `{"workflowId":%q,"data":%s}`, id, jsonOrString(dataJSON)))
 		var tok struct{ ID string }
 		if r.code != "" || json.Unmarshal(r.data, &tok) != nil {
 			return
 		}
-		call(subjects.TokenAvailable, fmt.Appendf(nil, `{"tokenId":%q}`, tok.ID))
-		call(subjects.TokenFire, fmt.Appendf(nil, `{"tokenId":%q,"transitionId":"go"}`, tok.ID))
+		call(subjects.TokenAvailable.In(subjects.AllTenants), fmt.Appendf(nil, `{"tokenId":%q}`, tok.ID))
+		call(subjects.TokenFire.In(subjects.AllTenants), fmt.Appendf(nil, `{"tokenId":%q,"transitionId":"go"}`, tok.ID))
 	})
 }
 
@@ -174,40 +174,40 @@ func natsSeeds() []natsSeed {
 // seeded objects (and some edge values it must take).
 func validBodies(subject string) []string {
 	switch subject {
-	case subjects.WorkflowCreate:
+	case subjects.WorkflowCreate.In(subjects.AllTenants):
 		return []string{`{"id":"fz2","name":"n","places":["a","b"],"initialPlace":"a","transitions":[{"id":"t","fromPlaces":["a"],"toPlace":"b","conditions":["has_title"]}]}`}
-	case subjects.WorkflowGet:
+	case subjects.WorkflowGet.In(subjects.AllTenants):
 		return []string{`{"id":"fz"}`, `{"id":"acme::orders"}`}
-	case subjects.WorkflowList:
+	case subjects.WorkflowList.In(subjects.AllTenants):
 		return []string{`{"first":1,"after":"fz"}`, `{"first":9223372036854775807}`}
-	case subjects.TokenCreate:
+	case subjects.TokenCreate.In(subjects.AllTenants):
 		return []string{`{"workflowId":"fz","initialPlace":"c","data":{"s":"x"},"metadata":{"m":1},"idempotencyKey":"k"}`}
-	case subjects.TokenGet:
+	case subjects.TokenGet.In(subjects.AllTenants):
 		return []string{`{"id":"TOKEN0"}`}
-	case subjects.TokenFind:
+	case subjects.TokenFind.In(subjects.AllTenants):
 		return []string{`{"workflowId":"fz","tokenId":"TOKEN1"}`}
-	case subjects.TokenList:
+	case subjects.TokenList.In(subjects.AllTenants):
 		return []string{`{"workflowId":"fz","first":1,"after":"2"}`, `{"workflowId":"fz","after":"18446744073709551615"}`}
-	case subjects.TokenInPlace:
+	case subjects.TokenInPlace.In(subjects.AllTenants):
 		return []string{`{"workflowId":"fz","place":"a","first":-1,"after":"-1"}`}
-	case subjects.TokenAvailable:
+	case subjects.TokenAvailable.In(subjects.AllTenants):
 		return []string{`{"tokenId":"TOKEN0"}`}
-	case subjects.TokenFire:
+	case subjects.TokenFire.In(subjects.AllTenants):
 		return []string{`{"tokenId":"TOKEN0","transitionId":"go","data":{"amount":1e400},"expectedRevision":18446744073709551615}`,
 			`{"tokenId":"TOKEN1","transitionId":"back","newPlace":"a"}`}
-	case subjects.TokenUpdate:
+	case subjects.TokenUpdate.In(subjects.AllTenants):
 		return []string{`{"tokenId":"TOKEN1","data":null,"replaceData":true,"metadata":[1]}`}
-	case subjects.EventHistory:
+	case subjects.EventHistory.In(subjects.AllTenants):
 		return []string{`{"workflowId":"fz","tokenId":"TOKEN0","eventTypes":["token_created"],"afterSequence":18446744073709551615,"first":2}`}
-	case subjects.EventReplay:
+	case subjects.EventReplay.In(subjects.AllTenants):
 		return []string{`{"workflowId":"fz","since":"2262-04-12T00:00:00Z","until":"0001-01-01T00:00:00Z"}`}
-	case subjects.EventStats:
+	case subjects.EventStats.In(subjects.AllTenants):
 		return []string{`{"workflowId":"fz","windowMinutes":-5}`}
-	case subjects.EventSubscribe:
+	case subjects.EventSubscribe.In(subjects.AllTenants):
 		return []string{`{"workflowId":"fz","name":"crm","deliver":"sequence","startSequence":18446744073709551615}`}
-	case subjects.EventSubscriptions:
+	case subjects.EventSubscriptions.In(subjects.AllTenants):
 		return []string{`{"workflowId":"fz"}`}
-	case subjects.EventUnsubscribe:
+	case subjects.EventUnsubscribe.In(subjects.AllTenants):
 		return []string{`{"workflowId":"fz","name":"crm"}`}
 	}
 	return nil

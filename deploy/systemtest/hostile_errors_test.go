@@ -90,18 +90,18 @@ func TestHostileCursorAtLastSequence(t *testing.T) {
 	if n := count(t, s.gql(t, `{ tokens(after:"lastseq/`+lastSeq+`") { id } }`, nil), "tokens"); n != 0 {
 		t.Errorf("tokens after lastseq/%s: %d items, want none", lastSeq, n)
 	}
-	for _, subj := range []string{subjects.EventHistory, subjects.EventReplay} {
+	for _, subj := range []string{subjects.EventHistory.In(subjects.AllTenants), subjects.EventReplay.In(subjects.AllTenants)} {
 		r := rawRequest(t, s, subj, `{"workflowId":"lastseq","afterSequence":`+lastSeq+`}`)
 		if r.code != "" || !jsonEqual(r.data, `{"items":[]}`) {
 			t.Errorf("%s after %s: code %q %q, body %s; want an empty page", subj, lastSeq, r.code, r.msg, r.data)
 		}
 	}
-	r := rawRequest(t, s, subjects.TokenList, `{"workflowId":"lastseq","after":"`+lastSeq+`"}`)
+	r := rawRequest(t, s, subjects.TokenList.In(subjects.AllTenants), `{"workflowId":"lastseq","after":"`+lastSeq+`"}`)
 	if r.code != "" || !jsonEqual(r.data, `{"items":[]}`) {
 		t.Errorf("token list after %s: code %q %q, body %s; want an empty page", lastSeq, r.code, r.msg, r.data)
 	}
 	s.fails(t, `query($a:String){ events(workflowId:"nope", afterSequence:$a) { sequence } }`, vars, "NOT_FOUND", "Workflow not found: nope")
-	if r := rawRequest(t, s, subjects.EventHistory, `{"workflowId":"nope","afterSequence":`+lastSeq+`}`); r.code != "404" {
+	if r := rawRequest(t, s, subjects.EventHistory.In(subjects.AllTenants), `{"workflowId":"nope","afterSequence":`+lastSeq+`}`); r.code != "404" {
 		t.Errorf("history of an unknown workflow after %s: code %q %q, want 404", lastSeq, r.code, r.msg)
 	}
 }
@@ -158,9 +158,9 @@ func TestHostileDecodeErrorsNameNoGoTypes(t *testing.T) {
 		`[]`:                                                                        "invalid request body: the body must be an object",
 		`{"tokenId":`:                                                               "invalid request body: invalid JSON at offset",
 	} {
-		subj := subjects.TokenFire
+		subj := subjects.TokenFire.In(subjects.AllTenants)
 		if strings.Contains(body, "first") {
-			subj = subjects.TokenList
+			subj = subjects.TokenList.In(subjects.AllTenants)
 		}
 		r := rawRequest(t, s, subj, body)
 		if r.code != "400" || !strings.HasPrefix(r.msg, want) {
@@ -211,11 +211,11 @@ func TestHostileFarTimes(t *testing.T) {
 		`{"workflowId":"times","since":"2262-04-12T00:00:00Z"}`: `{"items":[]}`,
 		`{"workflowId":"times","until":"1000-01-01T00:00:00Z"}`: `{"items":[]}`,
 	} {
-		if r := rawRequest(t, s, subjects.EventHistory, body); r.code != "" || !jsonEqual(r.data, want) {
+		if r := rawRequest(t, s, subjects.EventHistory.In(subjects.AllTenants), body); r.code != "" || !jsonEqual(r.data, want) {
 			t.Errorf("history %s: code %q %q, body %s; want %s", body, r.code, r.msg, r.data, want)
 		}
 	}
-	if r := rawRequest(t, s, subjects.EventReplay, `{"workflowId":"times","since":"2262-04-12T00:00:00Z"}`); r.code != "" || !jsonEqual(r.data, `{"items":[]}`) {
+	if r := rawRequest(t, s, subjects.EventReplay.In(subjects.AllTenants), `{"workflowId":"times","since":"2262-04-12T00:00:00Z"}`); r.code != "" || !jsonEqual(r.data, `{"items":[]}`) {
 		t.Errorf("replay since 2262: code %q %q, body %s", r.code, r.msg, r.data)
 	}
 }
@@ -230,7 +230,7 @@ func TestHostileEmptyNewPlace(t *testing.T) {
 	before := lastSequence(t, s, "newplace")
 	s.fails(t, `mutation($t:String!){ transitionTokenWithNats(input:{tokenId:$t, transitionId:"tick", newPlace:""}) { place } }`,
 		map[string]any{"t": tok.ID}, "BAD_USER_INPUT", "newPlace must not be empty")
-	r := rawRequest(t, s, subjects.TokenFire, `{"tokenId":"`+tok.ID+`","transitionId":"tick","newPlace":""}`)
+	r := rawRequest(t, s, subjects.TokenFire.In(subjects.AllTenants), `{"tokenId":"`+tok.ID+`","transitionId":"tick","newPlace":""}`)
 	if r.code != "400" || r.msg != "newPlace must not be empty" {
 		t.Errorf("fire with newPlace \"\" over NATS: %q %q, want 400 newPlace must not be empty", r.code, r.msg)
 	}
@@ -316,30 +316,30 @@ func hostileInputs() []noInternalCase {
 		{name: "createEventSubscription of workflow >", query: `mutation { createEventSubscription(input:{workflowId:">", name:"x"}) { name } }`},
 		{name: "eventSubscriptions of workflow >", query: `{ eventSubscriptions(workflowId:">") { name } }`},
 
-		{name: "history after the last sequence", subject: subjects.EventHistory, body: `{"workflowId":"ni","afterSequence":` + lastSeq + `}`},
-		{name: "replay after the last sequence", subject: subjects.EventReplay, body: `{"workflowId":"ni","afterSequence":` + lastSeq + `}`},
-		{name: "history of workflow >", subject: subjects.EventHistory, body: `{"workflowId":">"}`},
-		{name: "history since a number", subject: subjects.EventHistory, body: `{"workflowId":"ni","since":5}`},
-		{name: "history since 2262", subject: subjects.EventHistory, body: `{"workflowId":"ni","since":"2262-04-12T00:00:00Z"}`},
-		{name: "stats of workflow >", subject: subjects.EventStats, body: `{"workflowId":">"}`},
-		{name: "subscribe to workflow >", subject: subjects.EventSubscribe, body: `{"workflowId":">","name":"x"}`},
-		{name: "subscriptions of workflow *", subject: subjects.EventSubscriptions, body: `{"workflowId":"*"}`},
-		{name: "unsubscribe of workflow >", subject: subjects.EventUnsubscribe, body: `{"workflowId":">","name":"x"}`},
-		{name: "token list after the last sequence", subject: subjects.TokenList, body: `{"workflowId":"ni","after":"` + lastSeq + `"}`},
-		{name: "token list first 1e20", subject: subjects.TokenList, body: `{"workflowId":"ni","first":99999999999999999999}`},
-		{name: "token list of workflow >", subject: subjects.TokenList, body: `{"workflowId":">"}`},
-		{name: "tokens in place >", subject: subjects.TokenInPlace, body: `{"workflowId":"ni","place":">"}`},
-		{name: "tokens in place empty", subject: subjects.TokenInPlace, body: `{"workflowId":"ni","place":""}`},
-		{name: "find in workflow >", subject: subjects.TokenFind, body: `{"workflowId":">","tokenId":"tok"}`},
-		{name: "create in workflow >", subject: subjects.TokenCreate, body: `{"workflowId":">"}`},
-		{name: "fire revision a string", subject: subjects.TokenFire, body: `{"tokenId":"tok","transitionId":"tick","expectedRevision":"x"}`},
-		{name: "fire newPlace empty", subject: subjects.TokenFire, body: `{"tokenId":"tok","transitionId":"tick","newPlace":""}`},
-		{name: "fire newPlace >", subject: subjects.TokenFire, body: `{"tokenId":"tok","transitionId":"tick","newPlace":">"}`},
-		{name: "fire an array", subject: subjects.TokenFire, body: `[]`},
-		{name: "update revision negative", subject: subjects.TokenUpdate, body: `{"tokenId":"tok","data":{},"expectedRevision":-1}`},
-		{name: "workflow get id a number", subject: subjects.WorkflowGet, body: `{"id":5}`},
-		{name: "workflow get id >", subject: subjects.WorkflowGet, body: `{"id":">"}`},
-		{name: "workflow list first a string", subject: subjects.WorkflowList, body: `{"first":"x"}`},
+		{name: "history after the last sequence", subject: subjects.EventHistory.In(subjects.AllTenants), body: `{"workflowId":"ni","afterSequence":` + lastSeq + `}`},
+		{name: "replay after the last sequence", subject: subjects.EventReplay.In(subjects.AllTenants), body: `{"workflowId":"ni","afterSequence":` + lastSeq + `}`},
+		{name: "history of workflow >", subject: subjects.EventHistory.In(subjects.AllTenants), body: `{"workflowId":">"}`},
+		{name: "history since a number", subject: subjects.EventHistory.In(subjects.AllTenants), body: `{"workflowId":"ni","since":5}`},
+		{name: "history since 2262", subject: subjects.EventHistory.In(subjects.AllTenants), body: `{"workflowId":"ni","since":"2262-04-12T00:00:00Z"}`},
+		{name: "stats of workflow >", subject: subjects.EventStats.In(subjects.AllTenants), body: `{"workflowId":">"}`},
+		{name: "subscribe to workflow >", subject: subjects.EventSubscribe.In(subjects.AllTenants), body: `{"workflowId":">","name":"x"}`},
+		{name: "subscriptions of workflow *", subject: subjects.EventSubscriptions.In(subjects.AllTenants), body: `{"workflowId":"*"}`},
+		{name: "unsubscribe of workflow >", subject: subjects.EventUnsubscribe.In(subjects.AllTenants), body: `{"workflowId":">","name":"x"}`},
+		{name: "token list after the last sequence", subject: subjects.TokenList.In(subjects.AllTenants), body: `{"workflowId":"ni","after":"` + lastSeq + `"}`},
+		{name: "token list first 1e20", subject: subjects.TokenList.In(subjects.AllTenants), body: `{"workflowId":"ni","first":99999999999999999999}`},
+		{name: "token list of workflow >", subject: subjects.TokenList.In(subjects.AllTenants), body: `{"workflowId":">"}`},
+		{name: "tokens in place >", subject: subjects.TokenInPlace.In(subjects.AllTenants), body: `{"workflowId":"ni","place":">"}`},
+		{name: "tokens in place empty", subject: subjects.TokenInPlace.In(subjects.AllTenants), body: `{"workflowId":"ni","place":""}`},
+		{name: "find in workflow >", subject: subjects.TokenFind.In(subjects.AllTenants), body: `{"workflowId":">","tokenId":"tok"}`},
+		{name: "create in workflow >", subject: subjects.TokenCreate.In(subjects.AllTenants), body: `{"workflowId":">"}`},
+		{name: "fire revision a string", subject: subjects.TokenFire.In(subjects.AllTenants), body: `{"tokenId":"tok","transitionId":"tick","expectedRevision":"x"}`},
+		{name: "fire newPlace empty", subject: subjects.TokenFire.In(subjects.AllTenants), body: `{"tokenId":"tok","transitionId":"tick","newPlace":""}`},
+		{name: "fire newPlace >", subject: subjects.TokenFire.In(subjects.AllTenants), body: `{"tokenId":"tok","transitionId":"tick","newPlace":">"}`},
+		{name: "fire an array", subject: subjects.TokenFire.In(subjects.AllTenants), body: `[]`},
+		{name: "update revision negative", subject: subjects.TokenUpdate.In(subjects.AllTenants), body: `{"tokenId":"tok","data":{},"expectedRevision":-1}`},
+		{name: "workflow get id a number", subject: subjects.WorkflowGet.In(subjects.AllTenants), body: `{"id":5}`},
+		{name: "workflow get id >", subject: subjects.WorkflowGet.In(subjects.AllTenants), body: `{"id":">"}`},
+		{name: "workflow list first a string", subject: subjects.WorkflowList.In(subjects.AllTenants), body: `{"first":"x"}`},
 	}
 }
 

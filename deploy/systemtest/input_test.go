@@ -20,9 +20,9 @@ import (
 // 400 with a message, on every endpoint.
 func TestMalformedRequests(t *testing.T) {
 	s := start(t, "")
-	for _, subj := range []string{subjects.WorkflowCreate, subjects.WorkflowGet, subjects.WorkflowList,
-		subjects.TokenCreate, subjects.TokenGet, subjects.TokenFind, subjects.TokenList, subjects.TokenInPlace,
-		subjects.TokenAvailable, subjects.TokenFire, subjects.TokenUpdate} {
+	for _, subj := range []string{subjects.WorkflowCreate.In(subjects.AllTenants), subjects.WorkflowGet.In(subjects.AllTenants), subjects.WorkflowList.In(subjects.AllTenants),
+		subjects.TokenCreate.In(subjects.AllTenants), subjects.TokenGet.In(subjects.AllTenants), subjects.TokenFind.In(subjects.AllTenants), subjects.TokenList.In(subjects.AllTenants), subjects.TokenInPlace.In(subjects.AllTenants),
+		subjects.TokenAvailable.In(subjects.AllTenants), subjects.TokenFire.In(subjects.AllTenants), subjects.TokenUpdate.In(subjects.AllTenants)} {
 		for _, body := range []string{`{`, `[]`, `"x"`, `{"id": 5, "tokenId": 5, "workflowId": 5, "first": "x"}`} {
 			msg := testkit.Must(s.nc.RequestWithContext(ctx(t), subj, []byte(body)))
 			if code := msg.Header.Get(micro.ErrorCodeHeader); code != "400" {

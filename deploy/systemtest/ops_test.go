@@ -38,12 +38,12 @@ func TestHealthReadyMetrics(t *testing.T) {
 	s.gql(t, `{ workflows { id } }`, nil)
 	_, body := get(t, base+"/metrics")
 	for _, want := range []string{
-		`cb_service_requests_total{service="token",subject="cb.token.fire",code="200"} 1`,
-		`cb_service_requests_total{service="workflow",subject="cb.workflow.list",code="200"} 1`,
+		`cb_service_requests_total{service="token",subject="cb.*.token.fire",tenant="_all",code="200"} 1`,
+		`cb_service_requests_total{service="workflow",subject="cb.*.workflow.list",tenant="_all",code="200"} 1`,
 		`cb_token_changes_committed_total 2`,
 		`cb_jetstream_commit_duration_seconds_count`,
 		`cb_http_requests_total{path="/graphql",status="200"} 1`,
-		`cb_service_request_duration_seconds_bucket{service="token",subject="cb.token.create",le="+Inf"} 1`,
+		`cb_service_request_duration_seconds_bucket{service="token",subject="cb.*.token.create",le="+Inf"} 1`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %q", want)

@@ -25,7 +25,7 @@ func (a *API) events(ctx context.Context, p gql.Params) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	page, err := a.c.History(ctx, &wire.HistoryRequest{WorkflowID: str(p.Args, "workflowId"), TokenID: str(p.Args, "tokenId"),
+	page, err := a.client(ctx).History(ctx, &wire.HistoryRequest{WorkflowID: str(p.Args, "workflowId"), TokenID: str(p.Args, "tokenId"),
 		EventTypes: stringList(p.Args["eventTypes"]), AfterSequence: after, Since: since, Until: until, First: page(p.Args).First})
 	if err != nil {
 		return nil, err
@@ -54,7 +54,7 @@ func (a *API) workflowStats(ctx context.Context, p gql.Params) (any, error) {
 	if n, ok := p.Args["windowMinutes"]; ok && n != nil {
 		r.WindowMinutes = int(toInt(n))
 	}
-	st, err := a.c.Stats(ctx, r)
+	st, err := a.client(ctx).Stats(ctx, r)
 	if err != nil {
 		return nil, err
 	}
@@ -81,7 +81,7 @@ func counts(m map[string]int, key string) []any {
 }
 
 func (a *API) eventSubscriptions(ctx context.Context, p gql.Params) (any, error) {
-	list, err := a.c.Subscriptions(ctx, str(p.Args, "workflowId"))
+	list, err := a.client(ctx).Subscriptions(ctx, str(p.Args, "workflowId"))
 	if err != nil {
 		return nil, err
 	}
@@ -106,7 +106,7 @@ func (a *API) createEventSubscription(ctx context.Context, p gql.Params) (any, e
 			return nil, fail.New(fail.BadInput, "startSequence must be a stream sequence (a decimal number)")
 		}
 	}
-	info, err := a.c.CreateSubscription(ctx, &r)
+	info, err := a.client(ctx).CreateSubscription(ctx, &r)
 	if err != nil {
 		return nil, err
 	}
@@ -114,7 +114,7 @@ func (a *API) createEventSubscription(ctx context.Context, p gql.Params) (any, e
 }
 
 func (a *API) deleteEventSubscription(ctx context.Context, p gql.Params) (any, error) {
-	err := a.c.DeleteSubscription(ctx, str(p.Args, "workflowId"), str(p.Args, "name"))
+	err := a.client(ctx).DeleteSubscription(ctx, str(p.Args, "workflowId"), str(p.Args, "name"))
 	if fail.KindOf(err) == fail.NotFound {
 		return false, nil
 	}

@@ -15,7 +15,7 @@ import (
 )
 
 func (a *API) workflow(ctx context.Context, p gql.Params) (any, error) {
-	return orNull(a.c.GetWorkflow(ctx, str(p.Args, "id")))
+	return orNull(a.client(ctx).GetWorkflow(ctx, str(p.Args, "id")))
 }
 
 func (a *API) workflows(ctx context.Context, p gql.Params) (any, error) {
@@ -23,7 +23,7 @@ func (a *API) workflows(ctx context.Context, p gql.Params) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	pg, err := a.c.ListWorkflows(ctx, in)
+	pg, err := a.client(ctx).ListWorkflows(ctx, in)
 	if err != nil {
 		return nil, err
 	}
@@ -31,11 +31,11 @@ func (a *API) workflows(ctx context.Context, p gql.Params) (any, error) {
 }
 
 func (a *API) token(ctx context.Context, p gql.Params) (any, error) {
-	return orNull(a.c.GetToken(ctx, str(p.Args, "id")))
+	return orNull(a.client(ctx).GetToken(ctx, str(p.Args, "id")))
 }
 
 func (a *API) findToken(ctx context.Context, p gql.Params) (any, error) {
-	return orNull(a.c.FindToken(ctx, str(p.Args, "workflowId"), str(p.Args, "tokenId")))
+	return orNull(a.client(ctx).FindToken(ctx, str(p.Args, "workflowId"), str(p.Args, "tokenId")))
 }
 
 // tokens lists a workflow's tokens, or, without a workflow, the tokens of
@@ -61,7 +61,7 @@ func (a *API) tokens(ctx context.Context, p gql.Params) (any, error) {
 	if cwf != "" && cwf != wf {
 		return nil, fail.New(fail.BadInput, "after is a cursor of workflow %q, not of %q", cwf, wf)
 	}
-	r, err := a.c.ListTokens(ctx, wf, wire.Page{First: pg.First, After: seq})
+	r, err := a.client(ctx).ListTokens(ctx, wf, wire.Page{First: pg.First, After: seq})
 	if err != nil {
 		return nil, err
 	}
@@ -80,7 +80,7 @@ func (a *API) allTokens(ctx context.Context, wf, seq string, limit int) ([]*flow
 		out = append(out, more...)
 	}
 	for wfs := (wire.Page{After: wf}); len(out) < limit; {
-		ws, err := a.c.ListWorkflows(ctx, wfs)
+		ws, err := a.client(ctx).ListWorkflows(ctx, wfs)
 		if err != nil {
 			return nil, err
 		}
@@ -108,7 +108,7 @@ func (a *API) allTokens(ctx context.Context, wf, seq string, limit int) ([]*flow
 func (a *API) workflowTokens(ctx context.Context, wf, seq string, limit int) ([]*flow.Token, error) {
 	var out []*flow.Token
 	for p := (wire.Page{First: limit, After: seq}); ; {
-		r, err := a.c.ListTokens(ctx, wf, p)
+		r, err := a.client(ctx).ListTokens(ctx, wf, p)
 		if err != nil {
 			return out, err
 		}
@@ -152,7 +152,7 @@ func (a *API) tokensInPlace(ctx context.Context, p gql.Params) (any, error) {
 	if cwf != "" && cwf != wf {
 		return nil, fail.New(fail.BadInput, "after is a cursor of workflow %q, not of %q", cwf, wf)
 	}
-	r, err := a.c.TokensInPlace(ctx, wf, str(p.Args, "placeId"), wire.Page{First: pg.First, After: seq})
+	r, err := a.client(ctx).TokensInPlace(ctx, wf, str(p.Args, "placeId"), wire.Page{First: pg.First, After: seq})
 	if err != nil {
 		return nil, err
 	}
@@ -160,7 +160,7 @@ func (a *API) tokensInPlace(ctx context.Context, p gql.Params) (any, error) {
 }
 
 func (a *API) availableTransitions(ctx context.Context, p gql.Params) (any, error) {
-	r, err := a.c.Available(ctx, str(p.Args, "tokenId"))
+	r, err := a.client(ctx).Available(ctx, str(p.Args, "tokenId"))
 	if err != nil {
 		return nil, err
 	}
@@ -168,7 +168,7 @@ func (a *API) availableTransitions(ctx context.Context, p gql.Params) (any, erro
 }
 
 func (a *API) transitionEvaluations(ctx context.Context, p gql.Params) (any, error) {
-	r, err := a.c.Available(ctx, str(p.Args, "tokenId"))
+	r, err := a.client(ctx).Available(ctx, str(p.Args, "tokenId"))
 	if err != nil {
 		return nil, err
 	}
@@ -178,7 +178,7 @@ func (a *API) transitionEvaluations(ctx context.Context, p gql.Params) (any, err
 // tokenWorkflow fetches a token's workflow once per request per workflow.
 func (a *API) tokenWorkflow(ctx context.Context, p gql.Params) (any, error) {
 	id := p.Parent.(*flow.Token).WorkflowID
-	return gql.Memo(ctx, "workflow:"+id, func() (any, error) { return orNull(a.c.GetWorkflow(ctx, id)) })
+	return gql.Memo(ctx, "workflow:"+id, func() (any, error) { return orNull(a.client(ctx).GetWorkflow(ctx, id)) })
 }
 
 func (a *API) createWorkflow(ctx context.Context, p gql.Params) (any, error) {
@@ -186,7 +186,7 @@ func (a *API) createWorkflow(ctx context.Context, p gql.Params) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return a.c.CreateWorkflow(ctx, r)
+	return a.client(ctx).CreateWorkflow(ctx, r)
 }
 
 func (a *API) createToken(ctx context.Context, p gql.Params) (any, error) {
@@ -198,7 +198,7 @@ func (a *API) createToken(ctx context.Context, p gql.Params) (any, error) {
 	if r.TriggeredBy == "" {
 		r.TriggeredBy = "api" // as the original's createToken recorded
 	}
-	return a.c.CreateToken(ctx, r)
+	return a.client(ctx).CreateToken(ctx, r)
 }
 
 func (a *API) createWorkflowInstance(ctx context.Context, p gql.Params) (any, error) {
@@ -212,7 +212,7 @@ func (a *API) createWorkflowInstance(ctx context.Context, p gql.Params) (any, er
 	r := in.CreateTokenRequest
 	r.Data = in.InitialData
 	r.TriggeredBy = actor(ctx, r.TriggeredBy)
-	return a.c.CreateToken(ctx, &r)
+	return a.client(ctx).CreateToken(ctx, &r)
 }
 
 // fire serves fireTransition and transitionTokenWithNats. The request is
@@ -227,7 +227,7 @@ func (a *API) fire(ctx context.Context, p gql.Params) (any, error) {
 		return nil, err
 	}
 	r.TriggeredBy = actor(ctx, r.TriggeredBy)
-	return a.c.Fire(ctx, r)
+	return a.client(ctx).Fire(ctx, r)
 }
 
 func (a *API) updateToken(ctx context.Context, p gql.Params) (any, error) {
@@ -236,7 +236,7 @@ func (a *API) updateToken(ctx context.Context, p gql.Params) (any, error) {
 		return nil, err
 	}
 	r.TriggeredBy = actor(ctx, r.TriggeredBy)
-	return a.c.UpdateToken(ctx, r)
+	return a.client(ctx).UpdateToken(ctx, r)
 }
 
 // input converts a GraphQL input object into a wire request (decode); one
@@ -288,7 +288,7 @@ func (a *API) tokenHistory(fires bool) gql.ResolveFunc {
 func (a *API) historyItems(ctx context.Context, r *wire.TokenHistoryRequest) (any, error) {
 	var out []wire.HistoryItem
 	for {
-		pg, err := a.c.TokenHistory(ctx, r)
+		pg, err := a.client(ctx).TokenHistory(ctx, r)
 		if err != nil {
 			return nil, err
 		}

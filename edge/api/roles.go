@@ -2,22 +2,13 @@ package api
 
 import (
 	"context"
-	"fmt"
 	"strings"
 
 	"github.com/cbnats/circuitbreaker/edge/auth"
 	"github.com/cbnats/circuitbreaker/edge/gql"
+	"github.com/cbnats/circuitbreaker/shared/client"
+	"github.com/cbnats/circuitbreaker/shared/fail"
 )
-
-// CodeForbidden is the extensions.code of a field the caller's role does
-// not allow.
-const CodeForbidden = "FORBIDDEN"
-
-// forbiddenError is a field the caller may not use.
-type forbiddenError string
-
-func (e forbiddenError) Error() string     { return string(e) }
-func (forbiddenError) GraphQLCode() string { return CodeForbidden }
 
 // required is the role a root field needs: viewers read and subscribe,
 // operators also create tokens, fire and update, admins also manage
@@ -44,13 +35,23 @@ func (a *API) allow(key string, f gql.ResolveFunc) gql.ResolveFunc {
 	return func(ctx context.Context, p gql.Params) (any, error) {
 		id, ok := auth.FromContext(ctx)
 		if !ok {
-			return nil, forbiddenError("authentication required")
+			return nil, codedError{fail.New(fail.Forbidden, "authentication required")}
 		}
 		if id.Role < need {
-			return nil, forbiddenError(fmt.Sprintf("%s needs the %s role; %s has the %s role", field, need, id.Name, id.Role))
+			return nil, codedError{fail.New(fail.Forbidden, "%s needs the %s role; %s has the %s role", field, need, id.Name, id.Role)}
 		}
 		return f(ctx, p)
 	}
+}
+
+// client is the services' client in the caller's tenant scope: an
+// identity's tenant (or every tenant), and every tenant on an open edge.
+// The services enforce the scope; the edge only chooses it.
+func (a *API) client(ctx context.Context) *client.Client {
+	if id, ok := auth.FromContext(ctx); ok {
+		return a.c.As(id.Scope())
+	}
+	return a.c
 }
 
 // actor is who a mutation records as triggeredBy: the authenticated

@@ -18,7 +18,7 @@ func (a *API) tokenUpdates(ctx context.Context, p gql.Params) (any, error) {
 	if err := (&wire.GetTokenRequest{ID: id}).Validate(); err != nil {
 		return nil, err
 	}
-	ch, err := a.live.Token(ctx, id)
+	ch, err := a.live.Token(ctx, a.client(ctx), id)
 	if err != nil {
 		return nil, err
 	}
@@ -54,7 +54,12 @@ func (a *API) watchEvents(ctx context.Context, p gql.Params, field string, r *wi
 	if err := r.Validate(); err != nil {
 		return nil, err
 	}
-	ch, err := a.live.Events(ctx, r.WorkflowID, after, keep)
+	c := a.client(ctx)
+	wf, err := c.GetWorkflow(ctx, r.WorkflowID) // in the caller's scope: the full id, or NOT_FOUND
+	if err != nil {
+		return nil, err
+	}
+	ch, err := a.live.Events(ctx, c, wf.ID, after, keep)
 	if err != nil {
 		return nil, err
 	}

@@ -10,20 +10,28 @@
 //
 //	apiKeys:
 //	  - {name: acme-admin, key: "sha256:<hex>", tenant: acme, role: admin}
-//	  - {name: local-viewer, key: "plain-key", role: viewer}   # plain: a warning at start
+//	  - {name: ops, key: "plain-key", tenant: "*", role: viewer}  # "*": every tenant; plain: a warning at start
 //	jwt:
 //	  issuer: https://idp.example
 //	  audience: circuit-breaker
 //	  jwksFile: keys.json        # or hmacSecretEnv: CB_JWT_SECRET
-//	  tenantClaim: tenant
+//	  tenantClaim: tenant        # or tenant: acme (one tenant, or "*", for every token)
 //	  roleClaim: role
+//	tenants:                     # optional quotas per tenant
+//	  acme: {maxWorkflows: 20, maxLiveTokens: 100000, requestsPerSecond: 200}
 //	metricsOpen: false           # /metrics for admins only (default) or open
+//
+// Every credential acts for one tenant, or for all of them ("*"): the edge
+// calls the services in that tenant's scope (shared/tenant), so a tenant
+// sees and changes only its own workflows, whatever the query.
 package auth
 
 import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/cbnats/circuitbreaker/shared/tenant"
 )
 
 // Role is what an identity may do.
@@ -64,10 +72,25 @@ func (r Role) String() string {
 // Identity is an authenticated client.
 type Identity struct {
 	Name    string    // the API key's name, or the JWT's subject
-	Tenant  string    // "" when the credential names none
+	Tenant  string    // the tenant it acts for, or AllTenants
 	Role    Role      // what it may do
 	Expires time.Time // zero for API keys; a JWT's expiry
 }
+
+// AllTenants is the Tenant of a credential that acts for every tenant.
+const AllTenants = "*"
+
+// Scope is the tenant scope the identity's requests are served in.
+func (id Identity) Scope() tenant.Scope {
+	if id.Tenant == AllTenants {
+		return tenant.All
+	}
+	return tenant.Scope(id.Tenant)
+}
+
+const tenantRule = `a tenant is letters, digits, '_' and '-', not starting with '_', or "*" for every tenant`
+
+func validTenant(t string) bool { return t == AllTenants || tenant.Valid(t) }
 
 // Errors of Authenticate; their text is safe to show a client (it never
 // holds the credential).

@@ -46,7 +46,7 @@ func keysFile(plain, hashed string) string {
 	sum := sha256.Sum256([]byte(hashed))
 	return fmt.Sprintf(`apiKeys:
   - {name: acme-admin, key: "sha256:%s", tenant: acme, role: admin}
-  - {name: local-viewer, key: %q, role: viewer}
+  - {name: local-viewer, key: %q, tenant: "*", role: viewer}
 jwt: {issuer: https://idp.test, audience: cb, hmacSecretEnv: CB_JWT_SECRET, tenantClaim: tenant, roleClaim: role}
 `, hex.EncodeToString(sum[:]), plain)
 }
@@ -78,7 +78,7 @@ func TestAuthenticate(t *testing.T) {
 		err          error
 	}{
 		{"hashed API key", "Bearer admin-key", Identity{Name: "acme-admin", Tenant: "acme", Role: Admin}, nil},
-		{"plain API key", "Bearer viewer-key", Identity{Name: "local-viewer", Role: Viewer}, nil},
+		{"plain API key", "Bearer viewer-key", Identity{Name: "local-viewer", Tenant: "*", Role: Viewer}, nil},
 		{"JWT", "Bearer " + hs256(t, good()), Identity{Name: "alice", Tenant: "acme", Role: Operator}, nil},
 		{"missing", "", Identity{}, ErrMissing},
 		{"empty bearer", "Bearer ", Identity{}, ErrInvalid},
@@ -136,7 +136,7 @@ func TestJWKS(t *testing.T) {
 	b64 := base64.RawURLEncoding.EncodeToString
 	write(t, filepath.Join(dir, "keys.json"), fmt.Sprintf(`{"keys":[{"kty":"RSA","kid":"k1","n":%q,"e":%q}]}`,
 		b64(priv.N.Bytes()), b64(big.NewInt(int64(priv.E)).Bytes())))
-	write(t, filepath.Join(dir, "auth.yaml"), fmt.Sprintf("jwt: {issuer: https://idp.test, audience: cb, jwksFile: %s, roleClaim: role}\n",
+	write(t, filepath.Join(dir, "auth.yaml"), fmt.Sprintf("jwt: {issuer: https://idp.test, audience: cb, jwksFile: %s, tenant: \"*\", roleClaim: role}\n",
 		filepath.Join(dir, "keys.json")))
 	a, _, err := Load(filepath.Join(dir, "auth.yaml"), os.Getenv)
 	if err != nil {

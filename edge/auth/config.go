@@ -35,7 +35,8 @@ type JWTConfig struct {
 	Audience      string `yaml:"audience" json:"audience"`
 	JWKSFile      string `yaml:"jwksFile" json:"jwksFile"`           // RSA public keys (RS256/384/512)
 	HMACSecretEnv string `yaml:"hmacSecretEnv" json:"hmacSecretEnv"` // name of the variable holding an HS256 secret
-	TenantClaim   string `yaml:"tenantClaim" json:"tenantClaim"`
+	TenantClaim   string `yaml:"tenantClaim" json:"tenantClaim"`     // the claim naming a token's tenant, or
+	Tenant        string `yaml:"tenant" json:"tenant"`               // the tenant of every token ("*": all)
 	RoleClaim     string `yaml:"roleClaim" json:"roleClaim"`
 }
 
@@ -94,6 +95,9 @@ func loadKey(e KeyEntry) (key, string, error) {
 	}
 	if e.Name == "" || e.Key == "" {
 		return key{}, "", fmt.Errorf("name and key are required")
+	}
+	if !validTenant(e.Tenant) {
+		return key{}, "", fmt.Errorf("tenant of %s: %q: %s", e.Name, e.Tenant, tenantRule)
 	}
 	k := key{id: Identity{Name: e.Name, Tenant: e.Tenant, Role: role}}
 	if hexDigest, ok := strings.CutPrefix(e.Key, "sha256:"); ok {

@@ -43,6 +43,12 @@ func newVerifier(c JWTConfig, getenv func(string) string) (*verifier, error) {
 	if c.Issuer == "" || c.Audience == "" {
 		return nil, fmt.Errorf("issuer and audience are required")
 	}
+	if (c.TenantClaim == "") == (c.Tenant == "") {
+		return nil, fmt.Errorf("give tenantClaim (the claim naming each token's tenant) or tenant (one tenant, or \"*\", for every token), not both")
+	}
+	if c.Tenant != "" && !validTenant(c.Tenant) {
+		return nil, fmt.Errorf("tenant %q: %s", c.Tenant, tenantRule)
+	}
 	return v, nil
 }
 
@@ -61,11 +67,15 @@ func (v *verifier) verify(token string) (Identity, error) {
 	}
 	sub, _ := claims.GetSubject()
 	role, err := ParseRole(claimString(claims, v.cfg.RoleClaim))
-	if sub == "" || err != nil {
+	tenant := v.cfg.Tenant
+	if v.cfg.TenantClaim != "" {
+		tenant = claimString(claims, v.cfg.TenantClaim)
+	}
+	if sub == "" || err != nil || !validTenant(tenant) {
 		return Identity{}, ErrInvalid
 	}
 	exp, _ := claims.GetExpirationTime()
-	return Identity{Name: sub, Tenant: claimString(claims, v.cfg.TenantClaim), Role: role, Expires: exp.Time}, nil
+	return Identity{Name: sub, Tenant: tenant, Role: role, Expires: exp.Time}, nil
 }
 
 // key finds the verification key of a token.

@@ -58,7 +58,6 @@ func (o Options) withDefaults() Options {
 // Hub serves live subscriptions. It is safe for concurrent use.
 type Hub struct {
 	js      jetstream.JetStream // on a connection of its own: no subscriber can starve request replies
-	c       *client.Client      // replays and token reads, through the services
 	opts    Options
 	feeds   metrics.Gauge
 	refused metrics.Counter
@@ -69,10 +68,11 @@ type Hub struct {
 	count map[string]int    // live subscriptions per workflow, guarded by mu
 }
 
-// New returns a Hub reading streams through js and asking the services
-// through c, recording its feeds and refusals in reg.
-func New(js jetstream.JetStream, c *client.Client, o Options, reg *metrics.Registry) *Hub {
-	return &Hub{js: js, c: c, opts: o.withDefaults(), feed: map[feedKey]*feed{}, count: map[string]int{},
+// New returns a Hub reading streams through js, recording its feeds and
+// refusals in reg. Replays and token reads go through the services with
+// each subscriber's own client, in its tenant scope.
+func New(js jetstream.JetStream, o Options, reg *metrics.Registry) *Hub {
+	return &Hub{js: js, opts: o.withDefaults(), feed: map[feedKey]*feed{}, count: map[string]int{},
 		feeds:   reg.Gauge("cb_live_feeds", "Workflow streams read for live subscriptions (one consumer each).", "kind"),
 		refused: reg.Counter("cb_live_refused_total", "Live subscriptions refused or ended by a limit.", "reason"),
 		reread:  reg.Counter("cb_live_rereads_total", "Replays read the store again because the live events held meanwhile overflowed.")}
@@ -82,7 +82,7 @@ func New(js jetstream.JetStream, c *client.Client, o Options, reg *metrics.Regis
 // stream sequence after when it is set, else those committed from now on.
 // The channel yields wire.EventRecord values, then an error if the stream
 // ends for any reason but ctx; it closes when ctx ends.
-func (h *Hub) Events(ctx context.Context, wf string, after uint64, keep func(*wire.Event) bool) (<-chan any, error) {
+func (h *Hub) Events(ctx context.Context, c *client.Client, wf string, after uint64, keep func(*wire.Event) bool) (<-chan any, error) {
 	s := newSub(h.opts.MaxQueuedBytes, after > 0, func(it *item) bool {
 		ev, err := it.event()
 		return err == nil && keep(ev)
@@ -95,15 +95,15 @@ func (h *Hub) Events(ctx context.Context, wf string, after uint64, keep func(*wi
 		if after == 0 {
 			return 0, nil
 		}
-		return h.replay(ctx, wf, after, s, keep, emit)
+		return h.replay(ctx, c, wf, after, s, keep, emit)
 	}), nil
 }
 
 // Token streams a token's state: its current state, then every change.
 // The channel yields *flow.Token values, then an error if the stream ends
 // for any reason but ctx; it closes when ctx ends.
-func (h *Hub) Token(ctx context.Context, tokenID string) (<-chan any, error) {
-	first, err := h.c.GetToken(ctx, tokenID)
+func (h *Hub) Token(ctx context.Context, c *client.Client, tokenID string) (<-chan any, error) {
+	first, err := c.GetToken(ctx, tokenID)
 	if err != nil {
 		return nil, err
 	}
@@ -115,7 +115,7 @@ func (h *Hub) Token(ctx context.Context, tokenID string) (<-chan any, error) {
 		return nil, err
 	}
 	return h.serve(ctx, f, s, func(emit func(any) bool) (uint64, error) {
-		cur, err := h.c.GetToken(ctx, tokenID) // read after joining: no change falls between
+		cur, err := c.GetToken(ctx, tokenID) // read after joining: no change falls between
 		if err != nil {
 			return 0, err
 		}
@@ -156,10 +156,10 @@ func (h *Hub) serve(ctx context.Context, f *feed, s *sub, catchUp func(emit func
 
 // replay emits the stored events after sequence after, page by page, until
 // the store has no more and no live message was lost meanwhile.
-func (h *Hub) replay(ctx context.Context, wf string, after uint64, s *sub, keep func(*wire.Event) bool, emit func(any) bool) (uint64, error) {
+func (h *Hub) replay(ctx context.Context, c *client.Client, wf string, after uint64, s *sub, keep func(*wire.Event) bool, emit func(any) bool) (uint64, error) {
 	last := after
 	for {
-		page, err := h.c.Replay(ctx, &wire.HistoryRequest{WorkflowID: wf, AfterSequence: last, First: wire.MaxPageSize})
+		page, err := c.Replay(ctx, &wire.HistoryRequest{WorkflowID: wf, AfterSequence: last, First: wire.MaxPageSize})
 		if err != nil {
 			return 0, err
 		}

@@ -231,7 +231,7 @@ func TestBodyDeadlineEndsWithTheBody(t *testing.T) {
 	ns := natstest.Server(t)
 	svc := natstest.Connect(t, ns)
 	page, _ := json.Marshal(map[string]any{"items": []any{}})
-	if _, err := svc.Subscribe(subjects.WorkflowList, func(m *nats.Msg) {
+	if _, err := svc.Subscribe(subjects.WorkflowList.In(subjects.AllTenants), func(m *nats.Msg) {
 		time.Sleep(500 * time.Millisecond)
 		_ = m.Respond(page)
 	}); err != nil {

@@ -55,7 +55,7 @@ func New(nc *nats.Conn, o Options) (*Server, error) {
 	if liveNC == nil {
 		liveNC = nc
 	}
-	hub, err := newHub(nc, liveNC, o.Live, o.Metrics)
+	hub, err := newHub(liveNC, o.Live, o.Metrics)
 	if err != nil {
 		return nil, err
 	}

@@ -65,7 +65,7 @@ func (s *Service) Start(nc *nats.Conn, srv *rpc.Server) (micro.Service, error) {
 // and update, served here without being passed on again.
 func (s *Service) writerSpecs(srv *rpc.Server) []rpc.Spec {
 	const why = "Internal, between token-service instances: a %s passed on to this instance, which writes its workflow"
-	at := func(op string) string { return s.writers.self + "." + op }
+	at := func(op string) subjects.Request { return subjects.TokenWriter(s.writers.self, op) }
 	return []rpc.Spec{
 		{Name: "writer-create", Subject: at(opCreate), Handler: rpc.Endpoint(srv, s.createHere),
 			Description: fmt.Sprintf(why, "create"), Request: "as create", Response: tokenReply},

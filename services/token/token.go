@@ -17,6 +17,7 @@ import (
 	"github.com/cbnats/circuitbreaker/services/token/store"
 	"github.com/cbnats/circuitbreaker/shared/fail"
 	"github.com/cbnats/circuitbreaker/shared/flow"
+	"github.com/cbnats/circuitbreaker/shared/tenant"
 	"github.com/cbnats/circuitbreaker/shared/wire"
 )
 
@@ -119,7 +120,29 @@ func reply(t *flow.Token, err error) (*json.RawMessage, error) {
 }
 
 func (s *Service) get(ctx context.Context, r *wire.GetTokenRequest) (*flow.Token, error) {
+	if err := s.inScope(ctx, r.ID); err != nil {
+		return nil, err
+	}
 	return s.store.Get(ctx, r.ID)
+}
+
+// inScope ends a request on a token its tenant scope may not see as if the
+// token did not exist (tenant.TokenNotFound, the store's own answer).
+// Requests naming a workflow are resolved before their handler runs
+// (rpc); those naming only a token are checked here.
+func (s *Service) inScope(ctx context.Context, tokenID string) error {
+	scope := tenant.FromContext(ctx)
+	if scope == tenant.All {
+		return nil
+	}
+	wf, err := s.store.WorkflowOf(ctx, tokenID)
+	if err != nil {
+		return err
+	}
+	if !scope.Sees(wf) {
+		return tenant.TokenNotFound(tokenID)
+	}
+	return nil
 }
 
 func (s *Service) find(ctx context.Context, r *wire.FindTokenRequest) (*flow.Token, error) {
@@ -139,6 +162,9 @@ func (s *Service) inPlace(ctx context.Context, r *wire.TokensInPlaceRequest) (*w
 func (s *Service) history(ctx context.Context, r *wire.TokenHistoryRequest) (*wire.TokenHistoryPage, error) {
 	after, err := wire.ParseSequence("after", r.After)
 	if err != nil {
+		return nil, err
+	}
+	if err := s.inScope(ctx, r.TokenID); err != nil {
 		return nil, err
 	}
 	limit := wire.MaxPageSize
@@ -162,6 +188,9 @@ func (s *Service) current(ctx context.Context, tokenID string) (*flow.Token, *fl
 }
 
 func (s *Service) available(ctx context.Context, r *wire.AvailableRequest) (*wire.AvailableReply, error) {
+	if err := s.inScope(ctx, r.TokenID); err != nil {
+		return nil, err
+	}
 	t, m, err := s.current(ctx, r.TokenID)
 	if err != nil {
 		return nil, err
@@ -240,6 +269,9 @@ func (s *Service) mutate(ctx context.Context, cur *flow.Token, f mutation) (*flo
 }
 
 func (s *Service) fireHere(ctx context.Context, r *wire.FireRequest) (*json.RawMessage, error) {
+	if err := s.inScope(ctx, r.TokenID); err != nil {
+		return nil, err
+	}
 	hash := ""
 	if r.IdempotencyKey != "" {
 		keyless := *r
@@ -262,6 +294,9 @@ func (s *Service) fireHere(ctx context.Context, r *wire.FireRequest) (*json.RawM
 }
 
 func (s *Service) updateHere(ctx context.Context, r *wire.UpdateTokenRequest) (*json.RawMessage, error) {
+	if err := s.inScope(ctx, r.TokenID); err != nil {
+		return nil, err
+	}
 	return s.apply(ctx, r.TokenID, r.ExpectedRevision, "", "",
 		func(m *flow.Machine, cur *flow.Token) (*flow.Token, *flow.Entry, wire.Event, error) {
 			now := s.now()

@@ -16,6 +16,7 @@ import (
 	"github.com/cbnats/circuitbreaker/shared/metrics"
 	"github.com/cbnats/circuitbreaker/shared/rpc"
 	"github.com/cbnats/circuitbreaker/shared/subjects"
+	"github.com/cbnats/circuitbreaker/shared/tenant"
 )
 
 // Membership timing: instances look for each other this often, and wait
@@ -44,7 +45,7 @@ const (
 // or is stopping is dropped until it answers a PING again.
 type writers struct {
 	nc        *nats.Conn
-	self      string // this instance's writer prefix
+	self      string // this instance's writer id
 	forwarded metrics.Counter
 
 	mu      sync.RWMutex
@@ -55,7 +56,7 @@ type writers struct {
 }
 
 func newWriters(nc *nats.Conn, reg *metrics.Registry) *writers {
-	self := subjects.TokenWriter(uuid.NewString())
+	self := uuid.NewString()
 	return &writers{nc: nc, self: self, members: []string{self},
 		forwarded: reg.Counter("cb_token_writes_forwarded_total", "Token writes passed on to the instance that writes their workflow."),
 		stop:      make(chan struct{}), done: make(chan struct{})}
@@ -80,7 +81,7 @@ func route[Req any](ctx context.Context, w *writers, workflow, op string, req *R
 	if to == w.self {
 		return here(ctx, req)
 	}
-	raw, err := rpc.CallRaw(ctx, w.nc, to+"."+op, req)
+	raw, err := rpc.CallRaw(ctx, w.nc, subjects.TokenWriter(to, op).In(string(tenant.FromContext(ctx))), req)
 	if rpc.NotServed(err) { // gone, stopping or full: never worked on
 		if !errors.Is(err, rpc.ErrOverloaded) {
 			w.drop(to)
@@ -94,7 +95,7 @@ func route[Req any](ctx context.Context, w *writers, workflow, op string, req *R
 // handler serves a write here.
 type handler[Req any] func(context.Context, *Req) (*json.RawMessage, error)
 
-// writerOf returns the writer prefix of the member that writes workflow:
+// writerOf returns the writer id of the member that writes workflow:
 // the one with the highest score (rendezvous hashing).
 func (w *writers) writerOf(workflow string) string {
 	w.mu.RLock()
@@ -151,7 +152,7 @@ func (w *writers) close() {
 	<-w.done
 }
 
-// discover pings the token service and keeps the writer subjects of the
+// discover pings the token service and keeps the writer ids of the
 // instances that answer within discoverWait (always including itself).
 func (w *writers) discover() {
 	inbox := w.nc.NewInbox()

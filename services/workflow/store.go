@@ -19,6 +19,7 @@ import (
 	"github.com/cbnats/circuitbreaker/shared/jsread"
 	"github.com/cbnats/circuitbreaker/shared/rules"
 	"github.com/cbnats/circuitbreaker/shared/subjects"
+	"github.com/cbnats/circuitbreaker/shared/tenant"
 	"github.com/cbnats/circuitbreaker/shared/wire"
 )
 
@@ -146,7 +147,7 @@ func (s *store) repair(ctx context.Context, st jetstream.Stream, id string) {
 func (s *store) get(ctx context.Context, id string) (*flow.Definition, error) {
 	b, err := s.rd.KV(ctx, s.catalog, catalogKey(id))
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return nil, fail.New(fail.NotFound, "Workflow not found: %s", id)
+		return nil, tenant.WorkflowNotFound(id)
 	}
 	if err != nil {
 		return nil, storeError(err)
@@ -162,9 +163,9 @@ func decode(b []byte) (*flow.Definition, error) {
 	return d, nil
 }
 
-// list returns a page of definitions ordered by id.
-func (s *store) list(ctx context.Context, p wire.Page) (*wire.WorkflowPage, error) {
-	keys, err := s.keys(ctx)
+// list returns a page of the scope's definitions ordered by id.
+func (s *store) list(ctx context.Context, scope tenant.Scope, p wire.Page) (*wire.WorkflowPage, error) {
+	keys, err := s.keys(ctx, scope)
 	if err != nil {
 		return nil, err
 	}
@@ -195,14 +196,20 @@ func (s *store) list(ctx context.Context, p wire.Page) (*wire.WorkflowPage, erro
 	return page, nil
 }
 
-// keys lists the catalogue's ids: with a KV key listing (an ordered
-// consumer) on one server, and through the bucket's stream leader when
-// replicated (a consumer may be served by a lagging replica).
-func (s *store) keys(ctx context.Context) ([]string, error) {
-	if s.rd.Leader() {
-		return s.leaderKeys(ctx)
+// keys lists the ids of the scope's workflows in the catalogue: with a KV
+// key listing (an ordered consumer) on one server, and through the
+// bucket's stream leader when replicated (a consumer may be served by a
+// lagging replica). A tenant's ids are the keys "<tenant>.*", so listing
+// them reads only that tenant's entries.
+func (s *store) keys(ctx context.Context, scope tenant.Scope) ([]string, error) {
+	filter := ">"
+	if scope != tenant.All {
+		filter = string(scope) + ".*"
 	}
-	lister, err := s.catalog.ListKeys(ctx)
+	if s.rd.Leader() {
+		return s.leaderKeys(ctx, filter)
+	}
+	lister, err := s.catalog.ListKeysFiltered(ctx, filter)
 	if err != nil {
 		return nil, storeError(err)
 	}
@@ -213,11 +220,11 @@ func (s *store) keys(ctx context.Context) ([]string, error) {
 	return keys, nil
 }
 
-func (s *store) leaderKeys(ctx context.Context) ([]string, error) {
+func (s *store) leaderKeys(ctx context.Context, filter string) ([]string, error) {
 	prefix := "$KV." + subjects.CatalogBucket + "."
 	var keys []string
 	for seq := uint64(1); ; {
-		msg, err := s.rd.Next(ctx, "KV_"+subjects.CatalogBucket, seq, prefix+">")
+		msg, err := s.rd.Next(ctx, "KV_"+subjects.CatalogBucket, seq, prefix+filter)
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			return keys, nil
 		}

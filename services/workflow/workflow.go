@@ -14,6 +14,7 @@ import (
 	"github.com/cbnats/circuitbreaker/shared/fail"
 	"github.com/cbnats/circuitbreaker/shared/flow"
 	"github.com/cbnats/circuitbreaker/shared/rules"
+	"github.com/cbnats/circuitbreaker/shared/tenant"
 	"github.com/cbnats/circuitbreaker/shared/wire"
 )
 
@@ -40,10 +41,14 @@ func (s *Service) create(ctx context.Context, r *wire.CreateWorkflowRequest) (*f
 	now := s.now()
 	d := &flow.Definition{ID: r.ID, Name: r.Name, Description: r.Description, Places: r.Places,
 		InitialPlace: r.InitialPlace, Transitions: r.Transitions, CreatedAt: now, UpdatedAt: now, Version: 1}
+	scope := tenant.FromContext(ctx)
 	if d.ID == "" && r.IdempotencyKey != "" {
-		d.ID = uuid.NewSHA1(idempotencyNS, []byte(r.IdempotencyKey)).String()
+		d.ID = uuid.NewSHA1(idempotencyNS, []byte(scope.Prefix()+r.IdempotencyKey)).String()
 	} else if d.ID == "" {
 		d.ID = uuid.NewString()
+	}
+	if d.ID = scope.Qualify(d.ID); !scope.Sees(d.ID) {
+		return nil, fail.New(fail.Forbidden, "tenant %s may only create workflows of its own (%s<name>)", scope, scope.Prefix())
 	}
 	for i := range d.Transitions {
 		if d.Transitions[i].Conditions == nil {
@@ -69,5 +74,5 @@ func (s *Service) get(ctx context.Context, r *wire.GetWorkflowRequest) (*flow.De
 }
 
 func (s *Service) list(ctx context.Context, r *wire.ListWorkflowsRequest) (*wire.WorkflowPage, error) {
-	return s.store.list(ctx, r.Page)
+	return s.store.list(ctx, tenant.FromContext(ctx), r.Page)
 }

@@ -13,80 +13,89 @@ import (
 	"github.com/cbnats/circuitbreaker/shared/flow"
 	"github.com/cbnats/circuitbreaker/shared/rpc"
 	"github.com/cbnats/circuitbreaker/shared/subjects"
+	"github.com/cbnats/circuitbreaker/shared/tenant"
 	"github.com/cbnats/circuitbreaker/shared/wire"
 )
 
-// Client calls the services over one NATS connection. It is safe for
-// concurrent use.
+// Client calls the services over one NATS connection, within one tenant
+// scope (shared/tenant). It is safe for concurrent use.
 type Client struct {
-	nc *nats.Conn
+	nc    *nats.Conn
+	scope string
 }
 
-// New returns a Client on nc.
-func New(nc *nats.Conn) *Client { return &Client{nc: nc} }
+// New returns a Client on nc acting for every tenant (tenant.All).
+func New(nc *nats.Conn) *Client { return &Client{nc: nc, scope: string(tenant.All)} }
+
+// As returns a Client on the same connection acting for scope: a tenant
+// sees only its own workflows, and names them with or without its prefix.
+func (c *Client) As(scope tenant.Scope) *Client { return &Client{nc: c.nc, scope: string(scope)} }
+
+// subject is where r goes in the client's scope.
+func (c *Client) subject(r subjects.Request) string { return r.In(c.scope) }
 
 // CreateWorkflow validates and stores a workflow definition.
 func (c *Client) CreateWorkflow(ctx context.Context, r *wire.CreateWorkflowRequest) (*flow.Definition, error) {
-	return rpc.Call[wire.CreateWorkflowRequest, flow.Definition](ctx, c.nc, subjects.WorkflowCreate, r)
+	return rpc.Call[wire.CreateWorkflowRequest, flow.Definition](ctx, c.nc, c.subject(subjects.WorkflowCreate), r)
 }
 
 // GetWorkflow returns a definition by id.
 func (c *Client) GetWorkflow(ctx context.Context, id string) (*flow.Definition, error) {
-	return rpc.Call[wire.GetWorkflowRequest, flow.Definition](ctx, c.nc, subjects.WorkflowGet, &wire.GetWorkflowRequest{ID: id})
+	return rpc.Call[wire.GetWorkflowRequest, flow.Definition](ctx, c.nc, c.subject(subjects.WorkflowGet), &wire.GetWorkflowRequest{ID: id})
 }
 
 // ListWorkflows returns a page of definitions ordered by id.
 func (c *Client) ListWorkflows(ctx context.Context, p wire.Page) (*wire.WorkflowPage, error) {
-	return rpc.Call[wire.ListWorkflowsRequest, wire.WorkflowPage](ctx, c.nc, subjects.WorkflowList, &wire.ListWorkflowsRequest{Page: p})
+	return rpc.Call[wire.ListWorkflowsRequest, wire.WorkflowPage](ctx, c.nc, c.subject(subjects.WorkflowList), &wire.ListWorkflowsRequest{Page: p})
 }
 
 // CreateToken creates a workflow instance.
 func (c *Client) CreateToken(ctx context.Context, r *wire.CreateTokenRequest) (*flow.Token, error) {
-	return rpc.Call[wire.CreateTokenRequest, flow.Token](ctx, c.nc, subjects.TokenCreate, r)
+	return rpc.Call[wire.CreateTokenRequest, flow.Token](ctx, c.nc, c.subject(subjects.TokenCreate), r)
 }
 
 // GetToken returns a token by id.
 func (c *Client) GetToken(ctx context.Context, id string) (*flow.Token, error) {
-	return rpc.Call[wire.GetTokenRequest, flow.Token](ctx, c.nc, subjects.TokenGet, &wire.GetTokenRequest{ID: id})
+	return rpc.Call[wire.GetTokenRequest, flow.Token](ctx, c.nc, c.subject(subjects.TokenGet), &wire.GetTokenRequest{ID: id})
 }
 
 // FindToken returns a token of a known workflow.
 func (c *Client) FindToken(ctx context.Context, workflowID, tokenID string) (*flow.Token, error) {
-	return rpc.Call[wire.FindTokenRequest, flow.Token](ctx, c.nc, subjects.TokenFind,
+	return rpc.Call[wire.FindTokenRequest, flow.Token](ctx, c.nc, c.subject(subjects.TokenFind),
 		&wire.FindTokenRequest{WorkflowID: workflowID, TokenID: tokenID})
 }
 
 // ListTokens returns a page of a workflow's tokens.
 func (c *Client) ListTokens(ctx context.Context, workflowID string, p wire.Page) (*wire.TokenPage, error) {
-	return rpc.Call[wire.ListTokensRequest, wire.TokenPage](ctx, c.nc, subjects.TokenList,
+	return rpc.Call[wire.ListTokensRequest, wire.TokenPage](ctx, c.nc, c.subject(subjects.TokenList),
 		&wire.ListTokensRequest{WorkflowID: workflowID, Page: p})
 }
 
 // TokensInPlace returns a page of the tokens currently in a place.
 func (c *Client) TokensInPlace(ctx context.Context, workflowID, place string, p wire.Page) (*wire.TokenPage, error) {
-	return rpc.Call[wire.TokensInPlaceRequest, wire.TokenPage](ctx, c.nc, subjects.TokenInPlace,
+	return rpc.Call[wire.TokensInPlaceRequest, wire.TokenPage](ctx, c.nc, c.subject(subjects.TokenInPlace),
 		&wire.TokensInPlaceRequest{WorkflowID: workflowID, Place: place, Page: p})
 }
 
 // Available explains which transitions a token can fire now.
 func (c *Client) Available(ctx context.Context, tokenID string) (*wire.AvailableReply, error) {
-	return rpc.Call[wire.AvailableRequest, wire.AvailableReply](ctx, c.nc, subjects.TokenAvailable,
+	return rpc.Call[wire.AvailableRequest, wire.AvailableReply](ctx, c.nc, c.subject(subjects.TokenAvailable),
 		&wire.AvailableRequest{TokenID: tokenID})
 }
 
 // Fire fires a transition on a token.
 func (c *Client) Fire(ctx context.Context, r *wire.FireRequest) (*flow.Token, error) {
-	return rpc.Call[wire.FireRequest, flow.Token](ctx, c.nc, subjects.TokenFire, r)
+	return rpc.Call[wire.FireRequest, flow.Token](ctx, c.nc, c.subject(subjects.TokenFire), r)
 }
 
 // UpdateToken changes a token's data or metadata without a transition.
 func (c *Client) UpdateToken(ctx context.Context, r *wire.UpdateTokenRequest) (*flow.Token, error) {
-	return rpc.Call[wire.UpdateTokenRequest, flow.Token](ctx, c.nc, subjects.TokenUpdate, r)
+	return rpc.Call[wire.UpdateTokenRequest, flow.Token](ctx, c.nc, c.subject(subjects.TokenUpdate), r)
 }
 
 // TokenHistory returns a page of a token's history, oldest first.
 func (c *Client) TokenHistory(ctx context.Context, r *wire.TokenHistoryRequest) (*wire.TokenHistoryPage, error) {
-	return rpc.Call[wire.TokenHistoryRequest, wire.TokenHistoryPage](ctx, c.nc, subjects.TokenHistoryPage, r)
+	return rpc.Call[wire.TokenHistoryRequest, wire.TokenHistoryPage](ctx, c.nc, c.subject(subjects.TokenHistoryPage), r)
 }
 
 // AllHistory returns a token's whole history, page by page.

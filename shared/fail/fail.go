@@ -24,6 +24,7 @@ const (
 	Unavailable                   // a dependency is down or overloaded; retry later
 	Timeout                       // the deadline passed; the outcome may be unknown
 	ResourceExhausted             // a quota or limit was reached; the message names it
+	Forbidden                     // the caller may not do this (its role or tenant)
 )
 
 var kindNames = [...]string{
@@ -36,6 +37,7 @@ var kindNames = [...]string{
 	Unavailable:       "UNAVAILABLE",
 	Timeout:           "TIMEOUT",
 	ResourceExhausted: "RESOURCE_EXHAUSTED",
+	Forbidden:         "FORBIDDEN",
 }
 
 // String returns the kind's stable name, as used in GraphQL extensions.code.
@@ -76,6 +78,7 @@ var (
 	ErrUnavailable       = &Error{Kind: Unavailable}
 	ErrTimeout           = &Error{Kind: Timeout}
 	ErrResourceExhausted = &Error{Kind: ResourceExhausted}
+	ErrForbidden         = &Error{Kind: Forbidden}
 )
 
 // New returns an *Error of kind k with a formatted message.

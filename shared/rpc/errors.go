@@ -22,6 +22,7 @@ var codes = map[fail.Kind]int{
 	fail.Unavailable:       503,
 	fail.Timeout:           504,
 	fail.ResourceExhausted: 429,
+	fail.Forbidden:         403,
 	fail.Internal:          500,
 }
 

@@ -40,7 +40,7 @@ func serve(t *testing.T, o rpc.Options, h rpc.Handler[echoReq, echoResp]) *nats.
 	nc := natstest.Connect(t, ns)
 	srv := rpc.NewServer(nc, zerolog.Nop(), o)
 	svc, err := rpc.AddService(nc, rpc.Service{Name: "echo", Version: "1.0.0"},
-		[]rpc.Spec{{Name: "echo", Subject: "cb.echo", Handler: rpc.Endpoint(srv, h)}}, srv)
+		[]rpc.Spec{{Name: "echo", Subject: "test.echo", Handler: rpc.Endpoint(srv, h)}}, srv)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,13 +84,13 @@ func TestErrorsCrossTheWire(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := rpc.Call[echoReq, echoResp](ctx, nc, "cb.echo", &echoReq{Name: tc.name})
+			_, err := rpc.Call[echoReq, echoResp](ctx, nc, "cb._all.test.echo", &echoReq{Name: tc.name})
 			if !errors.Is(err, tc.kind) || err.Error() != tc.msg {
 				t.Fatalf("err = %v (%v), want %v %q", err, fail.KindOf(err), tc.kind.Kind, tc.msg)
 			}
 		})
 	}
-	resp, err := rpc.Call[echoReq, echoResp](ctx, nc, "cb.echo", &echoReq{Name: "ok"})
+	resp, err := rpc.Call[echoReq, echoResp](ctx, nc, "cb._all.test.echo", &echoReq{Name: "ok"})
 	if err != nil || resp.Hello != "ok" || resp.ID != "req-1" {
 		t.Fatalf("resp = %+v, %v", resp, err)
 	}
@@ -98,7 +98,7 @@ func TestErrorsCrossTheWire(t *testing.T) {
 
 func TestMalformedBody(t *testing.T) {
 	nc := serve(t, rpc.Options{}, echo)
-	msg, err := nc.Request("cb.echo", []byte(`{"name":`), time.Second)
+	msg, err := nc.Request("cb._all.test.echo", []byte(`{"name":`), time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +114,7 @@ func TestCallerDeadlineReachesHandler(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	_, err := rpc.Call[echoReq, echoResp](ctx, nc, "cb.echo", &echoReq{Name: "slow"})
+	_, err := rpc.Call[echoReq, echoResp](ctx, nc, "cb._all.test.echo", &echoReq{Name: "slow"})
 	if (!errors.Is(err, fail.ErrTimeout) && !errors.Is(err, fail.ErrUnavailable)) || time.Since(start) > 5*time.Second {
 		t.Fatalf("err = %v after %v", err, time.Since(start))
 	}
@@ -133,12 +133,12 @@ func TestOverloadFailsFast(t *testing.T) {
 	})
 	defer close(release)
 	go func() {
-		_, _ = rpc.Call[echoReq, echoResp](context.Background(), nc, "cb.echo", &echoReq{Name: "hold"})
+		_, _ = rpc.Call[echoReq, echoResp](context.Background(), nc, "cb._all.test.echo", &echoReq{Name: "hold"})
 	}()
 	<-held // "hold" has the only slot
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
-	_, err := rpc.Call[echoReq, echoResp](ctx, nc, "cb.echo", &echoReq{Name: "next"})
+	_, err := rpc.Call[echoReq, echoResp](ctx, nc, "cb._all.test.echo", &echoReq{Name: "next"})
 	if !errors.Is(err, fail.ErrUnavailable) && !errors.Is(err, fail.ErrTimeout) {
 		t.Fatalf("err = %v, want UNAVAILABLE or TIMEOUT", err)
 	}
@@ -164,7 +164,7 @@ func TestQueueBoundRefusesAtOnce(t *testing.T) {
 	defer close(release)
 	for range 2 { // one runs, one waits for the slot
 		go func() {
-			_, _ = rpc.Call[echoReq, echoResp](context.Background(), nc, "cb.echo", &echoReq{Name: "hold"})
+			_, _ = rpc.Call[echoReq, echoResp](context.Background(), nc, "cb._all.test.echo", &echoReq{Name: "hold"})
 		}()
 	}
 	<-held
@@ -175,7 +175,7 @@ func TestQueueBoundRefusesAtOnce(t *testing.T) {
 	for time.Now().Before(deadline) {
 		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 		start := time.Now()
-		_, err := rpc.Call[echoReq, echoResp](ctx, nc, "cb.echo", &echoReq{Name: "third"})
+		_, err := rpc.Call[echoReq, echoResp](ctx, nc, "cb._all.test.echo", &echoReq{Name: "third"})
 		cancel()
 		if errors.Is(err, fail.ErrUnavailable) && time.Since(start) < 150*time.Millisecond {
 			return
@@ -201,7 +201,7 @@ func TestClosedServerRefusesAtOnce(t *testing.T) {
 		return &echoResp{Hello: r.Name}, nil
 	}
 	svc, err := rpc.AddService(nc, rpc.Service{Name: "echo", Version: "1.0.0"},
-		[]rpc.Spec{{Name: "echo", Subject: "cb.echo", Handler: rpc.Endpoint(srv, h)}}, srv)
+		[]rpc.Spec{{Name: "echo", Subject: "test.echo", Handler: rpc.Endpoint(srv, h)}}, srv)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,7 +214,7 @@ func TestClosedServerRefusesAtOnce(t *testing.T) {
 	defer cancel()
 	inFlight := make(chan error, 1)
 	go func() {
-		_, err := rpc.Call[echoReq, echoResp](ctx, client, "cb.echo", &echoReq{Name: "wait"})
+		_, err := rpc.Call[echoReq, echoResp](ctx, client, "cb._all.test.echo", &echoReq{Name: "wait"})
 		inFlight <- err
 	}()
 	select {
@@ -224,7 +224,7 @@ func TestClosedServerRefusesAtOnce(t *testing.T) {
 	}
 	srv.Close()
 	start := time.Now()
-	_, err = rpc.Call[echoReq, echoResp](ctx, client, "cb.echo", &echoReq{Name: "late"})
+	_, err = rpc.Call[echoReq, echoResp](ctx, client, "cb._all.test.echo", &echoReq{Name: "late"})
 	if !errors.Is(err, rpc.ErrStopping) || !rpc.NotServed(err) || time.Since(start) > time.Second {
 		t.Fatalf("after Close: err = %v after %v, want ErrStopping at once", err, time.Since(start))
 	}
@@ -243,9 +243,9 @@ func TestStoppingInstanceIsRetried(t *testing.T) {
 	stopping := nats.Header{micro.ErrorHeader: {rpc.ErrStopping.Message}, micro.ErrorCodeHeader: {"503"},
 		subjects.HeaderErrorKind: {fail.Unavailable.String()}}
 	var first *nats.Subscription
-	first, err := nc.QueueSubscribe("cb.echo", "cb", func(m *nats.Msg) {
+	first, err := nc.QueueSubscribe("cb._all.test.echo", "cb", func(m *nats.Msg) {
 		// The other instance is there before this one goes.
-		if _, err := nc.QueueSubscribe("cb.echo", "cb", func(m *nats.Msg) { _ = m.Respond([]byte(`{"hello":"other"}`)) }); err != nil {
+		if _, err := nc.QueueSubscribe("cb._all.test.echo", "cb", func(m *nats.Msg) { _ = m.Respond([]byte(`{"hello":"other"}`)) }); err != nil {
 			t.Error(err)
 		}
 		_ = first.Unsubscribe()
@@ -260,7 +260,7 @@ func TestStoppingInstanceIsRetried(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	resp, err := rpc.Call[echoReq, echoResp](ctx, client, "cb.echo", &echoReq{Name: "x"})
+	resp, err := rpc.Call[echoReq, echoResp](ctx, client, "cb._all.test.echo", &echoReq{Name: "x"})
 	if err != nil || resp.Hello != "other" {
 		t.Fatalf("resp = %+v, err = %v; want the other instance's answer", resp, err)
 	}

@@ -5,6 +5,12 @@
 // caller's deadline, runs the handler on a bounded pool of warm workers (a
 // micro endpoint delivers one message at a time, so work is handed off),
 // turns panics into 500s and errors into micro error headers.
+//
+// Every request is served within the tenant scope its subject names
+// (cb.<scope>.…, see shared/tenant): the handler's context carries it, and
+// a request naming a workflow (wire.WorkflowScoped) has that workflow
+// resolved in the scope before the handler runs, so no endpoint can
+// forget to.
 package rpc
 
 import (
@@ -24,6 +30,7 @@ import (
 	"github.com/cbnats/circuitbreaker/shared/fail"
 	"github.com/cbnats/circuitbreaker/shared/metrics"
 	"github.com/cbnats/circuitbreaker/shared/subjects"
+	"github.com/cbnats/circuitbreaker/shared/tenant"
 	"github.com/cbnats/circuitbreaker/shared/wire"
 )
 
@@ -124,7 +131,7 @@ func NewServer(nc *nats.Conn, log zerolog.Logger, o Options) *Server {
 	}
 	return &Server{nc: nc, log: log, timeout: o.Timeout, sem: make(chan struct{}, o.Concurrency), idle: make(chan func()),
 		limit: int64(o.Concurrency + o.MaxQueue), service: o.Service,
-		requests: o.Metrics.Counter("cb_service_requests_total", "Requests served, by service, subject and reply code.", "service", "subject", "code"),
+		requests: o.Metrics.Counter("cb_service_requests_total", "Requests served, by service, endpoint subject, tenant scope and reply code.", "service", "subject", "tenant", "code"),
 		latency:  o.Metrics.Histogram("cb_service_request_duration_seconds", "Time from receipt to reply, by service and subject.", "service", "subject"),
 	}
 }
@@ -259,18 +266,28 @@ func serve[Req, Resp any](ctx context.Context, r micro.Request, h Handler[Req, R
 			return nil, err
 		}
 	}
-	return h(ctx, req)
+	scope, err := tenant.Parse(subjects.ScopeOf(r.Subject()))
+	if err != nil {
+		return nil, err
+	}
+	if w, ok := any(req).(wire.WorkflowScoped); ok && *w.WorkflowRef() != "" {
+		if *w.WorkflowRef(), err = scope.Resolve(*w.WorkflowRef()); err != nil {
+			return nil, err
+		}
+	}
+	return h(tenant.WithScope(ctx, scope), req)
 }
 
 func (s *Server) reply(r micro.Request, start time.Time, resp any, err error) {
+	endpoint, scope := subjects.PatternOf(r.Subject()), subjects.ScopeOf(r.Subject())
 	defer func() {
 		d := time.Since(start)
-		s.latency.Observe(d, s.service, r.Subject())
-		s.record(r.Subject(), d, err != nil)
+		s.latency.Observe(d, s.service, endpoint)
+		s.record(endpoint, d, err != nil)
 	}()
 	if err == nil {
 		if err = s.publish(r.Reply(), resp, nil); err == nil {
-			s.requests.Inc(s.service, r.Subject(), "200")
+			s.requests.Inc(s.service, endpoint, scope, "200")
 			return
 		}
 		if errors.Is(err, nats.ErrMaxPayload) {
@@ -281,7 +298,7 @@ func (s *Server) reply(r micro.Request, start time.Time, resp any, err error) {
 		err = fail.Wrap(fail.Timeout, err, "deadline passed before the request was done")
 	}
 	code := strconv.Itoa(Code(err))
-	s.requests.Inc(s.service, r.Subject(), code)
+	s.requests.Inc(s.service, endpoint, scope, code)
 	msg, kind := err.Error(), fail.KindOf(err)
 	if kind == fail.Internal {
 		s.log.Error().Err(err).Str("subject", r.Subject()).Str("request_id", r.Headers().Get(subjects.HeaderRequestID)).Msg("internal error")

@@ -13,7 +13,7 @@ import (
 // metadata, so `nats micro info` documents requests and replies.
 type Spec struct {
 	Name        string
-	Subject     string
+	Subject     subjects.Request // served in every scope: Subject.Pattern()
 	Description string
 	Request     string // the request body, e.g. `{"id": "<uuid>"}`
 	Response    string // the reply body
@@ -46,7 +46,7 @@ func AddService(nc *nats.Conn, svc Service, specs []Spec, srv *Server) (micro.Se
 	}
 	for _, s := range specs {
 		meta := map[string]string{"description": s.Description, "request": s.Request, "response": s.Response}
-		err := ms.AddEndpoint(s.Name, s.Handler, micro.WithEndpointSubject(s.Subject), micro.WithEndpointMetadata(meta))
+		err := ms.AddEndpoint(s.Name, s.Handler, micro.WithEndpointSubject(s.Subject.Pattern()), micro.WithEndpointMetadata(meta))
 		if err != nil {
 			_ = ms.Stop()
 			return nil, fmt.Errorf("rpc: add endpoint %s.%s: %w", svc.Name, s.Name, err)

@@ -1,7 +1,7 @@
 // Package subjects names every NATS subject, stream, bucket and header the
 // system uses. Nothing else in the code base spells a subject literally.
 //
-// Request subjects live under "cb.>"; stored data lives under "workflows.>",
+// Request subjects live under "cb.>" (see Request); stored data lives under "workflows.>",
 // which per-workflow streams capture. The two trees never overlap, so a
 // request can never be captured by a stream.
 package subjects
@@ -18,36 +18,74 @@ const (
 // QueueGroup is the queue group every endpoint of every service joins.
 const QueueGroup = "cb"
 
-// Request subjects of the workflow service.
+// Request names one operation of a service, "<service>.<op>". A request
+// travels on cb.<scope>.<service>.<op> (In), where scope is a tenant's
+// name or "_all" for a caller acting for every tenant (shared/tenant); an
+// endpoint listens on every scope (Pattern) and serves the request within
+// the scope its subject names. NATS permissions on cb.<tenant>.> thereby
+// confine a tenant's own NATS user to its tenant.
+type Request string
+
+// AllTenants is the scope of a caller acting for every tenant (the edge,
+// operators). Tenant names cannot start with '_'.
+const AllTenants = "_all"
+
+// In is the subject of the request in scope.
+func (r Request) In(scope string) string { return "cb." + scope + "." + string(r) }
+
+// Pattern is the subject the endpoint listens on: every scope.
+func (r Request) Pattern() string { return "cb.*." + string(r) }
+
+// ScopeOf returns the scope token of a request subject, or "" if subject
+// is not one.
+func ScopeOf(subject string) string {
+	rest, ok := strings.CutPrefix(subject, "cb.")
+	if !ok {
+		return ""
+	}
+	scope, _, _ := strings.Cut(rest, ".")
+	return scope
+}
+
+// PatternOf is the endpoint subject a request subject reached: its scope
+// replaced by '*' (metrics count per endpoint, not per tenant).
+func PatternOf(subject string) string {
+	scope := ScopeOf(subject)
+	if scope == "" {
+		return subject
+	}
+	return "cb.*" + subject[len("cb.")+len(scope):]
+}
+
+// Requests of the workflow service.
 const (
-	WorkflowCreate = "cb.workflow.create"
-	WorkflowGet    = "cb.workflow.get"
-	WorkflowList   = "cb.workflow.list"
+	WorkflowCreate Request = "workflow.create"
+	WorkflowGet    Request = "workflow.get"
+	WorkflowList   Request = "workflow.list"
 )
 
-// Request subjects of the token service.
+// Requests of the token service.
 const (
-	TokenCreate    = "cb.token.create"
-	TokenGet       = "cb.token.get"
-	TokenFind      = "cb.token.find"
-	TokenList      = "cb.token.list"
-	TokenInPlace   = "cb.token.inplace"
-	TokenAvailable = "cb.token.available"
-	TokenFire      = "cb.token.fire"
-	TokenUpdate    = "cb.token.update"
+	TokenCreate    Request = "token.create"
+	TokenGet       Request = "token.get"
+	TokenFind      Request = "token.find"
+	TokenList      Request = "token.list"
+	TokenInPlace   Request = "token.inplace"
+	TokenAvailable Request = "token.available"
+	TokenFire      Request = "token.fire"
+	TokenUpdate    Request = "token.update"
 	// TokenHistoryPage pages through one token's history.
-	TokenHistoryPage = "cb.token.history"
+	TokenHistoryPage Request = "token.history"
 )
 
-// TokenWriter is the prefix of the subjects on which one token-service
-// instance takes the writes the others route to it (it writes their
-// workflows): <prefix>.create, .fire and .update. id is the instance's
-// writer id; the prefix is advertised in its micro metadata under
-// MetaWriter.
-func TokenWriter(id string) string { return "cb.token.writer." + id }
+// TokenWriter is the request by which one token-service instance takes
+// a write (op: create, fire or update) that another instance routes to
+// it because it writes that workflow. id is the instance's writer id,
+// advertised in its micro metadata under MetaWriter.
+func TokenWriter(id, op string) Request { return Request("token.writer." + id + "." + op) }
 
 // MetaWriter is the token service's micro metadata key for an instance's
-// TokenWriter prefix.
+// writer id.
 const MetaWriter = "writer"
 
 // ServicePing is micro's discovery subject: every instance of the named
@@ -152,12 +190,12 @@ func TokenIDFromSubject(subject string) string {
 
 func join(parts ...string) string { return strings.Join(parts, ".") }
 
-// Request subjects of the event service.
+// Requests of the event service.
 const (
-	EventHistory       = "cb.event.history"
-	EventReplay        = "cb.event.replay"
-	EventStats         = "cb.event.stats"
-	EventSubscribe     = "cb.event.subscribe"
-	EventSubscriptions = "cb.event.subscriptions"
-	EventUnsubscribe   = "cb.event.unsubscribe"
+	EventHistory       Request = "event.history"
+	EventReplay        Request = "event.replay"
+	EventStats         Request = "event.stats"
+	EventSubscribe     Request = "event.subscribe"
+	EventSubscriptions Request = "event.subscriptions"
+	EventUnsubscribe   Request = "event.unsubscribe"
 )

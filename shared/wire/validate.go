@@ -193,3 +193,21 @@ func clip(s string) string {
 	}
 	return s
 }
+
+// WorkflowScoped is a request that names one workflow. Before its handler
+// runs, the endpoint resolves the id in the caller's tenant scope
+// (shared/tenant): it becomes the full id, or the request ends NOT_FOUND.
+type WorkflowScoped interface {
+	WorkflowRef() *string
+}
+
+func (r *GetWorkflowRequest) WorkflowRef() *string       { return &r.ID }
+func (r *CreateTokenRequest) WorkflowRef() *string       { return &r.WorkflowID }
+func (r *FindTokenRequest) WorkflowRef() *string         { return &r.WorkflowID }
+func (r *ListTokensRequest) WorkflowRef() *string        { return &r.WorkflowID }
+func (r *TokensInPlaceRequest) WorkflowRef() *string     { return &r.WorkflowID }
+func (r *HistoryRequest) WorkflowRef() *string           { return &r.WorkflowID }
+func (r *StatsRequest) WorkflowRef() *string             { return &r.WorkflowID }
+func (r *SubscribeRequest) WorkflowRef() *string         { return &r.WorkflowID }
+func (r *SubscriptionRef) WorkflowRef() *string          { return &r.WorkflowID }
+func (r *ListSubscriptionsRequest) WorkflowRef() *string { return &r.WorkflowID }

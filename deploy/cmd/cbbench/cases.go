@@ -81,11 +81,11 @@ func (b *bench) paths(ctx context.Context, c *client.Client, base *baselines, n 
 	// status without decoding its JSON (a user would decode either).
 	nc := b.t.nc
 	b.run("create (NATS)", n, func(ctx context.Context, _, _ int) error {
-		_, err := rpc.CallRaw(ctx, nc, subjects.TokenCreate, &wire.CreateTokenRequest{WorkflowID: benchWorkflow})
+		_, err := rpc.CallRaw(ctx, nc, subjects.TokenCreate.In(subjects.AllTenants), &wire.CreateTokenRequest{WorkflowID: benchWorkflow})
 		return err
 	}, "raw: KV CAS update + event publish")
 	b.run("transition (NATS)", n, func(ctx context.Context, w, i int) error {
-		_, err := rpc.CallRaw(ctx, nc, subjects.TokenFire, &wire.FireRequest{TokenID: pick(toks, w, i), TransitionID: "flip"})
+		_, err := rpc.CallRaw(ctx, nc, subjects.TokenFire.In(subjects.AllTenants), &wire.FireRequest{TokenID: pick(toks, w, i), TransitionID: "flip"})
 		return err
 	}, "raw: KV CAS update + event publish")
 	b.ratio("transition (NATS)", n, "raw: atomic batch, 3 msgs", n)
@@ -97,7 +97,7 @@ func (b *bench) paths(ctx context.Context, c *client.Client, base *baselines, n 
 		return err
 	}
 	b.run("get token (NATS)", n, func(ctx context.Context, w, i int) error {
-		_, err := rpc.CallRaw(ctx, nc, subjects.TokenGet, &wire.GetTokenRequest{ID: pick(toks, w, i)})
+		_, err := rpc.CallRaw(ctx, nc, subjects.TokenGet.In(subjects.AllTenants), &wire.GetTokenRequest{ID: pick(toks, w, i)})
 		return err
 	}, "raw: direct get")
 	b.ratio("get token (NATS)", n, "raw: micro echo, then direct get", n)

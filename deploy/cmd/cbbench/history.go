@@ -35,13 +35,13 @@ func (b *bench) history(ctx context.Context, c *client.Client) error {
 	nc := b.t.nc
 	fire := func(id string) op {
 		return func(ctx context.Context, _, _ int) error {
-			_, err := rpc.CallRaw(ctx, nc, subjects.TokenFire, &wire.FireRequest{TokenID: id, TransitionID: "flip"})
+			_, err := rpc.CallRaw(ctx, nc, subjects.TokenFire.In(subjects.AllTenants), &wire.FireRequest{TokenID: id, TransitionID: "flip"})
 			return err
 		}
 	}
 	get := func(id string) op {
 		return func(ctx context.Context, _, _ int) error {
-			_, err := rpc.CallRaw(ctx, nc, subjects.TokenGet, &wire.GetTokenRequest{ID: id})
+			_, err := rpc.CallRaw(ctx, nc, subjects.TokenGet.In(subjects.AllTenants), &wire.GetTokenRequest{ID: id})
 			return err
 		}
 	}
@@ -54,7 +54,7 @@ func (b *bench) history(ctx context.Context, c *client.Client) error {
 	b.run(fmt.Sprintf("history: get, %d transitions", b.s.longHistory), 1, get(long), base)
 	b.run("history: get, 2000 × 10 KB", 1, get(bulky), base)
 	b.run("history: a page of 100 entries (long token)", 1, func(ctx context.Context, _, _ int) error {
-		_, err := rpc.CallRaw(ctx, nc, subjects.TokenHistoryPage, &wire.TokenHistoryRequest{TokenID: long, First: 100,
+		_, err := rpc.CallRaw(ctx, nc, subjects.TokenHistoryPage.In(subjects.AllTenants), &wire.TokenHistoryRequest{TokenID: long, First: 100,
 			After: fmt.Sprint(0)})
 		return err
 	}, "")

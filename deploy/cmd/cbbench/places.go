@@ -51,7 +51,7 @@ func (b *bench) places(ctx context.Context, c *client.Client) error {
 		}
 		name := fmt.Sprintf("tokens in place: 1000 of %d", have)
 		b.run(name, 1, func(ctx context.Context, _, i int) error {
-			raw, err := rpc.CallRaw(ctx, b.t.nc, subjects.TokenInPlace,
+			raw, err := rpc.CallRaw(ctx, b.t.nc, subjects.TokenInPlace.In(subjects.AllTenants),
 				&wire.TokensInPlaceRequest{WorkflowID: placesWorkflow, Place: "hot", Page: wire.Page{First: hotTokens}})
 			if err != nil || i > 0 {
 				return err

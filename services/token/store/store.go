@@ -22,6 +22,7 @@ import (
 	"github.com/cbnats/circuitbreaker/shared/metrics"
 	"github.com/cbnats/circuitbreaker/shared/rules"
 	"github.com/cbnats/circuitbreaker/shared/subjects"
+	"github.com/cbnats/circuitbreaker/shared/tenant"
 )
 
 // Cache bounds. The token id → workflow id cache takes about 150 bytes an
@@ -202,6 +203,6 @@ func (s *Store) load(ctx context.Context, id string) (*workflow, error) {
 		s.js.Conn().MaxPayload, newCommitMetrics(s.opts.Metrics))}, nil
 }
 
-func workflowNotFound(id string) error { return fail.New(fail.NotFound, "Workflow not found: %s", id) }
+func workflowNotFound(id string) error { return tenant.WorkflowNotFound(id) }
 
 func storeError(err error) error { return jserr.Classify(err) }

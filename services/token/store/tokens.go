@@ -13,10 +13,11 @@ import (
 	"github.com/cbnats/circuitbreaker/shared/fail"
 	"github.com/cbnats/circuitbreaker/shared/flow"
 	"github.com/cbnats/circuitbreaker/shared/subjects"
+	"github.com/cbnats/circuitbreaker/shared/tenant"
 	"github.com/cbnats/circuitbreaker/shared/wire"
 )
 
-func tokenNotFound(id string) error { return fail.New(fail.NotFound, "Token not found: %s", id) }
+func tokenNotFound(id string) error { return tenant.TokenNotFound(id) }
 
 // WorkflowOf returns the workflow id of a token from the index.
 func (s *Store) WorkflowOf(ctx context.Context, tokenID string) (string, error) {
