@@ -42,7 +42,7 @@ func TestHealthReadyMetrics(t *testing.T) {
 		`cb_service_requests_total{service="workflow",subject="cb.*.workflow.list",tenant="_all",code="200"} 1`,
 		`cb_token_changes_committed_total 2`,
 		`cb_jetstream_commit_duration_seconds_count`,
-		`cb_http_requests_total{path="/graphql",status="200"} 1`,
+		`cb_http_requests_total{path="/graphql",status="200",tenant="-",credential="-"} 1`,
 		`cb_service_request_duration_seconds_bucket{service="token",subject="cb.*.token.create",le="+Inf"} 1`,
 	} {
 		if !strings.Contains(body, want) {

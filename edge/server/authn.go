@@ -35,6 +35,7 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 			unauthenticated(w, err)
 			return
 		}
+		noteIdentity(r.Context(), id)
 		ctx, cancel := untilExpiry(auth.WithIdentity(r.Context(), id), id)
 		defer cancel()
 		next.ServeHTTP(w, r.WithContext(ctx))
@@ -56,6 +57,7 @@ func (s *Server) wsConnect(ctx context.Context, _ *http.Request, payload map[str
 	if err != nil {
 		return nil, err
 	}
+	noteIdentity(ctx, id)
 	ctx, _ = untilExpiry(auth.WithIdentity(ctx, id), id) // ends with the connection's context at the latest
 	return ctx, nil
 }
@@ -97,6 +99,7 @@ func (s *Server) adminOnly(next http.Handler) http.Handler {
 			unauthenticated(w, err)
 			return
 		}
+		noteIdentity(r.Context(), id)
 		if id.Role < auth.Admin {
 			http.Error(w, "forbidden: /metrics is for admins", http.StatusForbidden)
 			return

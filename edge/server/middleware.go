@@ -2,15 +2,18 @@ package server
 
 import (
 	"bufio"
+	"context"
 	"net"
 	"net/http"
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
 
+	"github.com/cbnats/circuitbreaker/edge/auth"
 	"github.com/cbnats/circuitbreaker/shared/metrics"
 )
 
@@ -72,14 +75,75 @@ func (w *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	return http.NewResponseController(w.ResponseWriter).Hijack()
 }
 
-// accessLog logs one structured line per request.
+// requestInfo carries what the handlers inside learn about a request out
+// to the access log and the metrics around them: the identity that
+// authenticated it (authenticate, wsConnect and adminOnly note it). The
+// access log puts one into every request's context; it is written and read
+// from different goroutines for graphql-ws, hence the atomic.
+type requestInfo struct {
+	identity atomic.Pointer[auth.Identity]
+}
+
+type requestInfoKey struct{}
+
+// withRequestInfo returns ctx carrying a fresh requestInfo, or ctx itself
+// when it carries one already.
+func withRequestInfo(ctx context.Context) (context.Context, *requestInfo) {
+	if ri, ok := ctx.Value(requestInfoKey{}).(*requestInfo); ok {
+		return ctx, ri
+	}
+	ri := &requestInfo{}
+	return context.WithValue(ctx, requestInfoKey{}, ri), ri
+}
+
+// noteIdentity records id as the identity of ctx's request, for the access
+// log and the metrics; it does nothing outside a request.
+func noteIdentity(ctx context.Context, id auth.Identity) {
+	if ri, ok := ctx.Value(requestInfoKey{}).(*requestInfo); ok {
+		ri.identity.Store(&id)
+	}
+}
+
+// tenantLabel is the tenant of a metric or access-log line: "-" without an
+// identity (open mode, refused credentials) or when the identity names no
+// tenant, "*" for an identity of every tenant, else the tenant.
+func tenantLabel(id *auth.Identity) string {
+	if id == nil || id.Tenant == "" {
+		return "-"
+	}
+	return id.Tenant
+}
+
+// credentialLabel names the credential of a metric: the API key's name
+// (the auth file bounds them), "jwt" for every JWT (their subjects are
+// unbounded, so they stay out of metrics), "-" without an identity. API
+// keys never expire and JWTs always do (exp is required), which tells the
+// two apart.
+func credentialLabel(id *auth.Identity) string {
+	switch {
+	case id == nil:
+		return "-"
+	case !id.Expires.IsZero():
+		return "jwt"
+	}
+	return id.Name
+}
+
+// accessLog logs one structured line per request, with the authenticated
+// identity's name, tenant and role when there is one (never the
+// credential).
 func (s *Server) accessLog(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w}
-		next.ServeHTTP(sw, r)
-		zerolog.Ctx(r.Context()).Info().Str("method", r.Method).Str("path", r.URL.Path).
-			Int("status", sw.status).Int("bytes", sw.bytes).Dur("took", time.Since(start)).Msg("http")
+		ctx, ri := withRequestInfo(r.Context())
+		next.ServeHTTP(sw, r.WithContext(ctx))
+		ev := zerolog.Ctx(r.Context()).Info().Str("method", r.Method).Str("path", r.URL.Path).
+			Int("status", sw.status).Int("bytes", sw.bytes).Dur("took", time.Since(start))
+		if id := ri.identity.Load(); id != nil {
+			ev = ev.Str("identity", id.Name).Str("tenant", tenantLabel(id)).Str("role", id.Role.String())
+		}
+		ev.Msg("http")
 	})
 }
 
@@ -91,8 +155,9 @@ type httpMetrics struct {
 
 func newHTTPMetrics(r *metrics.Registry) httpMetrics {
 	return httpMetrics{
-		requests: r.Counter("cb_http_requests_total", "HTTP requests, by path and status.", "path", "status"),
-		latency:  r.Histogram("cb_http_request_duration_seconds", "HTTP request latency, by path.", "path"),
+		requests: r.Counter("cb_http_requests_total", "HTTP requests, by path, status, tenant (- for none, * for all) and credential (an API key's name, jwt, or - for none).",
+			"path", "status", "tenant", "credential"),
+		latency: r.Histogram("cb_http_request_duration_seconds", "HTTP request latency, by path.", "path"),
 	}
 }
 
@@ -103,9 +168,14 @@ func (m httpMetrics) wrap(next http.Handler) http.Handler {
 		if !ok {
 			sw = &statusWriter{ResponseWriter: w}
 		}
+		ctx, ri := withRequestInfo(r.Context())
+		if ctx != r.Context() { // not behind accessLog
+			r = r.WithContext(ctx)
+		}
 		next.ServeHTTP(sw, r)
 		path := route(r.URL.Path)
-		m.requests.Inc(path, strconv.Itoa(max(sw.status, 200)))
+		id := ri.identity.Load()
+		m.requests.Inc(path, strconv.Itoa(max(sw.status, 200)), tenantLabel(id), credentialLabel(id))
 		m.latency.Observe(time.Since(start), path)
 	})
 }
