@@ -10,16 +10,22 @@
 //
 // Page may be mounted on any path (including /graphql itself for requests that
 // accept text/html); it always references the assets through Options.AssetPrefix.
+//
+// The page loads without credentials. Above the editor it has a field for a
+// bearer key (an API key or a JWT), kept in the tab's sessionStorage only and
+// sent with every request the page makes; see pageTmpl.
 package graphiql
 
 import (
 	"bytes"
 	"crypto/sha256"
 	"embed"
+	"encoding/base64"
 	"encoding/hex"
 	"html/template"
 	"io/fs"
 	"net/http"
+	"net/url"
 	"path"
 	"strings"
 	"time"
@@ -130,6 +136,17 @@ query {
 }
 `
 
+// The page: a bar with the bearer key field above GraphiQL, and one inline
+// script. The key is kept in this tab's sessionStorage only (never
+// localStorage or a cookie, so it is gone when the tab closes); every request
+// the page makes carries it: POSTs as "Authorization: Bearer <key>", graphql-ws
+// in connection_init's payload ({"authorization": "Bearer <key>"}).
+// GraphiQL's createFetcher sends the fetcher options' headers both ways, and
+// opens a new WebSocket client for each subscription, so a changed key is used
+// from the next request on. A changed key also hands GraphiQL a new fetcher,
+// which makes it fetch the schema again. A pasted "Bearer " prefix is dropped;
+// an Authorization header typed into GraphiQL's own Headers editor wins over
+// the field. With storage disabled the key lives in the field only.
 var pageTmpl = template.Must(template.New("page").Parse(`<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -138,9 +155,27 @@ var pageTmpl = template.Must(template.New("page").Parse(`<!DOCTYPE html>
 <meta name="robots" content="noindex">
 <title>{{.Title}}</title>
 <link rel="stylesheet" href="{{.CSS}}">
-<style>html,body{margin:0;height:100%;overflow:hidden}#graphiql{height:100vh;height:100dvh}</style>
+<style>
+html,body{margin:0;height:100%;overflow:hidden}
+body{display:flex;flex-direction:column}
+#graphiql{flex:1;min-height:0}
+.cb-auth{display:flex;align-items:center;gap:.5rem;padding:.3rem .75rem;font:13px/1.4 system-ui,sans-serif;
+  background:#f4f5f7;color:#333;border-bottom:1px solid #dcdfe4}
+.cb-auth input{width:22rem;max-width:40vw;padding:.2rem .4rem;font:inherit;border:1px solid #b9bec7;border-radius:4px}
+.cb-auth button{padding:.2rem .6rem;font:inherit;border:1px solid #b9bec7;border-radius:4px;background:#fff;cursor:pointer}
+.cb-auth small{color:#666}
+body.graphiql-dark .cb-auth{background:#0f1420;color:#ccd;border-color:#2a3040}
+body.graphiql-dark .cb-auth input,body.graphiql-dark .cb-auth button{background:#1a2030;color:#ccd;border-color:#3a4255}
+body.graphiql-dark .cb-auth small{color:#99a}
+</style>
 </head>
 <body>
+<div class="cb-auth" role="group" aria-label="Authentication">
+<label for="cb-bearer">Bearer key (API key or JWT)</label>
+<input id="cb-bearer" type="password" autocomplete="off" spellcheck="false" aria-describedby="cb-bearer-note">
+<button id="cb-bearer-clear" type="button" aria-label="Clear the bearer key">Clear</button>
+<small id="cb-bearer-note">kept in this tab's session storage only; sent as Authorization: Bearer</small>
+</div>
 <div id="graphiql">Loading GraphiQL…</div>
 <script src="{{.React}}"></script>
 <script src="{{.ReactDOM}}"></script>
@@ -154,19 +189,86 @@ var pageTmpl = template.Must(template.New("page").Parse(`<!DOCTYPE html>
     u.protocol = u.protocol === "https:" ? "wss:" : "ws:";
     subscriptionUrl = u.href;
   }
-  var fetcher = GraphiQL.createFetcher({
+  var base = GraphiQL.createFetcher({
     url: endpoint,
     subscriptionUrl: subscriptionUrl,
     headers: { accept: "application/graphql-response+json, application/json;q=0.9" }
   });
-  ReactDOM.createRoot(document.getElementById("graphiql")).render(
-    React.createElement(GraphiQL, { fetcher: fetcher, defaultQuery: {{.DefaultQuery}} })
-  );
+
+  var stored = "cb.bearer";
+  var input = document.getElementById("cb-bearer");
+  var key = function () { return input.value.trim().replace(/^bearer\s+/i, ""); };
+  var save = function () {
+    try {
+      if (key()) sessionStorage.setItem(stored, key()); else sessionStorage.removeItem(stored);
+    } catch (e) {}
+  };
+  try { input.value = sessionStorage.getItem(stored) || ""; } catch (e) {}
+
+  var makeFetcher = function () {
+    return function (params, opts) {
+      var headers = {};
+      if (key()) headers.authorization = "Bearer " + key();
+      var own = (opts && opts.headers) || {};
+      for (var name in own) {
+        if (name.toLowerCase() === "authorization") delete headers.authorization;
+        headers[name] = own[name];
+      }
+      return base(params, Object.assign({}, opts, { headers: headers }));
+    };
+  };
+  var root = ReactDOM.createRoot(document.getElementById("graphiql"));
+  var used = key();
+  var render = function () {
+    used = key();
+    root.render(React.createElement(GraphiQL, { fetcher: makeFetcher(), defaultQuery: {{.DefaultQuery}} }));
+  };
+  var commit = function () { save(); if (key() !== used) render(); };
+  input.addEventListener("input", save);
+  input.addEventListener("change", commit);
+  input.addEventListener("keydown", function (e) { if (e.key === "Enter") commit(); });
+  document.getElementById("cb-bearer-clear").addEventListener("click", function () {
+    input.value = "";
+    commit();
+    input.focus();
+  });
+  render();
 })();
 </script>
 </body>
 </html>
 `))
+
+// inlineScript returns the text of page's one inline <script> element (the one
+// without a src attribute): what its CSP hash is computed over.
+func inlineScript(page []byte) []byte {
+	const open, end = "<script>", "</script>"
+	i := bytes.Index(page, []byte(open))
+	if i < 0 {
+		return nil
+	}
+	rest := page[i+len(open):]
+	j := bytes.Index(rest, []byte(end))
+	if j < 0 {
+		return nil
+	}
+	return rest[:j]
+}
+
+// contentSecurityPolicy allows scripts from the page's own origin (and the
+// assets' origin, when AssetPrefix is an absolute URL) and the page's one
+// inline script by its SHA-256 hash: no other inline script, eval, plugin,
+// <base> or framing. Styles, images and connections are not restricted
+// (GraphiQL sets inline styles; the endpoints may be on another origin).
+func contentSecurityPolicy(o Options, script []byte) string {
+	sum := sha256.Sum256(script)
+	src := "'self'"
+	if u, err := url.Parse(o.AssetPrefix); err == nil && u.Scheme != "" && u.Host != "" {
+		src += " " + u.Scheme + "://" + u.Host
+	}
+	return "script-src " + src + " 'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'" +
+		"; object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+}
 
 // Page returns a handler that serves the GraphiQL HTML page. With an empty
 // Options.SubscriptionURL the page computes the graphql-transport-ws URL in the
@@ -174,10 +276,11 @@ var pageTmpl = template.Must(template.New("page").Parse(`<!DOCTYPE html>
 // and wss:// for https://.
 //
 // It serves GET and HEAD at whatever path it is mounted on (other methods get
-// 405). The page is rendered once, here; a bad Options value cannot fail later.
+// 405), with a Content-Security-Policy that admits the page's own inline
+// script by its hash (contentSecurityPolicy). The page is rendered once, here; a bad Options value cannot fail later.
 func Page(o Options) http.Handler {
 	o = o.withDefaults()
-	url := func(name string) string {
+	assetURL := func(name string) string {
 		return o.AssetPrefix + name + "?v=" + assets[name].version
 	}
 	var buf bytes.Buffer
@@ -186,15 +289,20 @@ func Page(o Options) http.Handler {
 		"Endpoint":        o.Endpoint,
 		"SubscriptionURL": o.SubscriptionURL,
 		"DefaultQuery":    DefaultQuery,
-		"CSS":             url("graphiql.min.css"),
-		"React":           url("react.production.min.js"),
-		"ReactDOM":        url("react-dom.production.min.js"),
-		"GraphiQL":        url("graphiql.min.js"),
+		"CSS":             assetURL("graphiql.min.css"),
+		"React":           assetURL("react.production.min.js"),
+		"ReactDOM":        assetURL("react-dom.production.min.js"),
+		"GraphiQL":        assetURL("graphiql.min.js"),
 	})
 	if err != nil {
 		panic("graphiql: page template: " + err.Error())
 	}
 	body := buf.Bytes()
+	script := inlineScript(body)
+	if script == nil {
+		panic("graphiql: page template has no inline script")
+	}
+	csp := contentSecurityPolicy(o, script)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")
@@ -206,6 +314,7 @@ func Page(o Options) http.Handler {
 		h.Set("Cache-Control", "no-cache")
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("Content-Security-Policy", csp)
 		if r.Method == http.MethodHead {
 			return
 		}

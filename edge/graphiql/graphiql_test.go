@@ -1,6 +1,8 @@
 package graphiql
 
 import (
+	"crypto/sha256"
+	"encoding/base64"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -182,6 +184,81 @@ func TestAssetsLoadNothingRemote(t *testing.T) {
 			if strings.Contains(s, host) {
 				t.Errorf("%s mentions %s", name, host)
 			}
+		}
+	}
+}
+
+// inlineScripts returns the text of every <script> element without a src.
+var inlineScripts = regexp.MustCompile(`(?s)<script>(.*?)</script>`)
+
+// TestPageBearerKeyField checks the page's field for a bearer key: labelled,
+// a password input, kept in sessionStorage only, sent on every request.
+func TestPageBearerKeyField(t *testing.T) {
+	page := body(t, serve(Page(Options{}), http.MethodGet, "/", nil))
+	for _, want := range []string{
+		`<label for="cb-bearer">Bearer key (API key or JWT)</label>`,
+		`<input id="cb-bearer" type="password" autocomplete="off"`,
+		`<button id="cb-bearer-clear" type="button"`,
+	} {
+		if !strings.Contains(page, want) {
+			t.Errorf("page lacks %q", want)
+		}
+	}
+	scripts := inlineScripts.FindAllStringSubmatch(page, -1)
+	if len(scripts) != 1 {
+		t.Fatalf("%d inline scripts, want 1", len(scripts))
+	}
+	script := scripts[0][1]
+	for _, want := range []string{
+		`var stored = "cb.bearer"`,
+		"sessionStorage.getItem(stored)",
+		"sessionStorage.setItem(stored, key())",
+		`headers.authorization = "Bearer " + key()`,
+		"fetcher: makeFetcher()",
+	} {
+		if !strings.Contains(script, want) {
+			t.Errorf("script lacks %q", want)
+		}
+	}
+	for _, never := range []string{"localStorage", "cookie", "console."} {
+		if strings.Contains(script, never) {
+			t.Errorf("script mentions %q", never)
+		}
+	}
+	// The CSP admits no inline handler attributes: the script adds listeners.
+	if m := regexp.MustCompile(`(?i)\son[a-z]+=`).FindString(page); m != "" {
+		t.Errorf("page has an inline event handler %q", m)
+	}
+}
+
+// TestPageContentSecurityPolicy checks that the CSP admits the page's inline
+// script by the hash of exactly the text served, also when options are
+// escaped into it, and the assets' origin when AssetPrefix is absolute.
+func TestPageContentSecurityPolicy(t *testing.T) {
+	for _, o := range []Options{
+		{},
+		{Endpoint: `/g"</script><script>alert(2)</script>`, SubscriptionURL: "wss://example.test/graphql"},
+		{AssetPrefix: "https://assets.example.test/gq/"},
+	} {
+		h := Page(o)
+		res := serve(h, http.MethodGet, "/", nil)
+		csp := res.Header.Get("Content-Security-Policy")
+		page := body(t, res)
+		scripts := inlineScripts.FindAllStringSubmatch(page, -1)
+		if len(scripts) != 1 {
+			t.Fatalf("%+v: %d inline scripts, want 1", o, len(scripts))
+		}
+		sum := sha256.Sum256([]byte(scripts[0][1]))
+		src := "script-src 'self' "
+		if strings.HasPrefix(o.AssetPrefix, "https://") {
+			src += "https://assets.example.test "
+		}
+		want := src + "'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'; object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+		if csp != want {
+			t.Errorf("%+v: CSP\n%s\nwant\n%s", o, csp, want)
+		}
+		if head := serve(h, http.MethodHead, "/", nil).Header.Get("Content-Security-Policy"); head != csp {
+			t.Errorf("HEAD: CSP %q", head)
 		}
 	}
 }
