@@ -9,6 +9,7 @@ import (
 	"errors"
 	"strconv"
 
+	"github.com/cbnats/circuitbreaker/edge/auth"
 	"github.com/cbnats/circuitbreaker/edge/gql"
 	"github.com/cbnats/circuitbreaker/edge/live"
 	"github.com/cbnats/circuitbreaker/shared/client"
@@ -20,18 +21,20 @@ import (
 
 // API resolves fields with a client of the services.
 type API struct {
-	c           *client.Client
-	live        *live.Hub     // subscriptions
-	open        metrics.Gauge // subscriptions streaming now, by field
-	requireAuth bool          // every root field needs an identity with its role
+	c     *client.Client
+	live  *live.Hub           // subscriptions
+	open  metrics.Gauge       // subscriptions streaming now, by field
+	authn *auth.Authenticator // nil: an open edge
+	rates *rates              // requestsPerSecond per tenant
 }
 
 // New returns an API calling the services through c and streaming
-// subscriptions from hub, recording open subscriptions in reg. With
-// requireAuth, every root field needs an authenticated identity (in the
-// request's context, see edge/auth) whose role allows it.
-func New(c *client.Client, hub *live.Hub, reg *metrics.Registry, requireAuth bool) *API {
-	return &API{c: c, live: hub, requireAuth: requireAuth,
+// subscriptions from hub, recording open subscriptions in reg. With an
+// Authenticator, every root field needs an authenticated identity (in the
+// request's context, see edge/auth) whose role allows it, within its
+// tenant's request rate.
+func New(c *client.Client, hub *live.Hub, reg *metrics.Registry, authn *auth.Authenticator) *API {
+	return &API{c: c, live: hub, authn: authn, rates: newRates(),
 		open: reg.Gauge("cb_subscriptions_open", "GraphQL subscriptions streaming now, by field.", "field")}
 }
 

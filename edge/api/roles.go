@@ -24,11 +24,12 @@ func required(root, field string) auth.Role {
 	return auth.Operator
 }
 
-// allow wraps the resolver of key ("Type.field") with the role check when
-// authentication is required; fields below the root pass.
+// allow wraps the resolver of key ("Type.field") with the role check and
+// the tenant's request rate when authentication is required; fields below
+// the root pass.
 func (a *API) allow(key string, f gql.ResolveFunc) gql.ResolveFunc {
 	root, field, _ := strings.Cut(key, ".")
-	if !a.requireAuth || (root != "Query" && root != "Mutation" && root != "Subscription") {
+	if a.authn == nil || (root != "Query" && root != "Mutation" && root != "Subscription") {
 		return f
 	}
 	need := required(root, field)
@@ -39,6 +40,9 @@ func (a *API) allow(key string, f gql.ResolveFunc) gql.ResolveFunc {
 		}
 		if id.Role < need {
 			return nil, codedError{fail.New(fail.Forbidden, "%s needs the %s role; %s has the %s role", field, need, id.Name, id.Role)}
+		}
+		if err := a.rates.take(id.Tenant, a.authn.Quota(id.Tenant).RequestsPerSecond); err != nil {
+			return nil, codedError{err}
 		}
 		return f(ctx, p)
 	}

@@ -84,12 +84,9 @@ func handMade(header map[string]any, c jwt.MapClaims, sig string) string {
 
 // refused asserts header is refused with want, by an error that does not
 // repeat the credential.
-func refused(t *testing.T, a *auth.Authenticator, header string, want error, skipIfAccepted string) {
+func refused(t *testing.T, a *auth.Authenticator, header string, want error) {
 	t.Helper()
 	id, err := a.Authenticate(header)
-	if err == nil && skipIfAccepted != "" {
-		t.Skip(skipIfAccepted)
-	}
 	if !errors.Is(err, want) || id != (auth.Identity{}) {
 		t.Fatalf("got %+v, %v; want %v", id, err, want)
 	}
@@ -105,7 +102,7 @@ func refused(t *testing.T, a *auth.Authenticator, header string, want error, ski
 func TestBadCredentialShapes(t *testing.T) {
 	a := badAuth(t, hmacSection())
 	good := sign(t, jwt.SigningMethodHS256, []byte(badSecret), okClaims(), nil)
-	for _, h := range []string{"Bearer " + badKey, "Bearer " + good, "  Bearer   " + badKey + "  "} {
+	for _, h := range []string{"Bearer " + badKey, "Bearer " + good, "  Bearer   " + badKey + "  ", "bearer " + badKey, "BEARER " + badKey} { // the scheme is case-insensitive
 		if _, err := a.Authenticate(h); err != nil {
 			t.Fatalf("a good credential: %v", err)
 		}
@@ -113,69 +110,66 @@ func TestBadCredentialShapes(t *testing.T) {
 	hs := func(c jwt.MapClaims) string { return sign(t, jwt.SigningMethodHS256, []byte(badSecret), c, nil) }
 	sig := good[strings.LastIndex(good, ".")+1:]
 	cases := []struct {
-		name, header   string
-		want           error
-		skipIfAccepted string
+		name, header string
+		want         error
 	}{
-		{"no header", "", auth.ErrMissing, ""},
-		{"blanks", "   ", auth.ErrInvalid, ""},
-		{"Bearer alone", "Bearer", auth.ErrInvalid, ""},
-		{"Bearer and blanks", "Bearer    ", auth.ErrInvalid, ""},
-		{"Basic", "Basic " + base64.StdEncoding.EncodeToString([]byte("acme-admin:"+badKey)), auth.ErrInvalid, ""},
-		{"lowercase bearer", "bearer " + badKey, auth.ErrInvalid, ""}, // the scheme is matched exactly
-		{"BEARER", "BEARER " + badKey, auth.ErrInvalid, ""},
-		{"Bearer and a tab", "Bearer\t" + badKey, auth.ErrInvalid, ""},
-		{"no scheme", badKey, auth.ErrInvalid, ""},
-		{"wrong key", "Bearer " + badKey[:len(badKey)-1] + "N", auth.ErrInvalid, ""},
-		{"key prefix", "Bearer " + badKey[:len(badKey)-1], auth.ErrInvalid, ""},
-		{"key and more", "Bearer " + badKey + "x", auth.ErrInvalid, ""},
-		{"key with a NUL", "Bearer " + badKey + "\x00", auth.ErrInvalid, ""},
-		{"key twice", "Bearer " + badKey + " " + badKey, auth.ErrInvalid, ""},
-		{"three dots", "Bearer ...", auth.ErrInvalid, ""},
-		{"two dots", "Bearer ..", auth.ErrInvalid, ""},
-		{"a.b.c", "Bearer a.b.c", auth.ErrInvalid, ""},
-		{"truncated JWT", "Bearer " + good[:len(good)-3], auth.ErrInvalid, ""},
-		{"JWT without signature", "Bearer " + good[:strings.LastIndex(good, ".")+1], auth.ErrInvalid, ""},
-		{"JWT of two parts", "Bearer " + good[:strings.LastIndex(good, ".")], auth.ErrInvalid, ""},
-		{"JWT with padding", "Bearer " + good + "==", auth.ErrInvalid, ""},
-		{"JWT header not JSON", "Bearer " + base64.RawURLEncoding.EncodeToString([]byte("{not json")) + good[strings.Index(good, "."):], auth.ErrInvalid, ""},
-		{"alg none", "Bearer " + sign(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, okClaims(), nil), auth.ErrInvalid, ""},
-		{"alg None with a signature", "Bearer " + handMade(map[string]any{"alg": "None"}, okClaims(), sig), auth.ErrInvalid, ""},
-		{"alg missing", "Bearer " + handMade(map[string]any{"typ": "JWT"}, okClaims(), sig), auth.ErrInvalid, ""},
-		{"claims changed under the signature", "Bearer " + handMade(map[string]any{"alg": "HS256", "typ": "JWT"}, spoil(okClaims(), "role", "admin"), sig), auth.ErrInvalid, ""},
-		{"wrong secret", "Bearer " + sign(t, jwt.SigningMethodHS256, []byte(badSecret+"!"), okClaims(), nil), auth.ErrInvalid, ""},
-		{"HS384", "Bearer " + sign(t, jwt.SigningMethodHS384, []byte(badSecret), okClaims(), nil), auth.ErrInvalid, ""},
-		{"HS512", "Bearer " + sign(t, jwt.SigningMethodHS512, []byte(badSecret), okClaims(), nil), auth.ErrInvalid, ""},
-		{"wrong issuer", "Bearer " + hs(spoil(okClaims(), "iss", "https://idp.bad.test/")), auth.ErrInvalid, ""},
-		{"no issuer", "Bearer " + hs(spoil(okClaims(), "iss", nil)), auth.ErrInvalid, ""},
-		{"wrong audience", "Bearer " + hs(spoil(okClaims(), "aud", "cb")), auth.ErrInvalid, ""},
-		{"no audience", "Bearer " + hs(spoil(okClaims(), "aud", nil)), auth.ErrInvalid, ""},
-		{"expired beyond the leeway", "Bearer " + hs(spoil(okClaims(), "exp", time.Now().Add(-30*time.Second).Unix())), auth.ErrInvalid, ""},
-		{"no expiry", "Bearer " + hs(spoil(okClaims(), "exp", nil)), auth.ErrInvalid, ""},
-		{"exp a string", "Bearer " + hs(spoil(okClaims(), "exp", "2999-01-01")), auth.ErrInvalid, ""},
-		{"nbf beyond the leeway", "Bearer " + hs(spoil(okClaims(), "nbf", time.Now().Add(30*time.Second).Unix())), auth.ErrInvalid, ""},
-		{"nbf a string", "Bearer " + hs(spoil(okClaims(), "nbf", "now")), auth.ErrInvalid, ""},
-		{"no subject", "Bearer " + hs(spoil(okClaims(), "sub", nil)), auth.ErrInvalid, ""},
-		{"empty subject", "Bearer " + hs(spoil(okClaims(), "sub", "")), auth.ErrInvalid, ""},
-		{"no role", "Bearer " + hs(spoil(okClaims(), "role", nil)), auth.ErrInvalid, ""},
-		{"unknown role", "Bearer " + hs(spoil(okClaims(), "role", "superuser")), auth.ErrInvalid, ""},
-		{"role in capitals", "Bearer " + hs(spoil(okClaims(), "role", "Admin")), auth.ErrInvalid, ""},
-		{"role a list", "Bearer " + hs(spoil(okClaims(), "role", []string{"admin"})), auth.ErrInvalid, ""},
+		{"no header", "", auth.ErrMissing},
+		{"blanks", "   ", auth.ErrInvalid},
+		{"Bearer alone", "Bearer", auth.ErrInvalid},
+		{"Bearer and blanks", "Bearer    ", auth.ErrInvalid},
+		{"Basic", "Basic " + base64.StdEncoding.EncodeToString([]byte("acme-admin:"+badKey)), auth.ErrInvalid},
+		{"Bearer and a tab", "Bearer\t" + badKey, auth.ErrInvalid},
+		{"no scheme", badKey, auth.ErrInvalid},
+		{"wrong key", "Bearer " + badKey[:len(badKey)-1] + "N", auth.ErrInvalid},
+		{"key prefix", "Bearer " + badKey[:len(badKey)-1], auth.ErrInvalid},
+		{"key and more", "Bearer " + badKey + "x", auth.ErrInvalid},
+		{"key with a NUL", "Bearer " + badKey + "\x00", auth.ErrInvalid},
+		{"key twice", "Bearer " + badKey + " " + badKey, auth.ErrInvalid},
+		{"three dots", "Bearer ...", auth.ErrInvalid},
+		{"two dots", "Bearer ..", auth.ErrInvalid},
+		{"a.b.c", "Bearer a.b.c", auth.ErrInvalid},
+		{"truncated JWT", "Bearer " + good[:len(good)-3], auth.ErrInvalid},
+		{"JWT without signature", "Bearer " + good[:strings.LastIndex(good, ".")+1], auth.ErrInvalid},
+		{"JWT of two parts", "Bearer " + good[:strings.LastIndex(good, ".")], auth.ErrInvalid},
+		{"JWT with padding", "Bearer " + good + "==", auth.ErrInvalid},
+		{"JWT header not JSON", "Bearer " + base64.RawURLEncoding.EncodeToString([]byte("{not json")) + good[strings.Index(good, "."):], auth.ErrInvalid},
+		{"alg none", "Bearer " + sign(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, okClaims(), nil), auth.ErrInvalid},
+		{"alg None with a signature", "Bearer " + handMade(map[string]any{"alg": "None"}, okClaims(), sig), auth.ErrInvalid},
+		{"alg missing", "Bearer " + handMade(map[string]any{"typ": "JWT"}, okClaims(), sig), auth.ErrInvalid},
+		{"claims changed under the signature", "Bearer " + handMade(map[string]any{"alg": "HS256", "typ": "JWT"}, spoil(okClaims(), "role", "admin"), sig), auth.ErrInvalid},
+		{"wrong secret", "Bearer " + sign(t, jwt.SigningMethodHS256, []byte(badSecret+"!"), okClaims(), nil), auth.ErrInvalid},
+		{"HS384", "Bearer " + sign(t, jwt.SigningMethodHS384, []byte(badSecret), okClaims(), nil), auth.ErrInvalid},
+		{"HS512", "Bearer " + sign(t, jwt.SigningMethodHS512, []byte(badSecret), okClaims(), nil), auth.ErrInvalid},
+		{"wrong issuer", "Bearer " + hs(spoil(okClaims(), "iss", "https://idp.bad.test/")), auth.ErrInvalid},
+		{"no issuer", "Bearer " + hs(spoil(okClaims(), "iss", nil)), auth.ErrInvalid},
+		{"wrong audience", "Bearer " + hs(spoil(okClaims(), "aud", "cb")), auth.ErrInvalid},
+		{"no audience", "Bearer " + hs(spoil(okClaims(), "aud", nil)), auth.ErrInvalid},
+		{"expired beyond the leeway", "Bearer " + hs(spoil(okClaims(), "exp", time.Now().Add(-30*time.Second).Unix())), auth.ErrInvalid},
+		{"no expiry", "Bearer " + hs(spoil(okClaims(), "exp", nil)), auth.ErrInvalid},
+		{"exp a string", "Bearer " + hs(spoil(okClaims(), "exp", "2999-01-01")), auth.ErrInvalid},
+		{"nbf beyond the leeway", "Bearer " + hs(spoil(okClaims(), "nbf", time.Now().Add(30*time.Second).Unix())), auth.ErrInvalid},
+		{"nbf a string", "Bearer " + hs(spoil(okClaims(), "nbf", "now")), auth.ErrInvalid},
+		{"no subject", "Bearer " + hs(spoil(okClaims(), "sub", nil)), auth.ErrInvalid},
+		{"empty subject", "Bearer " + hs(spoil(okClaims(), "sub", "")), auth.ErrInvalid},
+		{"no role", "Bearer " + hs(spoil(okClaims(), "role", nil)), auth.ErrInvalid},
+		{"unknown role", "Bearer " + hs(spoil(okClaims(), "role", "superuser")), auth.ErrInvalid},
+		{"role in capitals", "Bearer " + hs(spoil(okClaims(), "role", "Admin")), auth.ErrInvalid},
+		{"role a list", "Bearer " + hs(spoil(okClaims(), "role", []string{"admin"})), auth.ErrInvalid},
 		// Every identity names a valid tenant (issue 14); "_all" is the
 		// services' all-tenant scope, never a tenant.
-		{"no tenant", "Bearer " + hs(spoil(okClaims(), "tenant", nil)), auth.ErrInvalid, ""},
-		{"empty tenant", "Bearer " + hs(spoil(okClaims(), "tenant", "")), auth.ErrInvalid, ""},
-		{"tenant _all", "Bearer " + hs(spoil(okClaims(), "tenant", "_all")), auth.ErrInvalid, ""},
-		{"tenant with a dot", "Bearer " + hs(spoil(okClaims(), "tenant", "acme.globex")), auth.ErrInvalid, ""},
-		{"tenant with wildcards", "Bearer " + hs(spoil(okClaims(), "tenant", "acme.>")), auth.ErrInvalid, ""},
-		{"tenant a number", "Bearer " + hs(spoil(okClaims(), "tenant", 7)), auth.ErrInvalid, ""},
-		{"iat far in the future", "Bearer " + hs(spoil(okClaims(), "iat", time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC).Unix())), auth.ErrInvalid,
-			"edge/auth does not check iat (jwt.WithIssuedAt is not set in verify.go)"},
-		{"well signed but 16 KiB", "Bearer " + sign(t, jwt.SigningMethodHS256, []byte(badSecret), okClaims(), map[string]any{"kid": strings.Repeat("k", 16<<10)}), auth.ErrInvalid, ""},
-		{"1 MiB of dots", "Bearer " + strings.Repeat(".", 1<<20), auth.ErrInvalid, ""},
+		{"no tenant", "Bearer " + hs(spoil(okClaims(), "tenant", nil)), auth.ErrInvalid},
+		{"empty tenant", "Bearer " + hs(spoil(okClaims(), "tenant", "")), auth.ErrInvalid},
+		{"tenant _all", "Bearer " + hs(spoil(okClaims(), "tenant", "_all")), auth.ErrInvalid},
+		{"tenant with a dot", "Bearer " + hs(spoil(okClaims(), "tenant", "acme.globex")), auth.ErrInvalid},
+		{"tenant with wildcards", "Bearer " + hs(spoil(okClaims(), "tenant", "acme.>")), auth.ErrInvalid},
+		{"tenant a number", "Bearer " + hs(spoil(okClaims(), "tenant", 7)), auth.ErrInvalid},
+		{"iat far in the future", "Bearer " + hs(spoil(okClaims(), "iat", time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC).Unix())), auth.ErrInvalid},
+		{"tenant * from a claim", "Bearer " + hs(spoil(okClaims(), "tenant", "*")), auth.ErrInvalid},
+		{"well signed but 16 KiB", "Bearer " + sign(t, jwt.SigningMethodHS256, []byte(badSecret), okClaims(), map[string]any{"kid": strings.Repeat("k", 16<<10)}), auth.ErrInvalid},
+		{"1 MiB of dots", "Bearer " + strings.Repeat(".", 1<<20), auth.ErrInvalid},
 	}
 	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) { refused(t, a, tc.header, tc.want, tc.skipIfAccepted) })
+		t.Run(tc.name, func(t *testing.T) { refused(t, a, tc.header, tc.want) })
 	}
 }
 
@@ -217,7 +211,7 @@ func TestAlgorithmConfusion(t *testing.T) {
 	} {
 		t.Run("HS256 with "+name, func(t *testing.T) {
 			for _, h := range []map[string]any{kid, nil} {
-				refused(t, a, "Bearer "+sign(t, jwt.SigningMethodHS256, key, okClaims(), h), auth.ErrInvalid, "")
+				refused(t, a, "Bearer "+sign(t, jwt.SigningMethodHS256, key, okClaims(), h), auth.ErrInvalid)
 			}
 		})
 	}
@@ -229,7 +223,7 @@ func TestAlgorithmConfusion(t *testing.T) {
 		"expired":        sign(t, jwt.SigningMethodRS256, priv, spoil(okClaims(), "exp", time.Now().Add(-time.Minute).Unix()), kid),
 		"wrong audience": sign(t, jwt.SigningMethodRS256, priv, spoil(okClaims(), "aud", "x"), kid),
 	} {
-		t.Run(name, func(t *testing.T) { refused(t, a, "Bearer "+tok, auth.ErrInvalid, "") })
+		t.Run(name, func(t *testing.T) { refused(t, a, "Bearer "+tok, auth.ErrInvalid) })
 	}
 }
 

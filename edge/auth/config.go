@@ -12,13 +12,17 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/cbnats/circuitbreaker/shared/quota"
+	"github.com/cbnats/circuitbreaker/shared/tenant"
 )
 
 // File is the auth file's content.
 type File struct {
-	APIKeys     []KeyEntry `yaml:"apiKeys" json:"apiKeys"`
-	JWT         *JWTConfig `yaml:"jwt" json:"jwt"`
-	MetricsOpen bool       `yaml:"metricsOpen" json:"metricsOpen"`
+	APIKeys     []KeyEntry             `yaml:"apiKeys" json:"apiKeys"`
+	JWT         *JWTConfig             `yaml:"jwt" json:"jwt"`
+	Tenants     map[string]quota.Quota `yaml:"tenants" json:"tenants"` // quotas by tenant
+	MetricsOpen bool                   `yaml:"metricsOpen" json:"metricsOpen"`
 }
 
 // KeyEntry is one API key.
@@ -51,6 +55,7 @@ type key struct {
 type loaded struct {
 	keys        []key
 	jwt         *verifier
+	quotas      map[string]quota.Quota
 	metricsOpen bool
 	warnings    []string
 }
@@ -65,7 +70,12 @@ func load(path string, getenv func(string) string) (*loaded, error) {
 	if err := yaml.Unmarshal(b, &f); err != nil {
 		return nil, fmt.Errorf("auth file %s: %w", path, err)
 	}
-	out := &loaded{metricsOpen: f.MetricsOpen}
+	out := &loaded{metricsOpen: f.MetricsOpen, quotas: f.Tenants}
+	for name, q := range f.Tenants {
+		if !tenant.Valid(name) || q.MaxWorkflows < 0 || q.MaxLiveTokens < 0 || q.RequestsPerSecond < 0 {
+			return nil, fmt.Errorf("auth file %s: tenants: %q: a tenant name (letters, digits, '_', '-'; not starting with '_') with quotas ≥ 0", path, name)
+		}
+	}
 	for i, e := range f.APIKeys {
 		k, warn, err := loadKey(e)
 		if err != nil {

@@ -6,10 +6,13 @@ import (
 	"crypto/subtle"
 	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/cbnats/circuitbreaker/shared/quota"
 )
 
 // maxCredential bounds a credential's length: a larger one is refused
@@ -61,7 +64,7 @@ func (v *verifier) verify(token string) (Identity, error) {
 	}
 	claims := jwt.MapClaims{}
 	_, err := jwt.ParseWithClaims(token, claims, v.key, jwt.WithValidMethods(methods), jwt.WithIssuer(v.cfg.Issuer),
-		jwt.WithAudience(v.cfg.Audience), jwt.WithExpirationRequired(), jwt.WithLeeway(5*time.Second))
+		jwt.WithAudience(v.cfg.Audience), jwt.WithExpirationRequired(), jwt.WithIssuedAt(), jwt.WithLeeway(5*time.Second))
 	if err != nil {
 		return Identity{}, ErrInvalid
 	}
@@ -70,6 +73,9 @@ func (v *verifier) verify(token string) (Identity, error) {
 	tenant := v.cfg.Tenant
 	if v.cfg.TenantClaim != "" {
 		tenant = claimString(claims, v.cfg.TenantClaim)
+		if tenant == AllTenants { // every tenant: only the auth file may grant it
+			return Identity{}, ErrInvalid
+		}
 	}
 	if sub == "" || err != nil || !validTenant(tenant) {
 		return Identity{}, ErrInvalid
@@ -109,6 +115,9 @@ type Authenticator struct {
 	path   string
 	getenv func(string) string
 	cur    atomic.Pointer[loaded]
+
+	mu     sync.Mutex // serialises reloads and their onLoad calls
+	onLoad []func(map[string]quota.Quota)
 }
 
 // Load reads the auth file at path; getenv reads the HMAC secret. It
@@ -120,21 +129,39 @@ func Load(path string, getenv func(string) string) (*Authenticator, []string, er
 }
 
 // Reload reads the auth file again; on an error the previous one stays.
+// Then every OnLoad function runs with the file's quotas.
 func (a *Authenticator) Reload() ([]string, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
 	l, err := load(a.path, a.getenv)
 	if err != nil {
 		return nil, err
 	}
 	a.cur.Store(l)
+	for _, f := range a.onLoad {
+		f(l.quotas)
+	}
 	return l.warnings, nil
 }
+
+// OnLoad runs f with the quotas per tenant now, and after every reload.
+func (a *Authenticator) OnLoad(f func(map[string]quota.Quota)) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.onLoad = append(a.onLoad, f)
+	f(a.cur.Load().quotas)
+}
+
+// Quota returns a tenant's quotas as the auth file last loaded says.
+func (a *Authenticator) Quota(tenant string) quota.Quota { return a.cur.Load().quotas[tenant] }
 
 // MetricsOpen reports whether /metrics needs no credentials.
 func (a *Authenticator) MetricsOpen() bool { return a.cur.Load().metricsOpen }
 
 // Authenticate checks an Authorization header's value.
 func (a *Authenticator) Authenticate(header string) (Identity, error) {
-	cred, ok := strings.CutPrefix(strings.TrimSpace(header), "Bearer ")
+	scheme, cred, ok := strings.Cut(strings.TrimSpace(header), " ")
+	ok = ok && strings.EqualFold(scheme, "Bearer") // the scheme is case-insensitive (RFC 9110)
 	cred = strings.TrimSpace(cred)
 	switch {
 	case !ok && header == "":

@@ -59,12 +59,17 @@ func New(nc *nats.Conn, o Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	sch, err := gql.NewSchema(sdl, api.New(client.New(nc), hub, o.Metrics, o.Auth != nil).Resolvers())
+	sch, err := gql.NewSchema(sdl, api.New(client.New(nc), hub, o.Metrics, o.Auth).Resolvers())
 	if err != nil {
 		return nil, err
 	}
 	s := &Server{nc: nc, opts: o, schema: sch}
 	s.closing, s.close = context.WithCancel(context.Background())
+	if o.Auth != nil {
+		if err := s.publishQuotas(nc); err != nil {
+			return nil, err
+		}
+	}
 	s.handler = s.routes()
 	s.http = &http.Server{Handler: s.handler, ReadHeaderTimeout: o.ReadHeaderTimeout,
 		IdleTimeout: o.IdleTimeout, MaxHeaderBytes: o.MaxHeaderBytes}

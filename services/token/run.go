@@ -9,6 +9,7 @@ import (
 
 	"github.com/cbnats/circuitbreaker/services/token/store"
 	"github.com/cbnats/circuitbreaker/shared/metrics"
+	"github.com/cbnats/circuitbreaker/shared/quota"
 	"github.com/cbnats/circuitbreaker/shared/rpc"
 	"github.com/cbnats/circuitbreaker/shared/subjects"
 )
@@ -27,20 +28,38 @@ func Start(ctx context.Context, nc *nats.Conn, o rpc.ServiceOptions) (*rpc.Insta
 	if err != nil {
 		return nil, fmt.Errorf("token: open store: %w", err)
 	}
+	t, err := openTenants(ctx, js, o)
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("token: %w", err)
+	}
 	srv := o.Server(nc, subjects.TokenService)
 	var w *writers
 	if o.Store.RouteWrites {
 		w = newWriters(nc, o.Metrics)
 	}
-	ms, err := New(st, w).Start(nc, srv)
+	ms, err := New(st, w, t).Start(nc, srv)
 	if err != nil {
+		t.quotas.Close()
 		st.Close()
 		return nil, err
 	}
-	closers := []func(){st.Close}
+	closers := []func(){t.quotas.Close, st.Close}
 	if w != nil {
 		go w.run()
-		closers = []func(){w.close, st.Close}
+		closers = append([]func(){w.close}, closers...)
 	}
 	return rpc.NewInstance(ms, srv, closers...), nil
+}
+
+func openTenants(ctx context.Context, js jetstream.JetStream, o rpc.ServiceOptions) (*tenants, error) {
+	usage, err := quota.OpenUsage(ctx, js, o.Store.Replicas)
+	if err != nil {
+		return nil, err
+	}
+	book, err := quota.Watch(ctx, js, o.Store.Replicas)
+	if err != nil {
+		return nil, err
+	}
+	return &tenants{quotas: book, usage: usage, log: o.Log}, nil
 }

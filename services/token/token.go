@@ -37,12 +37,14 @@ type Service struct {
 	store   *store.Store
 	locks   *tokenLocks
 	writers *writers // nil: every write is served here
+	tenants *tenants // quotas and counts of live tokens
 	now     func() time.Time
 }
 
-// New returns a Service on st that routes writes with w (nil: none).
-func New(st *store.Store, w *writers) *Service {
-	return &Service{store: st, locks: newTokenLocks(), writers: w, now: func() time.Time { return time.Now().UTC() }}
+// New returns a Service on st that routes writes with w (nil: none) and
+// keeps tenants within their quotas with t.
+func New(st *store.Store, w *writers, t *tenants) *Service {
+	return &Service{store: st, locks: newTokenLocks(), writers: w, tenants: t, now: func() time.Time { return time.Now().UTC() }}
 }
 
 // Writes are served by the instance that writes their workflow (writers):
@@ -90,12 +92,18 @@ func (s *Service) createHere(ctx context.Context, r *wire.CreateTokenRequest) (*
 			return sameRequest(t, t.Idempotent(r.IdempotencyKey), hash)
 		}
 	}
+	if err := s.tenants.admit(ctx, r.WorkflowID); err != nil {
+		return nil, err
+	}
 	t, entry, err := m.Create(flow.CreateRequest{TokenID: id, InitialPlace: r.InitialPlace, Data: r.Data,
 		Metadata: r.Metadata, TriggeredBy: r.TriggeredBy, IdempotencyKey: r.IdempotencyKey, RequestHash: hash, Now: s.now()})
 	if err != nil {
 		return nil, err
 	}
 	t, err = s.store.Create(ctx, t, entry, r.TriggeredBy)
+	if err == nil {
+		s.tenants.created(ctx, r.WorkflowID)
+	}
 	if r.IdempotencyKey != "" && errors.Is(err, fail.ErrConflict) {
 		if t, err = s.store.Find(ctx, r.WorkflowID, id); err != nil {
 			return nil, err

@@ -25,7 +25,8 @@ func Start(ctx context.Context, nc *nats.Conn, o rpc.ServiceOptions) (*rpc.Insta
 	srv := o.Server(nc, subjects.WorkflowService)
 	ms, err := svc.Start(nc, srv)
 	if err != nil {
+		svc.Close()
 		return nil, err
 	}
-	return rpc.NewInstance(ms, srv), nil
+	return rpc.NewInstance(ms, srv, svc.Close), nil
 }

@@ -6,6 +6,7 @@ package workflow
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/cbnats/circuitbreaker/shared/fail"
 	"github.com/cbnats/circuitbreaker/shared/flow"
+	"github.com/cbnats/circuitbreaker/shared/quota"
 	"github.com/cbnats/circuitbreaker/shared/rules"
 	"github.com/cbnats/circuitbreaker/shared/tenant"
 	"github.com/cbnats/circuitbreaker/shared/wire"
@@ -23,18 +25,43 @@ var idempotencyNS = uuid.MustParse("0b9d7c4e-2f61-4a8b-8e3d-5c7a1f2e9b64")
 
 // Service implements the workflow endpoints.
 type Service struct {
-	store *store
-	expr  rules.Limits
-	now   func() time.Time
+	store  *store
+	quotas *quota.Book
+	expr   rules.Limits
+	now    func() time.Time
 }
 
-// New opens the workflow store (creating the catalogue bucket if needed).
+// New opens the workflow store (creating the catalogue bucket if needed)
+// and follows the tenants' quotas.
 func New(ctx context.Context, js jetstream.JetStream, o StoreOptions) (*Service, error) {
 	st, err := openStore(ctx, js, o)
 	if err != nil {
 		return nil, err
 	}
-	return &Service{store: st, expr: o.Expr, now: func() time.Time { return time.Now().UTC() }}, nil
+	book, err := quota.Watch(ctx, js, o.Replicas)
+	if err != nil {
+		return nil, err
+	}
+	return &Service{store: st, quotas: book, expr: o.Expr, now: func() time.Time { return time.Now().UTC() }}, nil
+}
+
+// Close stops following the quotas.
+func (s *Service) Close() { s.quotas.Close() }
+
+// admit refuses a new workflow of a tenant that has as many as its
+// maxWorkflows quota allows. An id already stored passes: its create is
+// answered as a conflict, or idempotently.
+func (s *Service) admit(ctx context.Context, id string) error {
+	name := tenant.OfWorkflow(id)
+	limit := s.quotas.Of(name).MaxWorkflows
+	if name == "" || limit == 0 {
+		return nil
+	}
+	ids, err := s.store.keys(ctx, tenant.Scope(name))
+	if err != nil || slices.Contains(ids, id) {
+		return err
+	}
+	return quota.Check(name, "maxWorkflows", int64(len(ids)), int64(limit))
 }
 
 func (s *Service) create(ctx context.Context, r *wire.CreateWorkflowRequest) (*flow.Definition, error) {
@@ -59,6 +86,9 @@ func (s *Service) create(ctx context.Context, r *wire.CreateWorkflowRequest) (*f
 		return nil, err
 	}
 	d.Analysis = flow.Analyze(d)
+	if err := s.admit(ctx, d.ID); err != nil {
+		return nil, err
+	}
 	err := s.store.create(ctx, d)
 	if r.ID == "" && r.IdempotencyKey != "" && errors.Is(err, fail.ErrConflict) {
 		return s.store.get(ctx, d.ID)

@@ -98,7 +98,14 @@ const (
 	CatalogBucket = "CB_WORKFLOWS"
 	// TokenIndexBucket is the KV bucket mapping a token id to its workflow id.
 	TokenIndexBucket = "CB_TOKEN_INDEX"
+	// TenantsBucket is the KV bucket of quotas per tenant (tenant → quota).
+	TenantsBucket = "CB_TENANTS"
+	// UsageStream is the counter stream of what each tenant uses.
+	UsageStream = "CB_USAGE"
 )
+
+// UsageTokens is the counter subject of a tenant's live tokens.
+func UsageTokens(tenant string) string { return "usage." + tenant + ".tokens" }
 
 // Headers carried on stored messages and requests.
 const (
