@@ -137,9 +137,13 @@ func TestRolesOverHTTP(t *testing.T) {
 			t.Errorf("%s: %.60s → %q, want %q", tc.who, tc.query, code, tc.want)
 		}
 	}
-	_, _, data = call(t, url, "viewer-key", `query($id:String!){ token(id:$id){ transitionHistory { triggeredBy } } }`, map[string]any{"id": tok.ID})
-	if got := string(data["token"]); !strings.Contains(got, `"the-operator"`) || strings.Contains(got, "someone-else") {
-		t.Fatalf("triggeredBy: %s, want the authenticated identity", got)
+	_, _, data = call(t, url, "viewer-key", `query($id:String!){ token(id:$id){ transitionHistory { triggeredBy triggeredByClaim } } }`, map[string]any{"id": tok.ID})
+	if got := string(data["token"]); !strings.Contains(got, `{"triggeredBy":"the-operator","triggeredByClaim":"someone-else"}`) {
+		t.Fatalf("created: %s, want the authenticated identity with the client's claim apart", got)
+	}
+	_, _, data = call(t, url, "viewer-key", `query{ events(workflowId:"roles", eventTypes:["token_created"]){ triggeredBy triggeredByClaim } }`, nil)
+	if got := string(data["events"]); got != `[{"triggeredBy":"the-operator","triggeredByClaim":"someone-else"}]` {
+		t.Fatalf("token_created event: %s", got)
 	}
 }
 

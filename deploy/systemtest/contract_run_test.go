@@ -2,11 +2,16 @@ package systemtest
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
 
 	"github.com/vektah/gqlparser/v2/ast"
+
+	"github.com/cbnats/circuitbreaker/deploy/internal/testkit"
+	"github.com/cbnats/circuitbreaker/edge/auth"
 )
 
 // TestSchemaContract selects every field of every root operation of the
@@ -15,9 +20,11 @@ import (
 // subscriptions over graphql-ws and server-sent events. Every answer must
 // have no error and conform to its declared types, and by the end every
 // reachable field must have been answered with a value at least once, so
-// the data covers every shape.
+// the data covers every shape. The edge authenticates (an all-tenant
+// admin key), so triggeredBy is the identity and a client's other name its
+// triggeredByClaim.
 func TestSchemaContract(t *testing.T) {
-	s := start(t, "")
+	s := startAuthed(t, "", 2, nil, nil, contractAuth(t), "contract-key")
 	c := newContract(t)
 	fx := &contractFixture{}
 	run := 0
@@ -150,4 +157,15 @@ func (c *contract) argSets(f *ast.FieldDefinition, scenes []map[string]any) []ma
 		}
 	}
 	return out
+}
+
+func contractAuth(t *testing.T) *auth.Authenticator {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "auth.yaml")
+	testkit.Must(0, os.WriteFile(path, []byte("apiKeys:\n  - {name: contract, key: contract-key, tenant: \"*\", role: admin}\n"), 0o600))
+	a, _, err := auth.Load(path, os.Getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
 }

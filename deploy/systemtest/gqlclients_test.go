@@ -28,6 +28,7 @@ func (s *system) post(t testing.TB, query string, vars map[string]any) []byte {
 	req, _ := http.NewRequest(http.MethodPost, s.stack.GraphQL, bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/graphql-response+json")
+	s.authorize(req)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -58,7 +59,11 @@ func (s *system) dialWS(t testing.TB) *wsClient {
 	c.SetReadLimit(64 << 20)
 	t.Cleanup(func() { c.CloseNow() })
 	w := &wsClient{c: c}
-	w.send(t, map[string]any{"type": "connection_init"})
+	init := map[string]any{"type": "connection_init"}
+	if s.bearer != "" {
+		init["payload"] = map[string]any{"authorization": "Bearer " + s.bearer}
+	}
+	w.send(t, init)
 	if m := w.read(t, 10*time.Second); m == nil || m.Type != "connection_ack" {
 		t.Fatalf("no connection_ack: %+v", m)
 	}
@@ -148,6 +153,7 @@ func (s *system) sse(t testing.TB, query string, vars map[string]any, max int) [
 	req, _ := http.NewRequestWithContext(cx, http.MethodPost, s.stack.GraphQL, bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "text/event-stream")
+	s.authorize(req)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -183,4 +189,11 @@ func (s *system) sse(t testing.TB, query string, vars map[string]any, max int) [
 		}
 	}
 	return out
+}
+
+// authorize adds the system's credential to a GraphQL request.
+func (s *system) authorize(req *http.Request) {
+	if s.bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+s.bearer)
+	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/cbnats/circuitbreaker/deploy/stack"
+	"github.com/cbnats/circuitbreaker/edge/auth"
 	"github.com/cbnats/circuitbreaker/shared/client"
 	"github.com/cbnats/circuitbreaker/shared/config"
 	"github.com/cbnats/circuitbreaker/shared/embedded"
@@ -28,6 +29,7 @@ type system struct {
 	c       *client.Client
 	dir     string
 	metrics *metrics.Registry // every component's
+	bearer  string            // the credential of GraphQL requests, when the edge has authentication
 }
 
 // defaultStore is the storage settings of most tests. Token services do
@@ -63,6 +65,13 @@ func startN(t testing.TB, dir string, n int, change func(*config.Store)) *system
 // startHTTP is startN with changed edge settings too.
 func startHTTP(t testing.TB, dir string, n int, change func(*config.Store), changeHTTP func(*config.HTTP)) *system {
 	t.Helper()
+	return startAuthed(t, dir, n, change, changeHTTP, nil, "")
+}
+
+// startAuthed is startHTTP with an edge that authenticates with a; the
+// system's GraphQL requests carry bearer.
+func startAuthed(t testing.TB, dir string, n int, change func(*config.Store), changeHTTP func(*config.HTTP), a *auth.Authenticator, bearer string) *system {
+	t.Helper()
 	store := defaultStore()
 	if change != nil {
 		change(&store)
@@ -86,6 +95,7 @@ func startHTTP(t testing.TB, dir string, n int, change func(*config.Store), chan
 		Metrics:        reg,
 		HTTP:           httpConf,
 		Log:            log,
+		Auth:           a,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -95,7 +105,7 @@ func startHTTP(t testing.TB, dir string, n int, change func(*config.Store), chan
 		st.Stop()
 		t.Fatal(err)
 	}
-	s := &system{stack: st, nc: nc, c: client.New(nc), dir: dir, metrics: reg}
+	s := &system{stack: st, nc: nc, c: client.New(nc), dir: dir, metrics: reg, bearer: bearer}
 	t.Cleanup(s.stop)
 	return s
 }

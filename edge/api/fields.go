@@ -194,7 +194,7 @@ func (a *API) createToken(ctx context.Context, p gql.Params) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	r.TriggeredBy = actor(ctx, r.TriggeredBy)
+	attribute(ctx, &r.TriggeredBy, &r.TriggeredByClaim)
 	if r.TriggeredBy == "" {
 		r.TriggeredBy = "api" // as the original's createToken recorded
 	}
@@ -211,7 +211,7 @@ func (a *API) createWorkflowInstance(ctx context.Context, p gql.Params) (any, er
 	}
 	r := in.CreateTokenRequest
 	r.Data = in.InitialData
-	r.TriggeredBy = actor(ctx, r.TriggeredBy)
+	attribute(ctx, &r.TriggeredBy, &r.TriggeredByClaim)
 	return a.client(ctx).CreateToken(ctx, &r)
 }
 
@@ -226,7 +226,7 @@ func (a *API) fire(ctx context.Context, p gql.Params) (any, error) {
 	if err := r.Validate(); err != nil {
 		return nil, err
 	}
-	r.TriggeredBy = actor(ctx, r.TriggeredBy)
+	attribute(ctx, &r.TriggeredBy, &r.TriggeredByClaim)
 	return a.client(ctx).Fire(ctx, r)
 }
 
@@ -235,7 +235,7 @@ func (a *API) updateToken(ctx context.Context, p gql.Params) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	r.TriggeredBy = actor(ctx, r.TriggeredBy)
+	attribute(ctx, &r.TriggeredBy, &r.TriggeredByClaim)
 	return a.client(ctx).UpdateToken(ctx, r)
 }
 
@@ -309,6 +309,6 @@ func historyEvent(it wire.HistoryItem) any {
 func transitionRecord(it wire.HistoryItem) any {
 	r := it.Record
 	return map[string]any{"fromPlace": r.FromPlace, "toPlace": r.ToPlace, "transitionId": r.TransitionID,
-		"timestamp": r.Timestamp, "triggeredBy": optional(r.TriggeredBy), "natsSequence": seq(r.NatsSequence),
+		"timestamp": r.Timestamp, "triggeredBy": optional(r.TriggeredBy), "triggeredByClaim": optional(r.TriggeredByClaim), "natsSequence": seq(r.NatsSequence),
 		"metadata": raw(r.Metadata), "cursor": strconv.FormatUint(it.Sequence, 10)}
 }

@@ -58,11 +58,16 @@ func (a *API) client(ctx context.Context) *client.Client {
 	return a.c
 }
 
-// actor is who a mutation records as triggeredBy: the authenticated
-// identity when there is one, else what the client said.
-func actor(ctx context.Context, claimed string) string {
-	if id, ok := auth.FromContext(ctx); ok {
-		return id.Name
+// attribute sets who a mutation records as triggeredBy (by): the
+// authenticated identity when there is one, with a different name the
+// client gave kept apart as its claim; on an open edge, the client's word.
+func attribute(ctx context.Context, by, claim *string) {
+	id, ok := auth.FromContext(ctx)
+	if !ok {
+		return
 	}
-	return claimed
+	if *by != "" && *by != id.Name {
+		*claim = *by
+	}
+	*by = id.Name
 }

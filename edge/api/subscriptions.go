@@ -76,7 +76,7 @@ func event(v any) any {
 	return map[string]any{
 		"eventType": e.EventType, "workflowId": e.WorkflowID, "tokenId": optional(e.TokenID),
 		"place": optional(e.Place), "fromPlace": optional(e.FromPlace), "toPlace": optional(e.ToPlace),
-		"transitionId": optional(e.TransitionID), "timestamp": e.Timestamp, "triggeredBy": e.TriggeredBy,
+		"transitionId": optional(e.TransitionID), "timestamp": e.Timestamp, "triggeredBy": e.TriggeredBy, "triggeredByClaim": e.TriggeredByClaim,
 		"natsSequence": strconv.FormatUint(e.NatsSequence, 10), "revision": optionalInt(e.Revision),
 		"sequence": strconv.FormatUint(rec.Sequence, 10),
 	}

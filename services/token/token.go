@@ -96,11 +96,12 @@ func (s *Service) createHere(ctx context.Context, r *wire.CreateTokenRequest) (*
 		return nil, err
 	}
 	t, entry, err := m.Create(flow.CreateRequest{TokenID: id, InitialPlace: r.InitialPlace, Data: r.Data,
-		Metadata: r.Metadata, TriggeredBy: r.TriggeredBy, IdempotencyKey: r.IdempotencyKey, RequestHash: hash, Now: s.now()})
+		Metadata: r.Metadata, TriggeredBy: r.TriggeredBy, TriggeredByClaim: r.TriggeredByClaim, IdempotencyKey: r.IdempotencyKey,
+		RequestHash: hash, Now: s.now()})
 	if err != nil {
 		return nil, err
 	}
-	t, err = s.store.Create(ctx, t, entry, r.TriggeredBy)
+	t, err = s.store.Create(ctx, t, entry)
 	if err == nil {
 		s.tenants.created(ctx, r.WorkflowID)
 	}
@@ -290,10 +291,11 @@ func (s *Service) fireHere(ctx context.Context, r *wire.FireRequest) (*json.RawM
 		func(m *flow.Machine, cur *flow.Token) (*flow.Token, *flow.Entry, wire.Event, error) {
 			now := s.now()
 			next, entry, err := m.FireContext(ctx, cur, flow.FireRequest{TransitionID: r.TransitionID, NewPlace: r.NewPlace,
-				Data: r.Data, ReplaceData: r.ReplaceData, TriggeredBy: r.TriggeredBy,
+				Data: r.Data, ReplaceData: r.ReplaceData, TriggeredBy: r.TriggeredBy, TriggeredByClaim: r.TriggeredByClaim,
 				IdempotencyKey: r.IdempotencyKey, RequestHash: hash, Now: now})
 			ev := wire.Event{EventType: wire.EventTokenTransitioned, TokenID: cur.ID, WorkflowID: cur.WorkflowID,
-				FromPlace: cur.Place, TransitionID: r.TransitionID, Timestamp: now, TriggeredBy: optional(r.TriggeredBy)}
+				FromPlace: cur.Place, TransitionID: r.TransitionID, Timestamp: now, TriggeredBy: optional(r.TriggeredBy),
+				TriggeredByClaim: optional(r.TriggeredByClaim)}
 			if next != nil {
 				ev.ToPlace = next.Place
 			}
@@ -311,7 +313,7 @@ func (s *Service) updateHere(ctx context.Context, r *wire.UpdateTokenRequest) (*
 			next, err := m.Update(cur, flow.UpdateRequest{Data: r.Data, ReplaceData: r.ReplaceData,
 				Metadata: r.Metadata, Now: now})
 			ev := wire.Event{EventType: wire.EventTokenUpdated, TokenID: cur.ID, WorkflowID: cur.WorkflowID,
-				Place: cur.Place, Timestamp: now, TriggeredBy: optional(r.TriggeredBy)}
+				Place: cur.Place, Timestamp: now, TriggeredBy: optional(r.TriggeredBy), TriggeredByClaim: optional(r.TriggeredByClaim)}
 			return next, nil, ev, err
 		})
 }

@@ -35,14 +35,15 @@ func NewMachineWithin(d *Definition, lim rules.Limits) (*Machine, error) {
 
 // FireRequest asks to fire a transition.
 type FireRequest struct {
-	TransitionID   string
-	NewPlace       string          // optional; if set it must be the transition's ToPlace
-	Data           json.RawMessage // optional; a merge patch, or the new data when ReplaceData
-	ReplaceData    bool
-	TriggeredBy    string
-	IdempotencyKey string
-	RequestHash    string    // fingerprint of the request, kept with the key
-	Now            time.Time // zero = time.Now()
+	TransitionID     string
+	NewPlace         string          // optional; if set it must be the transition's ToPlace
+	Data             json.RawMessage // optional; a merge patch, or the new data when ReplaceData
+	ReplaceData      bool
+	TriggeredBy      string
+	TriggeredByClaim string // what the client claimed, when not TriggeredBy
+	IdempotencyKey   string
+	RequestHash      string    // fingerprint of the request, kept with the key
+	Now              time.Time // zero = time.Now()
 }
 
 // Fire is FireContext with no deadline but the rules' own limits.
@@ -78,7 +79,7 @@ func (m *Machine) FireContext(ctx context.Context, t *Token, r FireRequest) (*To
 	next.remember(r.IdempotencyKey, r.RequestHash, next.Revision)
 	return next, &Entry{
 		Record: TransitionRecord{FromPlace: t.Place, ToPlace: tr.ToPlace, TransitionID: tr.ID, Timestamp: now,
-			TriggeredBy: r.TriggeredBy, IdempotencyKey: r.IdempotencyKey, RequestHash: r.RequestHash},
+			TriggeredBy: r.TriggeredBy, TriggeredByClaim: r.TriggeredByClaim, IdempotencyKey: r.IdempotencyKey, RequestHash: r.RequestHash},
 		Event: &HistoryEvent{Timestamp: now, Transition: tr.ID, From: t.Place, To: tr.ToPlace, Data: evData},
 	}, nil
 }

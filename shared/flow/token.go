@@ -65,15 +65,19 @@ type HistoryEvent struct {
 // TransitionRecord records a token's creation (TransitionID "create") or a
 // fired transition, with who triggered it and its idempotency key.
 type TransitionRecord struct {
-	FromPlace      string          `json:"fromPlace"`
-	ToPlace        string          `json:"toPlace"`
-	TransitionID   string          `json:"transitionId"`
-	Timestamp      time.Time       `json:"timestamp"`
-	TriggeredBy    string          `json:"triggeredBy,omitempty"`
-	NatsSequence   uint64          `json:"natsSequence"`
-	Metadata       json.RawMessage `json:"metadata,omitempty"`
-	IdempotencyKey string          `json:"idempotencyKey,omitempty"`
-	RequestHash    string          `json:"requestHash,omitempty"` // fingerprint of the keyed request
+	FromPlace    string    `json:"fromPlace"`
+	ToPlace      string    `json:"toPlace"`
+	TransitionID string    `json:"transitionId"`
+	Timestamp    time.Time `json:"timestamp"`
+	TriggeredBy  string    `json:"triggeredBy,omitempty"`
+	// TriggeredByClaim is who the client said triggered the change when
+	// the edge knew better (an authenticated identity): kept as a note,
+	// never taken as the identity.
+	TriggeredByClaim string          `json:"triggeredByClaim,omitempty"`
+	NatsSequence     uint64          `json:"natsSequence"`
+	Metadata         json.RawMessage `json:"metadata,omitempty"`
+	IdempotencyKey   string          `json:"idempotencyKey,omitempty"`
+	RequestHash      string          `json:"requestHash,omitempty"` // fingerprint of the keyed request
 }
 
 // Clone returns a deep copy of t.
@@ -118,14 +122,15 @@ func cloneRaw(raw json.RawMessage) json.RawMessage {
 
 // CreateRequest asks for a new token.
 type CreateRequest struct {
-	TokenID        string          // "" = a new UUID
-	InitialPlace   string          // "" = the definition's initial place
-	Data           json.RawMessage // any JSON; default {}
-	Metadata       json.RawMessage // a JSON object; default {}
-	TriggeredBy    string
-	IdempotencyKey string
-	RequestHash    string    // fingerprint of the request, kept with the key
-	Now            time.Time // zero = time.Now()
+	TokenID          string          // "" = a new UUID
+	InitialPlace     string          // "" = the definition's initial place
+	Data             json.RawMessage // any JSON; default {}
+	Metadata         json.RawMessage // a JSON object; default {}
+	TriggeredBy      string
+	TriggeredByClaim string // what the client claimed, when not TriggeredBy
+	IdempotencyKey   string
+	RequestHash      string    // fingerprint of the request, kept with the key
+	Now              time.Time // zero = time.Now()
 }
 
 // Create returns a new token of m's workflow at revision 1 and its first
@@ -150,7 +155,7 @@ func (m *Machine) Create(r CreateRequest) (*Token, *Entry, error) {
 	t.remember(r.IdempotencyKey, r.RequestHash, 1)
 	return t, &Entry{Record: TransitionRecord{
 		FromPlace: place, ToPlace: place, TransitionID: "create", Timestamp: now,
-		TriggeredBy: r.TriggeredBy, Metadata: recMD, IdempotencyKey: r.IdempotencyKey, RequestHash: r.RequestHash,
+		TriggeredBy: r.TriggeredBy, TriggeredByClaim: r.TriggeredByClaim, Metadata: recMD, IdempotencyKey: r.IdempotencyKey, RequestHash: r.RequestHash,
 	}}, nil
 }
 

@@ -117,7 +117,8 @@ func (r *ListWorkflowsRequest) Validate() error { return r.Page.Validate() }
 func (r *CreateTokenRequest) Validate() error {
 	return first(ValidWorkflowID(r.WorkflowID), name("place", r.InitialPlace, false),
 		validJSON("data", r.Data), validJSON("metadata", r.Metadata),
-		text("triggeredBy", r.TriggeredBy, MaxTextLen), text("idempotencyKey", r.IdempotencyKey, MaxKeyLen))
+		text("triggeredBy", r.TriggeredBy, MaxTextLen), text("triggeredByClaim", r.TriggeredByClaim, MaxTextLen),
+		text("idempotencyKey", r.IdempotencyKey, MaxKeyLen))
 }
 
 // Validate checks the id.
@@ -146,7 +147,8 @@ func (r *AvailableRequest) Validate() error { return ValidTokenID(r.TokenID) }
 func (r *FireRequest) Validate() error {
 	return first(ValidTokenID(r.TokenID), name("transition id", r.TransitionID, true),
 		r.validNewPlace(), validJSON("data", r.Data),
-		text("triggeredBy", r.TriggeredBy, MaxTextLen), text("idempotencyKey", r.IdempotencyKey, MaxKeyLen))
+		text("triggeredBy", r.TriggeredBy, MaxTextLen), text("triggeredByClaim", r.TriggeredByClaim, MaxTextLen),
+		text("idempotencyKey", r.IdempotencyKey, MaxKeyLen))
 }
 
 func (r *FireRequest) validNewPlace() error {
@@ -162,7 +164,7 @@ func (r *UpdateTokenRequest) Validate() error {
 		return fail.New(fail.BadInput, "nothing to update: give data or metadata")
 	}
 	return first(ValidTokenID(r.TokenID), validJSON("data", r.Data), validJSON("metadata", r.Metadata),
-		text("triggeredBy", r.TriggeredBy, MaxTextLen))
+		text("triggeredBy", r.TriggeredBy, MaxTextLen), text("triggeredByClaim", r.TriggeredByClaim, MaxTextLen))
 }
 
 // Validate checks the id, the page size and the cursor.

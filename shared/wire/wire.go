@@ -69,12 +69,16 @@ func (p Page) Size() int {
 // CreateTokenRequest creates a token (a workflow instance). It serves both
 // createToken and createWorkflowInstance of the original API.
 type CreateTokenRequest struct {
-	WorkflowID     string          `json:"workflowId"`
-	InitialPlace   string          `json:"initialPlace,omitempty"`
-	Data           json.RawMessage `json:"data,omitempty"`
-	Metadata       json.RawMessage `json:"metadata,omitempty"`
-	TriggeredBy    string          `json:"triggeredBy,omitempty"`
-	IdempotencyKey string          `json:"idempotencyKey,omitempty"`
+	WorkflowID   string          `json:"workflowId"`
+	InitialPlace string          `json:"initialPlace,omitempty"`
+	Data         json.RawMessage `json:"data,omitempty"`
+	Metadata     json.RawMessage `json:"metadata,omitempty"`
+	TriggeredBy  string          `json:"triggeredBy,omitempty"`
+	// TriggeredByClaim is what the client claimed as triggeredBy when the
+	// edge recorded its authenticated identity instead: a note, never
+	// the identity.
+	TriggeredByClaim string `json:"triggeredByClaim,omitempty"`
+	IdempotencyKey   string `json:"idempotencyKey,omitempty"`
 }
 
 // GetTokenRequest asks for a token by id alone.
@@ -189,8 +193,9 @@ type FireRequest struct {
 	NewPlace     string          `json:"newPlace,omitempty"`
 	Data         json.RawMessage `json:"data,omitempty"`
 	// ReplaceData replaces the token's data instead of merge-patching it.
-	ReplaceData bool   `json:"replaceData,omitempty"`
-	TriggeredBy string `json:"triggeredBy,omitempty"`
+	ReplaceData      bool   `json:"replaceData,omitempty"`
+	TriggeredBy      string `json:"triggeredBy,omitempty"`
+	TriggeredByClaim string `json:"triggeredByClaim,omitempty"` // as in CreateTokenRequest
 	// ExpectedRevision, when set, makes the fire fail with a conflict unless
 	// the token is still at that revision.
 	ExpectedRevision uint64 `json:"expectedRevision,omitempty"`
@@ -208,6 +213,7 @@ type UpdateTokenRequest struct {
 	ReplaceData      bool            `json:"replaceData,omitempty"`
 	Metadata         json.RawMessage `json:"metadata,omitempty"`
 	TriggeredBy      string          `json:"triggeredBy,omitempty"`
+	TriggeredByClaim string          `json:"triggeredByClaim,omitempty"` // as in CreateTokenRequest
 	ExpectedRevision uint64          `json:"expectedRevision,omitempty"`
 }
 
@@ -232,6 +238,9 @@ type Event struct {
 	TransitionID string    `json:"transition_id,omitempty"`
 	Timestamp    time.Time `json:"timestamp"`
 	TriggeredBy  *string   `json:"triggered_by"`
-	NatsSequence uint64    `json:"nats_sequence"`
-	Revision     uint64    `json:"revision,omitempty"`
+	// TriggeredByClaim is the client's claim when the edge recorded its
+	// authenticated identity as TriggeredBy instead.
+	TriggeredByClaim *string `json:"triggered_by_claim,omitempty"`
+	NatsSequence     uint64  `json:"nats_sequence"`
+	Revision         uint64  `json:"revision,omitempty"`
 }

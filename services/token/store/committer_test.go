@@ -66,7 +66,7 @@ func TestGroupWithAnOversizeToken(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.Create(ctx, big, entry, ""); !errors.Is(err, fail.ErrBadInput) || !strings.Contains(err.Error(), "too large") {
+	if _, err := st.Create(ctx, big, entry); !errors.Is(err, fail.ErrBadInput) || !strings.Contains(err.Error(), "too large") {
 		t.Fatalf("alone: err = %v, want BAD_USER_INPUT too large", err)
 	}
 	huge, _ := json.Marshal(strings.Repeat("x", 9<<20)) // over the server's 8 MiB max_payload
@@ -139,7 +139,7 @@ func createTokens(t *testing.T, ctx context.Context, st *Store, m *flow.Machine,
 	for range n {
 		tok, entry, err := m.Create(flow.CreateRequest{TokenID: uuid.NewString(), Now: time.Now().UTC()})
 		if err == nil {
-			tok, err = st.Create(ctx, tok, entry, "")
+			tok, err = st.Create(ctx, tok, entry)
 		}
 		if err != nil {
 			t.Fatal(err)
@@ -212,7 +212,7 @@ func BenchmarkChange(b *testing.B) {
 		for range 64 {
 			tok, entry, err := w.machine.Create(flow.CreateRequest{TokenID: uuid.NewString(), Now: time.Now().UTC()})
 			if err == nil {
-				tok, err = st.Create(ctx, tok, entry, "")
+				tok, err = st.Create(ctx, tok, entry)
 			}
 			if err != nil {
 				b.Error(err)

@@ -63,15 +63,16 @@ type storedEntry struct {
 }
 
 type storedRecord struct {
-	FromPlace      string          `json:"fromPlace"`
-	ToPlace        string          `json:"toPlace"`
-	TransitionID   string          `json:"transitionId"`
-	Timestamp      time.Time       `json:"timestamp"`
-	TriggeredBy    string          `json:"triggeredBy,omitempty"`
-	NatsSequence   uint64          `json:"natsSequence"`
-	Metadata       json.RawMessage `json:"metadata,omitempty"`
-	IdempotencyKey string          `json:"idempotencyKey,omitempty"`
-	RequestHash    string          `json:"requestHash,omitempty"`
+	FromPlace        string          `json:"fromPlace"`
+	ToPlace          string          `json:"toPlace"`
+	TransitionID     string          `json:"transitionId"`
+	Timestamp        time.Time       `json:"timestamp"`
+	TriggeredBy      string          `json:"triggeredBy,omitempty"`
+	TriggeredByClaim string          `json:"triggeredByClaim,omitempty"`
+	NatsSequence     uint64          `json:"natsSequence"`
+	Metadata         json.RawMessage `json:"metadata,omitempty"`
+	IdempotencyKey   string          `json:"idempotencyKey,omitempty"`
+	RequestHash      string          `json:"requestHash,omitempty"`
 }
 
 type storedEvent struct {
@@ -150,7 +151,7 @@ func decodeState(data []byte) (*storedToken, error) {
 func toStoredEntry(e *flow.Entry, n int, seq uint64) storedEntry {
 	s := storedEntry{N: n, Record: storedRecord{FromPlace: e.Record.FromPlace, ToPlace: e.Record.ToPlace,
 		TransitionID: e.Record.TransitionID, Timestamp: e.Record.Timestamp, TriggeredBy: e.Record.TriggeredBy,
-		NatsSequence: seq, Metadata: e.Record.Metadata, IdempotencyKey: e.Record.IdempotencyKey, RequestHash: e.Record.RequestHash}}
+		TriggeredByClaim: e.Record.TriggeredByClaim, NatsSequence: seq, Metadata: e.Record.Metadata, IdempotencyKey: e.Record.IdempotencyKey, RequestHash: e.Record.RequestHash}}
 	if ev := e.Event; ev != nil {
 		s.Event = &storedEvent{Timestamp: ev.Timestamp, Transition: ev.Transition, From: ev.From, To: ev.To, Data: ev.Data}
 	}
@@ -161,7 +162,7 @@ func toStoredEntry(e *flow.Entry, n int, seq uint64) storedEntry {
 func (s *storedEntry) entry() flow.Entry {
 	r := s.Record
 	e := flow.Entry{Record: flow.TransitionRecord{FromPlace: r.FromPlace, ToPlace: r.ToPlace, TransitionID: r.TransitionID,
-		Timestamp: r.Timestamp, TriggeredBy: r.TriggeredBy, NatsSequence: r.NatsSequence, Metadata: r.Metadata,
+		Timestamp: r.Timestamp, TriggeredBy: r.TriggeredBy, TriggeredByClaim: r.TriggeredByClaim, NatsSequence: r.NatsSequence, Metadata: r.Metadata,
 		IdempotencyKey: r.IdempotencyKey, RequestHash: r.RequestHash}}
 	if ev := s.Event; ev != nil {
 		e.Event = &flow.HistoryEvent{Timestamp: ev.Timestamp, Transition: ev.Transition, From: ev.From, To: ev.To, Data: ev.Data}

@@ -234,7 +234,7 @@ func cursor(after string) (uint64, error) {
 // token_created event atomically, and returns the token as committed. The
 // index entry is written first; a crash before the batch leaves an entry
 // that reads as "not found".
-func (s *Store) Create(ctx context.Context, t *flow.Token, entry *flow.Entry, triggeredBy string) (*flow.Token, error) {
+func (s *Store) Create(ctx context.Context, t *flow.Token, entry *flow.Entry) (*flow.Token, error) {
 	wf, err := s.workflow(ctx, t.WorkflowID)
 	if err != nil {
 		return nil, err
@@ -244,7 +244,8 @@ func (s *Store) Create(ctx context.Context, t *flow.Token, entry *flow.Entry, tr
 	}
 	s.ids.put(t.ID, t.WorkflowID)
 	ev := wire.Event{EventType: wire.EventTokenCreated, TokenID: t.ID, WorkflowID: t.WorkflowID,
-		Place: t.Place, Timestamp: t.CreatedAt, TriggeredBy: optional(triggeredBy)}
+		Place: t.Place, Timestamp: t.CreatedAt, TriggeredBy: optional(entry.Record.TriggeredBy),
+		TriggeredByClaim: optional(entry.Record.TriggeredByClaim)}
 	return s.commit(ctx, wf, &change{token: t, entry: entry, event: ev})
 }
 
