@@ -105,6 +105,13 @@ func contractMutations() []mutationStep {
 			"metadata": map[string]any{"team": "a"}}), keep: keepToken}, // 2: passes its guards
 		{field: "fireTransition", args: onToken(2, map[string]any{"transitionId": "check"}), keep: keepToken},
 		{field: "createToken", args: input(map[string]any{"workflowId": rulesWF, "data": map[string]any{"status": "rejected"}}), keep: keepToken}, // 3: fails them
+		{field: "updateWorkflow", args: input(map[string]any{
+			"id": plainWF, "expectedVersion": 1, "name": "Plain", "description": "no rules, version 2", "places": []any{"draft", "review", "done", "archived"},
+			"initialPlace": "draft", "transitions": []any{
+				map[string]any{"id": "submit", "name": "Submit", "description": "send for review", "fromPlaces": []any{"draft"}, "toPlace": "review"},
+				map[string]any{"id": "approve", "fromPlaces": []any{"review"}, "toPlace": "done"},
+				map[string]any{"id": "revive", "fromPlaces": []any{"archived"}, "toPlace": "draft"},
+			}})},
 		{field: "createEventSubscription", args: input(map[string]any{"workflowId": plainWF, "name": "contract_sub", "deliver": "all"})},
 		{field: "createEventSubscription", args: input(map[string]any{"workflowId": rulesWF, "name": "contract_gone"})},
 		{field: "deleteEventSubscription", args: func(*contractFixture) map[string]any {

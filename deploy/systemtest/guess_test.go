@@ -28,7 +28,7 @@ func TestStaleGuessIsSettled(t *testing.T) {
 	fireElsewhere := func(tokenID, transition string) {
 		t.Helper()
 		cur := testkit.Must(other.Get(c, tokenID))
-		m := testkit.Must(other.Workflow(c, wf.ID))
+		m := testkit.Must(other.Machine(c, wf.ID, 0))
 		next, entry, err := m.Fire(cur, flow.FireRequest{TransitionID: transition, Now: time.Now().UTC()})
 		if err != nil {
 			t.Fatal(err)

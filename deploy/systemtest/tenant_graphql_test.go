@@ -205,6 +205,7 @@ var tenantOps = []tenantOp{
 	{"fireTransition", "operator", `mutation($tok:String!){ fireTransition(input:{tokenId:$tok, transitionId:"tick"}){ id } }`, tokVars, false},
 	{"transitionTokenWithNats", "operator", `mutation($tok:String!){ transitionTokenWithNats(input:{tokenId:$tok, transitionId:"tick", newPlace:"a"}){ id } }`, tokVars, false},
 	{"updateToken", "operator", `mutation($tok:String!){ updateToken(input:{tokenId:$tok, data:{x:1}}){ id } }`, tokVars, false},
+	{"updateWorkflow", "admin", `mutation($wf:String!){ updateWorkflow(input:{id:$wf, expectedVersion:1, name:"o", places:["a","b"], initialPlace:"a", transitions:[{id:"tick", fromPlaces:["a"], toPlace:"a"}]}){ version } }`, wfVars, false},
 	{"createEventSubscription", "admin", `mutation($wf:String!){ createEventSubscription(input:{workflowId:$wf, name:"s"}){ name } }`, wfVars, false},
 	{"deleteEventSubscription", "admin", `mutation($wf:String!){ deleteEventSubscription(workflowId:$wf, name:"s") }`, wfVars, false},
 	{"tokenUpdates", "viewer", `subscription($tok:String!){ tokenUpdates(tokenId:$tok){ id } }`, tokVars, true},
@@ -273,7 +274,7 @@ func TestTenantIsolationOverGraphQL(t *testing.T) {
 								t.Errorf("%s: %+v, want FORBIDDEN", where, a)
 							}
 						}
-					case own.code != "":
+					case own.code != "" && !(op.name == "updateWorkflow" && own.code == "CONFLICT"): // version 1 is updated once
 						t.Errorf("%s on its own: %+v", where, own)
 					case blank(theirs, w.wf[other], w.token[other]) != blank(absent, other+"::nothing", w.absent):
 						t.Errorf("%s: another tenant's object answers %+v, an absent one %+v", where, theirs, absent)

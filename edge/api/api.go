@@ -86,6 +86,8 @@ func (a *API) Resolvers() gql.Resolvers {
 		"Query.eventSubscriptions":    a.eventSubscriptions,
 
 		"Mutation.createWorkflow":          a.createWorkflow,
+		"Mutation.updateWorkflow":          a.updateWorkflow,
+		"Workflow.versions":                a.workflowVersions,
 		"Mutation.createToken":             a.createToken,
 		"Mutation.createWorkflowInstance":  a.createWorkflowInstance,
 		"Mutation.fireTransition":          a.fire,

@@ -15,7 +15,25 @@ import (
 )
 
 func (a *API) workflow(ctx context.Context, p gql.Params) (any, error) {
-	return orNull(a.client(ctx).GetWorkflow(ctx, str(p.Args, "id")))
+	v := int(toInt(p.Args["version"])) // absent: 0, the latest
+	return orNull(a.client(ctx).GetWorkflowVersion(ctx, str(p.Args, "id"), v))
+}
+
+// workflowVersions lists every version of a definition.
+func (a *API) workflowVersions(ctx context.Context, p gql.Params) (any, error) {
+	list, err := a.client(ctx).WorkflowVersions(ctx, p.Parent.(*flow.Definition).ID)
+	if err != nil {
+		return nil, err
+	}
+	return list.Items, nil
+}
+
+func (a *API) updateWorkflow(ctx context.Context, p gql.Params) (any, error) {
+	r, err := input[wire.UpdateWorkflowRequest](p.Args["input"])
+	if err != nil {
+		return nil, err
+	}
+	return a.client(ctx).UpdateWorkflow(ctx, r)
 }
 
 func (a *API) workflows(ctx context.Context, p gql.Params) (any, error) {
@@ -175,10 +193,13 @@ func (a *API) transitionEvaluations(ctx context.Context, p gql.Params) (any, err
 	return r.Evaluations, nil
 }
 
-// tokenWorkflow fetches a token's workflow once per request per workflow.
+// tokenWorkflow fetches a token's workflow at its version once per
+// request per workflow and version.
 func (a *API) tokenWorkflow(ctx context.Context, p gql.Params) (any, error) {
-	id := p.Parent.(*flow.Token).WorkflowID
-	return gql.Memo(ctx, "workflow:"+id, func() (any, error) { return orNull(a.client(ctx).GetWorkflow(ctx, id)) })
+	t := p.Parent.(*flow.Token)
+	return gql.Memo(ctx, "workflow:"+t.WorkflowID+"@"+strconv.Itoa(t.WorkflowVersion), func() (any, error) {
+		return orNull(a.client(ctx).GetWorkflowVersion(ctx, t.WorkflowID, t.WorkflowVersion))
+	})
 }
 
 func (a *API) createWorkflow(ctx context.Context, p gql.Params) (any, error) {

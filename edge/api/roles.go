@@ -18,7 +18,7 @@ func required(root, field string) auth.Role {
 		return auth.Viewer
 	}
 	switch field {
-	case "createWorkflow", "createEventSubscription", "deleteEventSubscription":
+	case "createWorkflow", "updateWorkflow", "createEventSubscription", "deleteEventSubscription":
 		return auth.Admin
 	}
 	return auth.Operator

@@ -78,7 +78,7 @@ func routeByToken[Req any](ctx context.Context, s *Service, tokenID, op string, 
 // Writes reply with the token's JSON (reply), which a routed write passes on as it is.
 
 func (s *Service) createHere(ctx context.Context, r *wire.CreateTokenRequest) (*json.RawMessage, error) {
-	m, err := s.store.Workflow(ctx, r.WorkflowID)
+	m, err := s.store.Machine(ctx, r.WorkflowID, r.WorkflowVersion)
 	if err != nil {
 		return nil, err
 	}
@@ -189,7 +189,7 @@ func (s *Service) current(ctx context.Context, tokenID string) (*flow.Token, *fl
 	if err != nil {
 		return nil, nil, err
 	}
-	m, err := s.store.Workflow(ctx, t.WorkflowID)
+	m, err := s.store.Machine(ctx, t.WorkflowID, t.WorkflowVersion)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -270,7 +270,7 @@ func (s *Service) guess(ctx context.Context, tokenID string, expected uint64, id
 
 // mutate applies f to cur with the machine of its workflow.
 func (s *Service) mutate(ctx context.Context, cur *flow.Token, f mutation) (*flow.Token, *flow.Entry, wire.Event, error) {
-	m, err := s.store.Workflow(ctx, cur.WorkflowID)
+	m, err := s.store.Machine(ctx, cur.WorkflowID, cur.WorkflowVersion)
 	if err != nil {
 		return nil, nil, wire.Event{}, err
 	}

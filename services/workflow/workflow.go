@@ -66,8 +66,7 @@ func (s *Service) admit(ctx context.Context, id string) error {
 
 func (s *Service) create(ctx context.Context, r *wire.CreateWorkflowRequest) (*flow.Definition, error) {
 	now := s.now()
-	d := &flow.Definition{ID: r.ID, Name: r.Name, Description: r.Description, Places: r.Places,
-		InitialPlace: r.InitialPlace, Transitions: r.Transitions, CreatedAt: now, UpdatedAt: now, Version: 1}
+	d := definition(r, now, now, 1)
 	scope := tenant.FromContext(ctx)
 	if d.ID == "" && r.IdempotencyKey != "" {
 		d.ID = uuid.NewSHA1(idempotencyNS, []byte(scope.Prefix()+r.IdempotencyKey)).String()
@@ -77,15 +76,9 @@ func (s *Service) create(ctx context.Context, r *wire.CreateWorkflowRequest) (*f
 	if d.ID = scope.Qualify(d.ID); !scope.Sees(d.ID) {
 		return nil, fail.New(fail.Forbidden, "tenant %s may only create workflows of its own (%s<name>)", scope, scope.Prefix())
 	}
-	for i := range d.Transitions {
-		if d.Transitions[i].Conditions == nil {
-			d.Transitions[i].Conditions = []string{}
-		}
-	}
-	if err := d.ValidateWithin(s.expr); err != nil {
+	if err := s.check(d); err != nil {
 		return nil, err
 	}
-	d.Analysis = flow.Analyze(d)
 	if err := s.admit(ctx, d.ID); err != nil {
 		return nil, err
 	}
@@ -99,8 +92,65 @@ func (s *Service) create(ctx context.Context, r *wire.CreateWorkflowRequest) (*f
 	return d, nil
 }
 
+// definition is the definition a create or update request describes.
+func definition(r *wire.CreateWorkflowRequest, created, updated time.Time, version int) *flow.Definition {
+	d := &flow.Definition{ID: r.ID, Name: r.Name, Description: r.Description, Places: r.Places,
+		InitialPlace: r.InitialPlace, Transitions: r.Transitions, CreatedAt: created, UpdatedAt: updated, Version: version}
+	for i := range d.Transitions {
+		if d.Transitions[i].Conditions == nil {
+			d.Transitions[i].Conditions = []string{}
+		}
+	}
+	return d
+}
+
+// check validates d within the expression limits and analyses it.
+func (s *Service) check(d *flow.Definition) error {
+	if err := d.ValidateWithin(s.expr); err != nil {
+		return err
+	}
+	d.Analysis = flow.Analyze(d)
+	return nil
+}
+
+// update stores the next version of a workflow, validated and analysed
+// like a create, if the caller's expected version is still the latest.
+// Tokens keep the version they were created on.
+func (s *Service) update(ctx context.Context, r *wire.UpdateWorkflowRequest) (*flow.Definition, error) {
+	cur, err := s.store.get(ctx, r.ID)
+	if err != nil {
+		return nil, err
+	}
+	if cur.Version != r.ExpectedVersion {
+		return nil, fail.New(fail.Conflict, "workflow %s is at version %d, not %d: read it and update that", r.ID, cur.Version, r.ExpectedVersion)
+	}
+	d := definition(&r.CreateWorkflowRequest, cur.CreatedAt, s.now(), cur.Version+1)
+	if err := s.check(d); err != nil {
+		return nil, err
+	}
+	if err := s.store.addVersion(ctx, d); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
 func (s *Service) get(ctx context.Context, r *wire.GetWorkflowRequest) (*flow.Definition, error) {
-	return s.store.get(ctx, r.ID)
+	d, err := s.store.get(ctx, r.ID)
+	if err != nil || r.Version == 0 || r.Version == d.Version {
+		return d, err
+	}
+	return s.store.version(ctx, r.ID, r.Version)
+}
+
+func (s *Service) versions(ctx context.Context, r *wire.WorkflowVersionsRequest) (*wire.WorkflowVersions, error) {
+	if _, err := s.store.get(ctx, r.ID); err != nil { // NOT_FOUND as for any read
+		return nil, err
+	}
+	items, err := s.store.versions(ctx, r.ID)
+	if err != nil {
+		return nil, err
+	}
+	return &wire.WorkflowVersions{Items: items}, nil
 }
 
 func (s *Service) list(ctx context.Context, r *wire.ListWorkflowsRequest) (*wire.WorkflowPage, error) {

@@ -39,9 +39,24 @@ func (c *Client) CreateWorkflow(ctx context.Context, r *wire.CreateWorkflowReque
 	return rpc.Call[wire.CreateWorkflowRequest, flow.Definition](ctx, c.nc, c.subject(subjects.WorkflowCreate), r)
 }
 
-// GetWorkflow returns a definition by id.
+// GetWorkflow returns the latest version of a definition by id.
 func (c *Client) GetWorkflow(ctx context.Context, id string) (*flow.Definition, error) {
-	return rpc.Call[wire.GetWorkflowRequest, flow.Definition](ctx, c.nc, c.subject(subjects.WorkflowGet), &wire.GetWorkflowRequest{ID: id})
+	return c.GetWorkflowVersion(ctx, id, 0)
+}
+
+// GetWorkflowVersion returns version v of a definition (0: the latest).
+func (c *Client) GetWorkflowVersion(ctx context.Context, id string, v int) (*flow.Definition, error) {
+	return rpc.Call[wire.GetWorkflowRequest, flow.Definition](ctx, c.nc, c.subject(subjects.WorkflowGet), &wire.GetWorkflowRequest{ID: id, Version: v})
+}
+
+// UpdateWorkflow stores the next version of a definition.
+func (c *Client) UpdateWorkflow(ctx context.Context, r *wire.UpdateWorkflowRequest) (*flow.Definition, error) {
+	return rpc.Call[wire.UpdateWorkflowRequest, flow.Definition](ctx, c.nc, c.subject(subjects.WorkflowUpdate), r)
+}
+
+// WorkflowVersions returns every version of a definition, oldest first.
+func (c *Client) WorkflowVersions(ctx context.Context, id string) (*wire.WorkflowVersions, error) {
+	return rpc.Call[wire.WorkflowVersionsRequest, wire.WorkflowVersions](ctx, c.nc, c.subject(subjects.WorkflowVersions), &wire.WorkflowVersionsRequest{ID: id})
 }
 
 // ListWorkflows returns a page of definitions ordered by id.

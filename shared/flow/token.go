@@ -16,18 +16,21 @@ import (
 // storage keeps apart from the token's state, so that a change costs what
 // it changes, not the token's past.
 type Token struct {
-	ID            string          `json:"id"`
-	WorkflowID    string          `json:"workflowId"`
-	Place         string          `json:"place"`
-	Data          json.RawMessage `json:"data"`     // any JSON, default {}
-	Metadata      json.RawMessage `json:"metadata"` // always a JSON object, default {}
-	CreatedAt     time.Time       `json:"createdAt"`
-	UpdatedAt     time.Time       `json:"updatedAt"`
-	Revision      uint64          `json:"revision"`      // 1 at creation, +1 per change
-	Records       int             `json:"records"`       // transition records in its history
-	NatsSequence  uint64          `json:"natsSequence"`  // set by storage
-	NatsSubject   string          `json:"natsSubject"`   // set by storage
-	NatsTimestamp time.Time       `json:"natsTimestamp"` // set by storage
+	ID         string `json:"id"`
+	WorkflowID string `json:"workflowId"`
+	// WorkflowVersion is the definition version the token runs on: the
+	// latest when it was created, until a migration moves it.
+	WorkflowVersion int             `json:"workflowVersion"`
+	Place           string          `json:"place"`
+	Data            json.RawMessage `json:"data"`     // any JSON, default {}
+	Metadata        json.RawMessage `json:"metadata"` // always a JSON object, default {}
+	CreatedAt       time.Time       `json:"createdAt"`
+	UpdatedAt       time.Time       `json:"updatedAt"`
+	Revision        uint64          `json:"revision"`      // 1 at creation, +1 per change
+	Records         int             `json:"records"`       // transition records in its history
+	NatsSequence    uint64          `json:"natsSequence"`  // set by storage
+	NatsSubject     string          `json:"natsSubject"`   // set by storage
+	NatsTimestamp   time.Time       `json:"natsTimestamp"` // set by storage
 	// Keys are the idempotency keys of the token's latest keyed changes
 	// (at most MaxKeys), so that a retry is recognised without reading the
 	// history. Not part of the token as clients see it.
@@ -150,7 +153,7 @@ func (m *Machine) Create(r CreateRequest) (*Token, *Entry, error) {
 	}
 	now := nowOr(r.Now)
 	recMD, _ := json.Marshal(map[string]string{"event_type": "token_created", "workflow_id": m.Def.ID})
-	t := &Token{ID: id, WorkflowID: m.Def.ID, Place: place, Data: data, Metadata: md,
+	t := &Token{ID: id, WorkflowID: m.Def.ID, WorkflowVersion: max(1, m.Def.Version), Place: place, Data: data, Metadata: md,
 		CreatedAt: now, UpdatedAt: now, Revision: 1, Records: 1}
 	t.remember(r.IdempotencyKey, r.RequestHash, 1)
 	return t, &Entry{Record: TransitionRecord{

@@ -6,7 +6,10 @@
 // request can never be captured by a stream.
 package subjects
 
-import "strings"
+import (
+	"strconv"
+	"strings"
+)
 
 // Service names, as registered with micro and shown by `nats micro ls`.
 const (
@@ -62,6 +65,10 @@ const (
 	WorkflowCreate Request = "workflow.create"
 	WorkflowGet    Request = "workflow.get"
 	WorkflowList   Request = "workflow.list"
+	// WorkflowUpdate stores a new version of a definition.
+	WorkflowUpdate Request = "workflow.update"
+	// WorkflowVersions lists every version of a definition.
+	WorkflowVersions Request = "workflow.versions"
 )
 
 // Requests of the token service.
@@ -132,8 +139,23 @@ func StreamName(workflowID string) string { return "WORKFLOW_" + workflowID }
 // StreamSubjects are the subjects the workflow's stream captures.
 func StreamSubjects(workflowID string) []string { return []string{"workflows." + workflowID + ".>"} }
 
-// Definition is the subject of a workflow's definition message.
+// Definition is the subject of a workflow's definition message: its
+// first version.
 func Definition(workflowID string) string { return "workflows." + workflowID + ".definition" }
+
+// DefinitionVersion is the subject of version v of a definition: v 1 is
+// the Definition message (as stored before versions existed), every later
+// one has a subject of its own, written once.
+func DefinitionVersion(workflowID string, v int) string {
+	if v <= 1 {
+		return Definition(workflowID)
+	}
+	return join("workflows", workflowID, "versions", strconv.Itoa(v))
+}
+
+// LatestVersion is the subject recording a workflow's latest version
+// ({"version": N}, rolled up); a stream without it is at version 1.
+func LatestVersion(workflowID string) string { return join("workflows", workflowID, "version") }
 
 // TokenState is the subject of a token's state while it sits in place.
 func TokenState(workflowID, place, tokenID string) string {

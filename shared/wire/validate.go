@@ -102,19 +102,40 @@ func (r *CreateWorkflowRequest) Validate() error {
 	return text("idempotencyKey", r.IdempotencyKey, MaxKeyLen)
 }
 
-// Validate checks the id.
+// Validate checks the id and version.
 func (r *GetWorkflowRequest) Validate() error {
-	if r.ID == "" {
+	if r.Version < 0 {
+		return fail.New(fail.BadInput, "version must not be negative")
+	}
+	return requiredWorkflowID(r.ID)
+}
+
+func requiredWorkflowID(id string) error {
+	if id == "" {
 		return fail.New(fail.BadInput, "id is required")
 	}
-	return ValidWorkflowID(r.ID)
+	return ValidWorkflowID(id)
 }
+
+// Validate checks the id and the expected version.
+func (r *UpdateWorkflowRequest) Validate() error {
+	if r.ExpectedVersion < 1 {
+		return fail.New(fail.BadInput, "expectedVersion is required: the version the update is based on (1 or more)")
+	}
+	return first(requiredWorkflowID(r.ID), r.CreateWorkflowRequest.Validate())
+}
+
+// Validate checks the id.
+func (r *WorkflowVersionsRequest) Validate() error { return requiredWorkflowID(r.ID) }
 
 // Validate checks the page.
 func (r *ListWorkflowsRequest) Validate() error { return r.Page.Validate() }
 
 // Validate checks ids, JSON and labels.
 func (r *CreateTokenRequest) Validate() error {
+	if r.WorkflowVersion < 0 {
+		return fail.New(fail.BadInput, "workflowVersion must not be negative")
+	}
 	return first(ValidWorkflowID(r.WorkflowID), name("place", r.InitialPlace, false),
 		validJSON("data", r.Data), validJSON("metadata", r.Metadata),
 		text("triggeredBy", r.TriggeredBy, MaxTextLen), text("triggeredByClaim", r.TriggeredByClaim, MaxTextLen),
@@ -204,6 +225,8 @@ type WorkflowScoped interface {
 }
 
 func (r *GetWorkflowRequest) WorkflowRef() *string       { return &r.ID }
+func (r *UpdateWorkflowRequest) WorkflowRef() *string    { return &r.ID }
+func (r *WorkflowVersionsRequest) WorkflowRef() *string  { return &r.ID }
 func (r *CreateTokenRequest) WorkflowRef() *string       { return &r.WorkflowID }
 func (r *FindTokenRequest) WorkflowRef() *string         { return &r.WorkflowID }
 func (r *ListTokensRequest) WorkflowRef() *string        { return &r.WorkflowID }

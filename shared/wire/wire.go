@@ -32,9 +32,30 @@ type CreateWorkflowRequest struct {
 	IdempotencyKey string `json:"idempotencyKey,omitempty"`
 }
 
-// GetWorkflowRequest asks for one definition.
+// GetWorkflowRequest asks for one definition: its latest version, or
+// Version.
 type GetWorkflowRequest struct {
+	ID      string `json:"id"`
+	Version int    `json:"version,omitempty"`
+}
+
+// UpdateWorkflowRequest stores a new version of a definition: the create
+// request's fields, checked and analysed the same way, for the workflow
+// ID, provided its latest version is still ExpectedVersion (so two editors
+// cannot overwrite each other).
+type UpdateWorkflowRequest struct {
+	CreateWorkflowRequest
+	ExpectedVersion int `json:"expectedVersion"`
+}
+
+// WorkflowVersionsRequest asks for every version of a definition.
+type WorkflowVersionsRequest struct {
 	ID string `json:"id"`
+}
+
+// WorkflowVersions is every version of a definition, oldest first.
+type WorkflowVersions struct {
+	Items []*flow.Definition `json:"items"`
 }
 
 // ListWorkflowsRequest asks for a page of definitions, ordered by id.
@@ -74,6 +95,9 @@ type CreateTokenRequest struct {
 	Data         json.RawMessage `json:"data,omitempty"`
 	Metadata     json.RawMessage `json:"metadata,omitempty"`
 	TriggeredBy  string          `json:"triggeredBy,omitempty"`
+	// WorkflowVersion is the definition version the token runs on
+	// (0: the latest).
+	WorkflowVersion int `json:"workflowVersion,omitempty"`
 	// TriggeredByClaim is what the client claimed as triggeredBy when the
 	// edge recorded its authenticated identity instead: a note, never
 	// the identity.
@@ -220,6 +244,7 @@ type UpdateTokenRequest struct {
 // Event types.
 const (
 	EventWorkflowCreated   = "workflow_created"
+	EventWorkflowUpdated   = "workflow_updated"
 	EventTokenCreated      = "token_created"
 	EventTokenTransitioned = "token_transitioned"
 	EventTokenUpdated      = "token_updated"

@@ -28,7 +28,7 @@ import (
 // change alone.
 func TestGroupWithAStaleChange(t *testing.T) {
 	ctx, st, w, reg := groupStore(t)
-	m := w.machine
+	m := w.machines[1]
 
 	toks := createTokens(t, ctx, st, m, 5)
 	// The stale one: token 0 changes after it was read.
@@ -61,7 +61,7 @@ func TestGroupWithAStaleChange(t *testing.T) {
 // with a clear BAD_USER_INPUT; the other changes of its group commit.
 func TestGroupWithAnOversizeToken(t *testing.T) {
 	ctx, st, w, _ := groupStore(t)
-	big, entry, err := w.machine.Create(flow.CreateRequest{TokenID: uuid.NewString(), Now: time.Now().UTC(),
+	big, entry, err := w.machines[1].Create(flow.CreateRequest{TokenID: uuid.NewString(), Now: time.Now().UTC(),
 		Data: json.RawMessage(`"` + strings.Repeat("x", 9<<20) + `"`)})
 	if err != nil {
 		t.Fatal(err)
@@ -72,7 +72,7 @@ func TestGroupWithAnOversizeToken(t *testing.T) {
 	huge, _ := json.Marshal(strings.Repeat("x", 9<<20)) // over the server's 8 MiB max_payload
 	var group []*change
 	for i := range 4 {
-		ch := createChange(t, w.machine)
+		ch := createChange(t, w.machines[1])
 		if i == 2 {
 			ch.token.Data = huge
 		}
@@ -210,7 +210,7 @@ func BenchmarkChange(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		var toks []*flow.Token
 		for range 64 {
-			tok, entry, err := w.machine.Create(flow.CreateRequest{TokenID: uuid.NewString(), Now: time.Now().UTC()})
+			tok, entry, err := w.machines[1].Create(flow.CreateRequest{TokenID: uuid.NewString(), Now: time.Now().UTC()})
 			if err == nil {
 				tok, err = st.Create(ctx, tok, entry)
 			}
@@ -222,7 +222,7 @@ func BenchmarkChange(b *testing.B) {
 		}
 		for i := 0; pb.Next(); i++ {
 			cur := toks[i%len(toks)]
-			next, entry, err := w.machine.Fire(cur, flow.FireRequest{TransitionID: map[string]string{"a": "go", "b": "back"}[cur.Place], Now: time.Now().UTC()})
+			next, entry, err := w.machines[1].Fire(cur, flow.FireRequest{TransitionID: map[string]string{"a": "go", "b": "back"}[cur.Place], Now: time.Now().UTC()})
 			if err == nil {
 				next, err = st.Change(ctx, cur, next, entry, wire.Event{EventType: wire.EventTokenTransitioned, TokenID: cur.ID, WorkflowID: cur.WorkflowID})
 			}
@@ -240,14 +240,14 @@ func BenchmarkChange(b *testing.B) {
 // the rest of its group commits.
 func TestDuplicateCreateInAnotherPlace(t *testing.T) {
 	ctx, st, w, _ := groupStore(t)
-	first := createTokens(t, ctx, st, w.machine, 1)[0]
-	dup, entry, err := w.machine.Create(flow.CreateRequest{TokenID: first.ID, InitialPlace: "b", Now: time.Now().UTC()})
+	first := createTokens(t, ctx, st, w.machines[1], 1)[0]
+	dup, entry, err := w.machines[1].Create(flow.CreateRequest{TokenID: first.ID, InitialPlace: "b", Now: time.Now().UTC()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	group := []*change{createChange(t, w.machine),
+	group := []*change{createChange(t, w.machines[1]),
 		{token: dup, entry: entry, event: wire.Event{EventType: wire.EventTokenCreated}, done: make(chan error, 1)},
-		createChange(t, w.machine)}
+		createChange(t, w.machines[1])}
 	commitGroup(ctx, w.committer, group)
 	for i, ch := range group {
 		err := <-ch.done

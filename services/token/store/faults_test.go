@@ -74,7 +74,7 @@ func TestEveryChangeGetsOneOutcome(t *testing.T) {
 		t.Run("fault="+fault, func(t *testing.T) {
 			ctx, st, w, _ := groupStore(t)
 			c := w.committer
-			toks := createTokens(t, ctx, st, w.machine, 8)
+			toks := createTokens(t, ctx, st, w.machines[1], 8)
 			f := &faulty{batcher: c.out, fault: fault, onWrite: func() {
 				publish(t, st.js, "workflows.grp.events.lifecycle", []byte(`{}`))
 			}}
@@ -84,7 +84,7 @@ func TestEveryChangeGetsOneOutcome(t *testing.T) {
 			c.out = f // before the changes are queued: the run loop reads it after
 			group := make([]*change, len(toks))
 			for i, tok := range toks {
-				group[i] = fireChange(t, w.machine, tok)
+				group[i] = fireChange(t, w.machines[1], tok)
 			}
 			if fault == "encode" {
 				group[3].token.Data, _ = json.Marshal(strings.Repeat("x", 9<<20))

@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 
@@ -72,12 +73,16 @@ type Store struct {
 	wg        sync.WaitGroup           // committer goroutines
 }
 
-// workflow is what the store caches of one workflow: its definition (which
-// never changes once created), its stream handle and its committer.
+// workflow is what the store caches of one workflow: its stream handle,
+// its committer and the machines of its definition's versions (each
+// version never changes once stored), loaded on first use.
 type workflow struct {
-	machine   *flow.Machine
+	id        string
 	stream    jetstream.Stream
 	committer *committer
+
+	mu       sync.Mutex
+	machines map[int]*flow.Machine // by version
 }
 
 // Open binds the store, creating the token index bucket if needed.
@@ -115,13 +120,89 @@ func (s *Store) Close() {
 	s.wg.Wait()
 }
 
-// Workflow returns the cached workflow, loading its definition on first use.
-func (s *Store) Workflow(ctx context.Context, id string) (*flow.Machine, error) {
+// Machine returns the machine of version v of a workflow's definition
+// (0: the latest, read from the stream each time, so a create right
+// after an update uses the new version).
+func (s *Store) Machine(ctx context.Context, id string, v int) (*flow.Machine, error) {
 	wf, err := s.workflow(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	return wf.machine, nil
+	if v == 0 {
+		if v, err = s.latestVersion(ctx, wf); err != nil {
+			return nil, err
+		}
+	}
+	return s.machine(ctx, wf, v)
+}
+
+// latestVersion reads a workflow's latest version from its stream.
+func (s *Store) latestVersion(ctx context.Context, wf *workflow) (int, error) {
+	msg, err := s.rd.Last(ctx, wf.stream, subjects.LatestVersion(wf.id))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return 1, nil
+	}
+	if err != nil {
+		return 0, storeError(err)
+	}
+	var rec struct {
+		Version int `json:"version"`
+	}
+	if err := json.Unmarshal(msg.Data, &rec); err != nil || rec.Version < 1 {
+		return 0, fail.New(fail.Internal, "unreadable latest-version record of %s", wf.id)
+	}
+	return rec.Version, nil
+}
+
+// machine returns the cached machine of version v, loading it on first use.
+func (s *Store) machine(ctx context.Context, wf *workflow, v int) (*flow.Machine, error) {
+	wf.mu.Lock()
+	m, ok := wf.machines[v]
+	wf.mu.Unlock()
+	if ok {
+		return m, nil
+	}
+	msg, err := s.rd.Last(ctx, wf.stream, subjects.DefinitionVersion(wf.id, v))
+	if errors.Is(err, jetstream.ErrMsgNotFound) && v == 1 {
+		return nil, workflowNotFound(wf.id)
+	}
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil, fail.New(fail.NotFound, "Workflow %s has no version %d", wf.id, v)
+	}
+	if err != nil {
+		return nil, storeError(err)
+	}
+	def := new(flow.Definition)
+	if err := json.Unmarshal(msg.Data, def); err != nil {
+		return nil, fail.Wrap(fail.Internal, err, "stored definition of "+wf.id+" is unreadable")
+	}
+	m, err = flow.NewMachineWithin(def, s.opts.Expr.Stored()) // admitted when stored: evaluation limits only
+	if err != nil {
+		return nil, fail.Wrap(fail.Internal, err, "stored definition of "+wf.id+" is invalid")
+	}
+	wf.mu.Lock()
+	wf.machines[v] = m
+	wf.mu.Unlock()
+	return m, nil
+}
+
+// hasPlace reports whether any version of a workflow up to the latest has
+// the place (tokens of an old version may sit in a place the latest lacks).
+func (s *Store) hasPlace(ctx context.Context, wf *workflow, place string) (bool, error) {
+	latest, err := s.latestVersion(ctx, wf)
+	if err != nil {
+		return false, err
+	}
+	for v := latest; v >= 1; v-- {
+		m, err := s.machine(ctx, wf, v)
+		if err != nil {
+			return false, err
+		}
+		if slices.Contains(m.Def.Places, place) {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // workflow returns the cached workflow, loading it (and upgrading its
@@ -183,24 +264,13 @@ func (s *Store) load(ctx context.Context, id string) (*workflow, error) {
 	if err := s.upgrade(uctx, id, st); err != nil {
 		return nil, err
 	}
-	msg, err := s.rd.Last(ctx, st, subjects.Definition(id))
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return nil, workflowNotFound(id)
-	}
-	if err != nil {
-		return nil, storeError(err)
-	}
-	def := new(flow.Definition)
-	if err := json.Unmarshal(msg.Data, def); err != nil {
-		return nil, fail.Wrap(fail.Internal, err, "stored definition of "+id+" is unreadable")
-	}
-	m, err := flow.NewMachineWithin(def, s.opts.Expr.Stored()) // admitted at create: evaluation limits only
-	if err != nil {
-		return nil, fail.Wrap(fail.Internal, err, "stored definition of "+id+" is invalid")
-	}
 	log := s.log.With().Str("workflow", id).Logger()
-	return &workflow{machine: m, stream: st, committer: newCommitter(streamBatcher{js: s.js, stream: st, rd: s.rd}, log, s.opts.EventTTL,
-		s.js.Conn().MaxPayload, newCommitMetrics(s.opts.Metrics))}, nil
+	wf := &workflow{id: id, stream: st, machines: map[int]*flow.Machine{}, committer: newCommitter(streamBatcher{js: s.js, stream: st, rd: s.rd},
+		log, s.opts.EventTTL, s.js.Conn().MaxPayload, newCommitMetrics(s.opts.Metrics))}
+	if _, err := s.machine(ctx, wf, 1); err != nil { // a stream without a definition is no workflow
+		return nil, err
+	}
+	return wf, nil
 }
 
 func workflowNotFound(id string) error { return tenant.WorkflowNotFound(id) }

@@ -29,21 +29,24 @@ const layout = subjects.CurrentLayout
 
 // storedToken is a token's state message.
 type storedToken struct {
-	Layout        int              `json:"layout"` // 2; layout-1 states have none (and carry their history)
-	ID            string           `json:"id"`
-	WorkflowID    string           `json:"workflowId"`
-	Place         string           `json:"place"`
-	Data          json.RawMessage  `json:"data"`
-	Metadata      json.RawMessage  `json:"metadata"`
-	CreatedAt     time.Time        `json:"createdAt"`
-	UpdatedAt     time.Time        `json:"updatedAt"`
-	Revision      uint64           `json:"revision"`
-	Records       int              `json:"records"` // history entries so far
-	Keys          []storedKey      `json:"keys,omitempty"`
-	NatsSequence  uint64           `json:"natsSequence"`
-	NatsSubject   string           `json:"natsSubject"`
-	NatsTimestamp time.Time        `json:"natsTimestamp"`
-	Legacy        *legacyHistories `json:"-"` // a layout-1 state's history, when read
+	Layout     int    `json:"layout"` // 2; layout-1 states have none (and carry their history)
+	ID         string `json:"id"`
+	WorkflowID string `json:"workflowId"`
+	// WorkflowVersion is the definition version; 0 (states written before
+	// versions existed) reads as 1.
+	WorkflowVersion int              `json:"workflowVersion,omitempty"`
+	Place           string           `json:"place"`
+	Data            json.RawMessage  `json:"data"`
+	Metadata        json.RawMessage  `json:"metadata"`
+	CreatedAt       time.Time        `json:"createdAt"`
+	UpdatedAt       time.Time        `json:"updatedAt"`
+	Revision        uint64           `json:"revision"`
+	Records         int              `json:"records"` // history entries so far
+	Keys            []storedKey      `json:"keys,omitempty"`
+	NatsSequence    uint64           `json:"natsSequence"`
+	NatsSubject     string           `json:"natsSubject"`
+	NatsTimestamp   time.Time        `json:"natsTimestamp"`
+	Legacy          *legacyHistories `json:"-"` // a layout-1 state's history, when read
 }
 
 // storedKey is one remembered idempotency key.
@@ -91,7 +94,7 @@ type legacyHistories struct {
 
 // toStored is t as its state message holds it.
 func toStored(t *flow.Token) storedToken {
-	s := storedToken{Layout: layout, ID: t.ID, WorkflowID: t.WorkflowID, Place: t.Place, Data: t.Data, Metadata: t.Metadata,
+	s := storedToken{Layout: layout, ID: t.ID, WorkflowID: t.WorkflowID, WorkflowVersion: t.WorkflowVersion, Place: t.Place, Data: t.Data, Metadata: t.Metadata,
 		CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt, Revision: t.Revision, Records: t.Records,
 		NatsSequence: t.NatsSequence, NatsSubject: t.NatsSubject, NatsTimestamp: t.NatsTimestamp}
 	for _, k := range t.Keys {
@@ -102,7 +105,7 @@ func toStored(t *flow.Token) storedToken {
 
 // token is the domain's token of a state message.
 func (s *storedToken) token() *flow.Token {
-	t := &flow.Token{ID: s.ID, WorkflowID: s.WorkflowID, Place: s.Place, Data: s.Data, Metadata: s.Metadata,
+	t := &flow.Token{ID: s.ID, WorkflowID: s.WorkflowID, WorkflowVersion: max(1, s.WorkflowVersion), Place: s.Place, Data: s.Data, Metadata: s.Metadata,
 		CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt, Revision: s.Revision, Records: s.Records,
 		NatsSequence: s.NatsSequence, NatsSubject: s.NatsSubject, NatsTimestamp: s.NatsTimestamp}
 	for _, k := range s.Keys {

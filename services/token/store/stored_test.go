@@ -19,12 +19,12 @@ var update = flag.Bool("update", false, "rewrite the golden files of the stored 
 // -update to accept a deliberate change.
 func TestStoredFormsAreStable(t *testing.T) {
 	at := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
-	tok := &flow.Token{ID: "0d6b9a6e-1111-4a5b-9c9d-000000000001", WorkflowID: "orders", Place: "paid",
+	tok := &flow.Token{ID: "0d6b9a6e-1111-4a5b-9c9d-000000000001", WorkflowID: "orders", WorkflowVersion: 2, Place: "paid",
 		Data: json.RawMessage(`{"n":1}`), Metadata: json.RawMessage(`{"team":"a"}`), CreatedAt: at, UpdatedAt: at.Add(time.Minute),
 		Revision: 3, Records: 3, NatsSequence: 42, NatsSubject: "workflows.orders.places.paid.tokens.0d6b9a6e-1111-4a5b-9c9d-000000000001",
 		NatsTimestamp: at.Add(time.Minute), Keys: []flow.KeyUse{{Key: "k1", Hash: "h1", Revision: 2}}}
 	entry := &flow.Entry{
-		Record: flow.TransitionRecord{FromPlace: "new", ToPlace: "paid", TransitionID: "pay", Timestamp: at, TriggeredBy: "u", IdempotencyKey: "k1", RequestHash: "h1"},
+		Record: flow.TransitionRecord{FromPlace: "new", ToPlace: "paid", TransitionID: "pay", Timestamp: at, TriggeredBy: "u", TriggeredByClaim: "someone", IdempotencyKey: "k1", RequestHash: "h1"},
 		Event:  &flow.HistoryEvent{Timestamp: at, Transition: "pay", From: "new", To: "paid", Data: json.RawMessage(`{"n":1}`)},
 	}
 	state, err := encodeState(tok)
@@ -42,8 +42,11 @@ func TestStoredFormsAreStable(t *testing.T) {
 	if err != nil || !reflect.DeepEqual(back.token(), tok) {
 		t.Fatalf("state round trip: %+v, %v", back.token(), err)
 	}
+	if old, err := decodeState([]byte(`{"layout":2,"id":"x"}`)); err != nil || old.token().WorkflowVersion != 1 {
+		t.Fatalf("a state from before versions: %+v, %v; want version 1", old, err)
+	}
 	se, err := decodeEntry(hist)
-	if got := se.entry(); err != nil || se.N != 3 || got.Record.NatsSequence != 42 || !reflect.DeepEqual(got.Event, entry.Event) {
+	if got := se.entry(); err != nil || se.N != 3 || got.Record.NatsSequence != 42 || got.Record.TriggeredByClaim != "someone" || !reflect.DeepEqual(got.Event, entry.Event) {
 		t.Fatalf("entry round trip: %+v, %v", got, err)
 	}
 }

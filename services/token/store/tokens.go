@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"slices"
 	"strconv"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -87,7 +86,10 @@ func (s *Store) InPlace(ctx context.Context, workflowID, place string, p wire.Pa
 	if err != nil {
 		return nil, err
 	}
-	if !slices.Contains(wf.machine.Def.Places, place) {
+	if ok, err := s.hasPlace(ctx, wf, place); err != nil || !ok {
+		if err != nil {
+			return nil, err
+		}
 		return nil, fail.New(fail.NotFound, "Place '%s' not found in workflow '%s'", place, workflowID)
 	}
 	return s.scan(ctx, workflowID, subjects.PlaceTokens(workflowID, place), p)
