@@ -1,17 +1,21 @@
 package securitytest
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nats.go/micro"
 
 	"github.com/cbnats/circuitbreaker/shared/client"
 	"github.com/cbnats/circuitbreaker/shared/flow"
+	"github.com/cbnats/circuitbreaker/shared/subjects"
 	"github.com/cbnats/circuitbreaker/shared/wire"
 )
 
@@ -24,7 +28,9 @@ const createWorkflow = `mutation { createWorkflow(input: {id: "doc", name: "Docu
 // GraphQL edge and the services through it, KV catalogue listing, a
 // GraphQL subscription's ordered consumers (as the edge user), event
 // history and statistics, a durable subscription consumed by another
-// system, and discovery. No connection may see a permission violation.
+// system, the GraphQL fields the edge serves through the event service
+// (and a resumed subscription's replay), a new workflow version, and
+// discovery. No connection may see a permission violation.
 func testAllowed(t *testing.T, s *system) {
 	ctx := testCtx(t, 30*time.Second)
 	if code := s.httpGet(t, "/ready"); code != 200 {
@@ -86,6 +92,8 @@ func testAllowed(t *testing.T, s *system) {
 		t.Fatalf("stats as subscriber: %v", err)
 	}
 	consumeDurable(t, ctx, other, durable, all)
+	eventFields(t, s, all)
+	resumeOverSSE(t, s)
 	for _, want := range want {
 		m, err := live.NextMsg(5 * time.Second)
 		if err != nil || !strings.Contains(string(m.Data), `"`+want+`"`) {
@@ -93,7 +101,9 @@ func testAllowed(t *testing.T, s *system) {
 		}
 	}
 	readOnly(t, ctx, other, id)
+	newVersion(t, s)
 	discover(t, s)
+	microInfo(t, s)
 	stopWatch()
 	drain(events)
 	drain(tokens)
@@ -137,6 +147,7 @@ func readOnly(t *testing.T, ctx context.Context, c *client.Client, id string) {
 		"token.list":      func() error { _, err := c.ListTokens(ctx, "doc", wire.Page{}); return err },
 		"token.inplace":   func() error { _, err := c.TokensInPlace(ctx, "doc", "approved", wire.Page{}); return err },
 		"token.available": func() error { _, err := c.Available(ctx, id); return err },
+		"token.history":   func() error { _, err := c.TokenHistory(ctx, &wire.TokenHistoryRequest{TokenID: id}); return err },
 		"event.replay": func() error {
 			_, err := c.Replay(ctx, &wire.HistoryRequest{WorkflowID: "doc", AfterSequence: 1})
 			return err
@@ -306,5 +317,153 @@ func discover(t *testing.T, s *system) {
 	slices.Sort(names)
 	if !slices.Equal(names, []string{"event", "token", "workflow"}) {
 		t.Fatalf("$SRV.PING answered by %v", names)
+	}
+}
+
+// eventFields runs the GraphQL fields the edge serves through the event
+// service: events, workflowStats and the durable subscriptions' list,
+// create and delete. The edge asks the event service for them, so its
+// user needs cb.*.event.* (without it each field times out).
+func eventFields(t *testing.T, s *system, want []string) {
+	t.Helper()
+	data := s.gql(t, `{ events(workflowId: "doc") { eventType } workflowStats(workflowId: "doc") { tokens events } }`, nil)
+	var got []string
+	for _, e := range data["events"].([]any) {
+		got = append(got, e.(map[string]any)["eventType"].(string))
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("GraphQL events = %v, want %v", got, want)
+	}
+	if st := data["workflowStats"].(map[string]any); st["tokens"] != float64(1) || st["events"] != float64(len(want)) {
+		t.Fatalf("GraphQL workflowStats = %v", st)
+	}
+	created := s.gql(t, `mutation { createEventSubscription(input: {workflowId: "doc", name: "dashboard", deliver: "all"}) { name consumer pending } }`, nil)
+	if c := created["createEventSubscription"].(map[string]any); c["consumer"] != "sub_dashboard" {
+		t.Fatalf("GraphQL createEventSubscription = %v", c)
+	}
+	list := s.gql(t, `{ eventSubscriptions(workflowId: "doc") { name } }`, nil)["eventSubscriptions"].([]any)
+	if len(list) != 1 || list[0].(map[string]any)["name"] != "dashboard" {
+		t.Fatalf("GraphQL eventSubscriptions = %v", list)
+	}
+	if del := s.gql(t, `mutation { deleteEventSubscription(workflowId: "doc", name: "dashboard") }`, nil); del["deleteEventSubscription"] != true {
+		t.Fatalf("GraphQL deleteEventSubscription = %v", del)
+	}
+}
+
+// resumeOverSSE resumes a GraphQL subscription after the first stored
+// event, over server-sent events: the edge replays the stored events
+// through the event service (event.replay) before the live ones.
+func resumeOverSSE(t *testing.T, s *system) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	body := `{"query":"subscription { workflowEvents(workflowId: \"doc\", afterSequence: \"1\") { eventType sequence } }"}`
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.graphql, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "text/event-stream")
+	req.Header.Set("Authorization", "Bearer "+s.key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	lines := bufio.NewScanner(resp.Body)
+	for lines.Scan() {
+		line := lines.Text()
+		if strings.Contains(line, `"errors"`) {
+			t.Fatalf("resumed subscription: %s", line)
+		}
+		if strings.Contains(line, `"token_created"`) {
+			return
+		}
+	}
+	t.Fatalf("resumed subscription ended without the stored token_created event: %v", lines.Err())
+}
+
+// microInfo checks what `nats micro info` and `nats micro ls` show (as
+// admin, $SRV.INFO.<service>): every endpoint of every service, on the
+// subject cb.*.<service>.<op> that serves every scope, in queue group cb,
+// the token service's writer endpoints included. The list is exact, so a
+// new endpoint is noticed here and its users' grants reviewed.
+func microInfo(t *testing.T, s *system) {
+	t.Helper()
+	admin := s.login(t, "admin")
+	want := map[string][]subjects.Request{
+		subjects.WorkflowService: {subjects.WorkflowCreate, subjects.WorkflowGet, subjects.WorkflowList,
+			subjects.WorkflowUpdate, subjects.WorkflowVersions},
+		subjects.TokenService: {subjects.TokenCreate, subjects.TokenGet, subjects.TokenFind, subjects.TokenList,
+			subjects.TokenInPlace, subjects.TokenAvailable, subjects.TokenFire, subjects.TokenUpdate, subjects.TokenHistoryPage},
+		subjects.EventService: {subjects.EventHistory, subjects.EventReplay, subjects.EventStats,
+			subjects.EventSubscribe, subjects.EventSubscriptions, subjects.EventUnsubscribe},
+	}
+	for svc, reqs := range want {
+		info := serviceInfo(t, admin, svc)
+		var expect []string
+		for _, r := range reqs {
+			expect = append(expect, r.Pattern())
+		}
+		if svc == subjects.TokenService {
+			w := info.Metadata[subjects.MetaWriter]
+			if w == "" {
+				t.Fatalf("token service info has no %q metadata: %v", subjects.MetaWriter, info.Metadata)
+			}
+			for _, op := range []string{"create", "fire", "update"} {
+				expect = append(expect, subjects.TokenWriter(w, op).Pattern())
+			}
+		}
+		var got []string
+		for _, e := range info.Endpoints {
+			got = append(got, e.Subject)
+			if e.QueueGroup != subjects.QueueGroup {
+				t.Errorf("%s endpoint %s in queue group %q", svc, e.Name, e.QueueGroup)
+			}
+		}
+		slices.Sort(expect)
+		slices.Sort(got)
+		if !slices.Equal(got, expect) {
+			t.Errorf("$SRV.INFO.%s endpoints on %v, want %v (a new endpoint: grant it in accounts.conf and list it here)", svc, got, expect)
+		}
+	}
+}
+
+// serviceInfo asks one instance of svc for its micro info.
+func serviceInfo(t *testing.T, c *conn, svc string) *micro.Info {
+	t.Helper()
+	m, err := c.Request("$SRV.INFO."+svc, nil, 5*time.Second)
+	if err != nil {
+		t.Fatalf("$SRV.INFO.%s: %v", svc, err)
+	}
+	var info micro.Info
+	if err := json.Unmarshal(m.Data, &info); err != nil || info.Name != svc {
+		t.Fatalf("$SRV.INFO.%s: %v: %s", svc, err, m.Data)
+	}
+	return &info
+}
+
+// newVersion stores version 2 of the workflow through GraphQL (the
+// workflow service writes the version, its latest-version record and the
+// event in one batch, reading the latest first), reads both versions back
+// and starts a token on the new one (the token service reads it).
+func newVersion(t *testing.T, s *system) {
+	t.Helper()
+	up := s.gql(t, `mutation { updateWorkflow(input: {id: "doc", expectedVersion: 1, name: "Document approval v2",
+  places: ["draft", "review", "approved"], initialPlace: "review",
+  transitions: [{id: "approve", fromPlaces: ["review"], toPlace: "approved"}]}) { version } }`, nil)
+	if v := up["updateWorkflow"].(map[string]any)["version"]; v != float64(2) {
+		t.Fatalf("updateWorkflow: version %v, want 2", v)
+	}
+	got := s.gql(t, `{ first: workflow(id: "doc", version: 1) { version initialPlace } latest: workflow(id: "doc") { version versions { version } } }`, nil)
+	if f := got["first"].(map[string]any); f["version"] != float64(1) || f["initialPlace"] != "draft" {
+		t.Fatalf("workflow(doc, version 1) = %v", f)
+	}
+	if l := got["latest"].(map[string]any); l["version"] != float64(2) || len(l["versions"].([]any)) != 2 {
+		t.Fatalf("workflow(doc) = %v, want version 2 of 2", l)
+	}
+	tok := s.gql(t, `mutation { createWorkflowInstance(input: {workflowId: "doc", initialData: {title: "T2"}}) { place } }`, nil)
+	if p := tok["createWorkflowInstance"].(map[string]any)["place"]; p != "review" {
+		t.Fatalf("a token of version 2 starts in %v, want review", p)
 	}
 }

@@ -25,7 +25,10 @@ var users = map[string]string{
 	"event":      "CB_EVENT_PASSWORD",
 	"edge":       "CB_EDGE_PASSWORD",
 	"subscriber": "CB_SUBSCRIBER_PASSWORD",
-	"sys":        "CB_SYS_PASSWORD",
+	// Tenants' own users: requests in their tenant's scope only.
+	"tenant-acme": "CB_TENANT_ACME_PASSWORD",
+	"tenant-beta": "CB_TENANT_BETA_PASSWORD",
+	"sys":         "CB_SYS_PASSWORD",
 }
 
 // natsDir is deploy/nats.

@@ -2,8 +2,14 @@ package securitytest
 
 import (
 	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -13,15 +19,18 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/cbnats/circuitbreaker/deploy/stack"
+	"github.com/cbnats/circuitbreaker/edge/auth"
 	"github.com/cbnats/circuitbreaker/shared/config"
 )
 
 // system is the whole stack on single.conf, each component logged in as
-// its own user.
+// its own user, the edge with an auth file (an all-tenant admin key and
+// the quotas below, which the edge publishes to the services).
 type system struct {
 	url     string // the NATS server URLs, comma separated
 	pw      map[string]string
 	graphql string
+	key     string // the edge's API key: admin of every tenant
 
 	mu    sync.Mutex
 	conns map[string]*conn // the stack's connections, by component
@@ -32,7 +41,10 @@ type system struct {
 func startSystem(t *testing.T, url string, pw map[string]string, replicas int) *system {
 	t.Helper()
 	s := &system{url: url, pw: pw, conns: map[string]*conn{}}
+	a, key := authFile(t)
+	s.key = key
 	st, err := stack.Start(testCtx(t, 5*time.Second), stack.Options{
+		Auth: a,
 		Dial: func(component string) (*nats.Conn, error) {
 			c, err := dial(s.url, component, s.pw[component])
 			if err != nil {
@@ -75,6 +87,32 @@ func (s *system) stackConns() map[string]*conn {
 	return out
 }
 
+// quotas are the tenants' quotas of the edge's auth file: acme may have
+// one workflow and one live token (testTenants), beta is unlimited.
+const quotas = `tenants:
+  acme: {maxWorkflows: 1, maxLiveTokens: 1}
+`
+
+// authFile writes the edge's auth file: one admin key for every tenant,
+// stored as its SHA-256, and the quotas.
+func authFile(t *testing.T) (*auth.Authenticator, string) {
+	t.Helper()
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	key := hex.EncodeToString(b)
+	sum := sha256.Sum256([]byte(key))
+	path := filepath.Join(t.TempDir(), "auth.yaml")
+	file := fmt.Sprintf("apiKeys:\n  - {name: ops, key: \"sha256:%x\", tenant: \"*\", role: admin}\n%s", sum, quotas)
+	if err := os.WriteFile(path, []byte(file), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a, _, err := auth.Load(path, os.Getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a, key
+}
+
 // gql runs a GraphQL document on the edge and returns its data; errors fail.
 func (s *system) gql(t testing.TB, query string, vars map[string]any) map[string]any {
 	t.Helper()
@@ -85,6 +123,7 @@ func (s *system) gql(t testing.TB, query string, vars map[string]any) map[string
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json")
+	req.Header.Set("Authorization", "Bearer "+s.key)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -127,17 +166,19 @@ func TestLeastPrivilege(t *testing.T) {
 	s := startSystem(t, startServer(t, "single.conf").ClientURL(), pw, 1)
 	t.Run("allowed", func(t *testing.T) { testAllowed(t, s) })
 	t.Run("denied", func(t *testing.T) { testDenied(t, s) })
+	t.Run("tenants", func(t *testing.T) { testTenants(t, s) })
 	// Denials use their own connections: the stack's must still be clean.
 	noViolations(t, s.stackConns())
 }
 
-// TestLeastPrivilegeCluster runs the allowed paths on the 3-node cluster of
-// cluster/n*.conf with R3 streams and buckets, where the services read
-// from stream leaders (STREAM.MSG.GET) instead of direct gets.
+// TestLeastPrivilegeCluster runs the allowed paths and the tenants' on the
+// 3-node cluster of cluster/n*.conf with R3 streams and buckets, where the
+// services read from stream leaders (STREAM.MSG.GET) instead of direct gets.
 func TestLeastPrivilegeCluster(t *testing.T) {
 	pw := setPasswords(t)
 	s := startSystem(t, startCluster(t, pw), pw, 3)
 	testAllowed(t, s)
+	testTenants(t, s)
 	noViolations(t, s.stackConns())
 }
 

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/cbnats/circuitbreaker/shared/subjects"
 )
 
 // TestMutualTLS makes certificates with tls/gen-certs.sh, starts the server
@@ -45,7 +47,7 @@ func TestMutualTLS(t *testing.T) {
 		t.Fatalf("token over mutual TLS: %v", err)
 	}
 	defer token.Close()
-	if _, err := token.QueueSubscribe("cb.token.get", "cb", func(m *nats.Msg) { _ = m.Respond([]byte("ok")) }); err != nil {
+	if _, err := token.QueueSubscribe(subjects.TokenGet.Pattern(), subjects.QueueGroup, func(m *nats.Msg) { _ = m.Respond([]byte("ok")) }); err != nil {
 		t.Fatal(err)
 	}
 	if err := token.Flush(); err != nil {
@@ -56,8 +58,18 @@ func TestMutualTLS(t *testing.T) {
 		t.Fatalf("edge over mutual TLS: %v", err)
 	}
 	defer edge.Close()
-	if m, err := edge.Request("cb.token.get", nil, 2*time.Second); err != nil || string(m.Data) != "ok" {
+	if m, err := edge.Request(subjects.TokenGet.In("acme"), nil, 2*time.Second); err != nil || string(m.Data) != "ok" {
 		t.Fatalf("request over TLS: %v", err)
 	}
 	deniedPublish(t, edge, "workflows.doc.events.lifecycle")
+
+	acme, err := dial(url, "tenant-acme", pw["tenant-acme"], ca, cert("tenant-acme"))
+	if err != nil {
+		t.Fatalf("tenant-acme over mutual TLS: %v", err)
+	}
+	defer acme.Close()
+	if m, err := acme.Request(subjects.TokenGet.In("acme"), nil, 2*time.Second); err != nil || string(m.Data) != "ok" {
+		t.Fatalf("tenant request over TLS: %v", err)
+	}
+	deniedRequest(t, acme, subjects.TokenGet.In("beta"), nil)
 }

@@ -14,7 +14,7 @@ set -euo pipefail
 
 out="${1:-$(cd "$(dirname "$0")" && pwd)/certs}"
 days="${CB_TLS_DAYS:-825}"
-users=(admin workflow token event edge subscriber sys)
+users=(admin workflow token event edge subscriber tenant-acme tenant-beta sys)
 mkdir -p "$out"
 cd "$out"
 umask 077
