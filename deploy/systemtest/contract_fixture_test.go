@@ -112,6 +112,10 @@ func contractMutations() []mutationStep {
 				map[string]any{"id": "approve", "fromPlaces": []any{"review"}, "toPlace": "done"},
 				map[string]any{"id": "revive", "fromPlaces": []any{"archived"}, "toPlace": "draft"},
 			}})},
+		{field: "migrateTokens", args: func(fx *contractFixture) map[string]any { // one moves, one is unknown
+			return map[string]any{"input": map[string]any{"workflowId": plainWF, "fromVersion": 1, "toVersion": 2, "placeMapping": map[string]any{"archived": "draft"},
+				"tokenIds": []any{fx.token(0), "00000000-0000-4000-8000-000000000000"}}}
+		}},
 		{field: "createEventSubscription", args: input(map[string]any{"workflowId": plainWF, "name": "contract_sub", "deliver": "all"})},
 		{field: "createEventSubscription", args: input(map[string]any{"workflowId": rulesWF, "name": "contract_gone"})},
 		{field: "deleteEventSubscription", args: func(*contractFixture) map[string]any {

@@ -206,6 +206,7 @@ var tenantOps = []tenantOp{
 	{"transitionTokenWithNats", "operator", `mutation($tok:String!){ transitionTokenWithNats(input:{tokenId:$tok, transitionId:"tick", newPlace:"a"}){ id } }`, tokVars, false},
 	{"updateToken", "operator", `mutation($tok:String!){ updateToken(input:{tokenId:$tok, data:{x:1}}){ id } }`, tokVars, false},
 	{"updateWorkflow", "admin", `mutation($wf:String!){ updateWorkflow(input:{id:$wf, expectedVersion:1, name:"o", places:["a","b"], initialPlace:"a", transitions:[{id:"tick", fromPlaces:["a"], toPlace:"a"}]}){ version } }`, wfVars, false},
+	{"migrateTokens", "admin", `mutation($wf:String!){ migrateTokens(input:{workflowId:$wf, fromVersion:1, toVersion:2}){ migratedCount failedCount } }`, wfVars, false},
 	{"createEventSubscription", "admin", `mutation($wf:String!){ createEventSubscription(input:{workflowId:$wf, name:"s"}){ name } }`, wfVars, false},
 	{"deleteEventSubscription", "admin", `mutation($wf:String!){ deleteEventSubscription(workflowId:$wf, name:"s") }`, wfVars, false},
 	{"tokenUpdates", "viewer", `subscription($tok:String!){ tokenUpdates(tokenId:$tok){ id } }`, tokVars, true},
@@ -308,9 +309,10 @@ func TestTenantIsolationOverGraphQL(t *testing.T) {
 		}
 	}
 	// Every change came from the token's own tenant: each operator and
-	// admin fired, moved and updated its own token three times per transport.
+	// admin fired, moved and updated its own token three times per
+	// transport, and the first admin migrated it to version 2.
 	for tn, id := range w.token {
-		want := before[tn] + 2*3*3
+		want := before[tn] + 2*3*3 + 1
 		if got := testkit.Must(ops.GetToken(c, id)).Revision; got != want {
 			t.Errorf("%s's token at revision %d, want %d", tn, got, want)
 		}

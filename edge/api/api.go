@@ -87,6 +87,7 @@ func (a *API) Resolvers() gql.Resolvers {
 
 		"Mutation.createWorkflow":          a.createWorkflow,
 		"Mutation.updateWorkflow":          a.updateWorkflow,
+		"Mutation.migrateTokens":           a.migrateTokens,
 		"Workflow.versions":                a.workflowVersions,
 		"Mutation.createToken":             a.createToken,
 		"Mutation.createWorkflowInstance":  a.createWorkflowInstance,

@@ -28,6 +28,16 @@ func (a *API) workflowVersions(ctx context.Context, p gql.Params) (any, error) {
 	return list.Items, nil
 }
 
+func (a *API) migrateTokens(ctx context.Context, p gql.Params) (any, error) {
+	r, err := input[wire.MigrateRequest](p.Args["input"])
+	if err != nil {
+		return nil, err
+	}
+	var claim string
+	attribute(ctx, &r.TriggeredBy, &claim)
+	return a.client(ctx).MigrateTokens(ctx, r)
+}
+
 func (a *API) updateWorkflow(ctx context.Context, p gql.Params) (any, error) {
 	r, err := input[wire.UpdateWorkflowRequest](p.Args["input"])
 	if err != nil {

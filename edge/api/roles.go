@@ -18,7 +18,7 @@ func required(root, field string) auth.Role {
 		return auth.Viewer
 	}
 	switch field {
-	case "createWorkflow", "updateWorkflow", "createEventSubscription", "deleteEventSubscription":
+	case "createWorkflow", "updateWorkflow", "migrateTokens", "createEventSubscription", "deleteEventSubscription":
 		return auth.Admin
 	}
 	return auth.Operator

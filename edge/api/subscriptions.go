@@ -78,7 +78,7 @@ func event(v any) any {
 		"place": optional(e.Place), "fromPlace": optional(e.FromPlace), "toPlace": optional(e.ToPlace),
 		"transitionId": optional(e.TransitionID), "timestamp": e.Timestamp, "triggeredBy": e.TriggeredBy, "triggeredByClaim": e.TriggeredByClaim,
 		"natsSequence": strconv.FormatUint(e.NatsSequence, 10), "revision": optionalInt(e.Revision),
-		"sequence": strconv.FormatUint(rec.Sequence, 10),
+		"sequence": strconv.FormatUint(rec.Sequence, 10), "workflowVersion": optionalInt(uint64(e.WorkflowVersion)),
 	}
 }
 

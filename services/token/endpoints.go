@@ -52,6 +52,10 @@ func (s *Service) Start(nc *nats.Conn, srv *rpc.Server) (micro.Service, error) {
 			Description: "Change a token's data or metadata without a transition; emits token_updated",
 			Request:     `{tokenId: uuid, data?: JSON merge patch, replaceData?, metadata?: JSON merge patch, triggeredBy?, expectedRevision?}`,
 			Response:    tokenReply},
+		{Name: "migrate", Subject: subjects.TokenMigrate, Handler: rpc.Endpoint(srv, s.migrate),
+			Description: "Move tokens to another version of their workflow (each atomically, with a migrate record and token_migrated); placeMapping maps the places the target lacks; dryRun changes nothing; a token already on toVersion is left alone, so a migration that stopped at its deadline (complete: false) goes on when sent again",
+			Request:     `{workflowId, fromVersion, toVersion, placeMapping?: {place: place}, tokenIds?: [uuid] | filter?: {places?, data?, metadata?}, dryRun?, triggeredBy?}`,
+			Response:    `{migratedCount, failedCount, complete, dryRun?, outcomes: [{tokenId, fromPlace, toPlace?, error?}]}`},
 	}
 	if s.writers != nil {
 		svc.Metadata = map[string]string{subjects.MetaWriter: s.writers.self}
@@ -73,5 +77,7 @@ func (s *Service) writerSpecs(srv *rpc.Server) []rpc.Spec {
 			Description: fmt.Sprintf(why, "fire"), Request: "as fire", Response: tokenReply},
 		{Name: "writer-update", Subject: at(opUpdate), Handler: rpc.Endpoint(srv, s.updateHere),
 			Description: fmt.Sprintf(why, "update"), Request: "as update", Response: tokenReply},
+		{Name: "writer-migrate", Subject: at(opMigrate), Handler: rpc.Endpoint(srv, s.migrateHere),
+			Description: fmt.Sprintf(why, "migration"), Request: "as migrate", Response: "as migrate"},
 	}
 }

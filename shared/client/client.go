@@ -108,6 +108,11 @@ func (c *Client) UpdateToken(ctx context.Context, r *wire.UpdateTokenRequest) (*
 	return rpc.Call[wire.UpdateTokenRequest, flow.Token](ctx, c.nc, c.subject(subjects.TokenUpdate), r)
 }
 
+// MigrateTokens moves tokens to another version of their workflow.
+func (c *Client) MigrateTokens(ctx context.Context, r *wire.MigrateRequest) (*wire.MigrationResult, error) {
+	return rpc.Call[wire.MigrateRequest, wire.MigrationResult](ctx, c.nc, c.subject(subjects.TokenMigrate), r)
+}
+
 // TokenHistory returns a page of a token's history, oldest first.
 func (c *Client) TokenHistory(ctx context.Context, r *wire.TokenHistoryRequest) (*wire.TokenHistoryPage, error) {
 	return rpc.Call[wire.TokenHistoryRequest, wire.TokenHistoryPage](ctx, c.nc, c.subject(subjects.TokenHistoryPage), r)

@@ -81,6 +81,8 @@ const (
 	TokenAvailable Request = "token.available"
 	TokenFire      Request = "token.fire"
 	TokenUpdate    Request = "token.update"
+	// TokenMigrate moves tokens to another version of their workflow.
+	TokenMigrate Request = "token.migrate"
 	// TokenHistoryPage pages through one token's history.
 	TokenHistoryPage Request = "token.history"
 )

@@ -267,5 +267,8 @@ type Event struct {
 	// authenticated identity as TriggeredBy instead.
 	TriggeredByClaim *string `json:"triggered_by_claim,omitempty"`
 	NatsSequence     uint64  `json:"nats_sequence"`
-	Revision         uint64  `json:"revision,omitempty"`
+	// WorkflowVersion is the version a token_migrated event moved the
+	// token to.
+	WorkflowVersion int    `json:"workflow_version,omitempty"`
+	Revision        uint64 `json:"revision,omitempty"`
 }

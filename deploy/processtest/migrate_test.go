@@ -1,0 +1,90 @@
+package processtest
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/cbnats/circuitbreaker/deploy/internal/testkit"
+	"github.com/cbnats/circuitbreaker/services/workflow"
+	"github.com/cbnats/circuitbreaker/shared/client"
+	"github.com/cbnats/circuitbreaker/shared/flow"
+	"github.com/cbnats/circuitbreaker/shared/natstest"
+	"github.com/cbnats/circuitbreaker/shared/rpc"
+	"github.com/cbnats/circuitbreaker/shared/wire"
+)
+
+// TestMigrationKill9: the token service is killed with SIGKILL in the
+// middle of a migration; a new one finishes it when the migration is sent
+// again. Every token ends on the new version, moved exactly once: one
+// migrate record, one token_migrated event, one revision more.
+func TestMigrationKill9(t *testing.T) {
+	ns := natstest.Server(t)
+	url := ns.ClientURL()
+	wi := testkit.Must(workflow.Start(context.Background(), natstest.Connect(t, ns), rpc.ServiceOptions{Store: storeSettings(), Concurrency: 64, Log: zerolog.Nop()}))
+	t.Cleanup(wi.Stop)
+	first := tokenService(t, url)
+	nc := natstest.Connect(t, ns)
+	c, js := client.New(nc), testkit.Must(jetstream.New(nc))
+	cx := ctxFor(t, 3*time.Minute)
+	const wf = "kill9mig"
+	testkit.Must(c.CreateWorkflow(cx, cycle(wf)))
+	v2 := cycle(wf)
+	v2.Places = []string{"a", "b", "d"}
+	v2.Transitions = []flow.Transition{{ID: "ab", FromPlaces: []string{"a"}, ToPlace: "b"}, {ID: "bd", FromPlaces: []string{"b"}, ToPlace: "d"}}
+	testkit.Must(c.UpdateWorkflow(cx, &wire.UpdateWorkflowRequest{CreateWorkflowRequest: *v2, ExpectedVersion: 1}))
+	const n = 3000
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range n / 16 {
+				testkit.Must(c.CreateToken(cx, &wire.CreateTokenRequest{WorkflowID: wf, WorkflowVersion: 1}))
+			}
+		}()
+	}
+	wg.Wait()
+	total := n / 16 * 16
+	req := &wire.MigrateRequest{WorkflowID: wf, FromVersion: 1, ToVersion: 2, PlaceMapping: map[string]string{"c": "d"}}
+	go func() { // its reply dies with the process
+		short, cancel := context.WithTimeout(cx, 20*time.Second)
+		defer cancel()
+		_, _ = c.MigrateTokens(short, req)
+	}()
+	testkit.Poll(t, 30*time.Second, "the migration under way", func() bool {
+		return countMigrated(cx, t, js, wf) > 100
+	})
+	first.kill9(t)
+	before := countMigrated(cx, t, js, wf)
+	tokenService(t, url)
+	testkit.Poll(t, time.Minute, "the migration completed", func() bool {
+		short, cancel := context.WithTimeout(cx, 20*time.Second)
+		defer cancel()
+		res, err := c.MigrateTokens(short, req)
+		return err == nil && res.Complete && res.FailedCount == 0
+	})
+	if got := countMigrated(cx, t, js, wf); got != total {
+		t.Fatalf("%d token_migrated events for %d tokens (%d before the restart)", got, total, before)
+	}
+	for _, tok := range listAll(cx, t, c, wf, "") {
+		if tok.WorkflowVersion != 2 || tok.Revision != 2 {
+			t.Fatalf("token %s: version %d, revision %d", tok.ID, tok.WorkflowVersion, tok.Revision)
+		}
+	}
+	t.Logf("killed with %d of %d tokens migrated; the rerun moved the rest, each once", before, total)
+}
+
+func countMigrated(ctx context.Context, t testing.TB, js jetstream.JetStream, wf string) int {
+	n := 0
+	for _, e := range streamEvents(ctx, t, js, wf) {
+		if e.EventType == wire.EventTokenMigrated {
+			n++
+		}
+	}
+	return n
+}
