@@ -95,7 +95,8 @@ func (s *Service) create(ctx context.Context, r *wire.CreateWorkflowRequest) (*f
 // definition is the definition a create or update request describes.
 func definition(r *wire.CreateWorkflowRequest, created, updated time.Time, version int) *flow.Definition {
 	d := &flow.Definition{ID: r.ID, Name: r.Name, Description: r.Description, Places: r.Places,
-		InitialPlace: r.InitialPlace, Transitions: r.Transitions, CreatedAt: created, UpdatedAt: updated, Version: version}
+		InitialPlace: r.InitialPlace, Transitions: r.Transitions, CreatedAt: created, UpdatedAt: updated, Version: version,
+		SearchAttributes: r.SearchAttributes}
 	for i := range d.Transitions {
 		if d.Transitions[i].Conditions == nil {
 			d.Transitions[i].Conditions = []string{}

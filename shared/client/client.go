@@ -108,6 +108,20 @@ func (c *Client) UpdateToken(ctx context.Context, r *wire.UpdateTokenRequest) (*
 	return rpc.Call[wire.UpdateTokenRequest, flow.Token](ctx, c.nc, c.subject(subjects.TokenUpdate), r)
 }
 
+// FindTokens returns a page of the tokens a filter matches.
+func (c *Client) FindTokens(ctx context.Context, r *wire.FindTokensRequest) (*wire.TokenPage, error) {
+	return rpc.Call[wire.FindTokensRequest, wire.TokenPage](ctx, c.nc, c.subject(subjects.TokenSearch), r)
+}
+
+// CountTokens returns how many tokens a filter matches.
+func (c *Client) CountTokens(ctx context.Context, f wire.TokenFilter) (int, error) {
+	r, err := rpc.Call[wire.FindTokensRequest, wire.CountTokensReply](ctx, c.nc, c.subject(subjects.TokenCount), &wire.FindTokensRequest{Filter: f})
+	if err != nil {
+		return 0, err
+	}
+	return r.Count, nil
+}
+
 // MigrateTokens moves tokens to another version of their workflow.
 func (c *Client) MigrateTokens(ctx context.Context, r *wire.MigrateRequest) (*wire.MigrationResult, error) {
 	return rpc.Call[wire.MigrateRequest, wire.MigrationResult](ctx, c.nc, c.subject(subjects.TokenMigrate), r)

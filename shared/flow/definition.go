@@ -33,6 +33,9 @@ type Definition struct {
 	UpdatedAt    time.Time    `json:"updatedAt"`
 	Version      int          `json:"version"`
 	Analysis     Analysis     `json:"analysis"`
+	// SearchAttributes are the keys of data and metadata that findTokens
+	// searches by (see search.go).
+	SearchAttributes []SearchAttribute `json:"searchAttributes,omitempty"`
 }
 
 // Transition moves a token that is in any of FromPlaces to ToPlace, when all
@@ -79,7 +82,7 @@ func (d *Definition) ValidateWithin(lim rules.Limits) error {
 
 // compile checks d and compiles each transition's guards within lim.
 func (d *Definition) compile(lim rules.Limits) ([][]guard, error) {
-	for _, check := range []func() string{d.checkHeader, d.checkPlaces, d.checkTransitions} {
+	for _, check := range []func() string{d.checkHeader, d.checkPlaces, d.checkTransitions, d.checkSearchAttributes} {
 		if msg := check(); msg != "" {
 			return nil, fail.New(fail.BadInput, "Invalid workflow: %s", msg)
 		}

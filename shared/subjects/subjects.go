@@ -81,6 +81,9 @@ const (
 	TokenAvailable Request = "token.available"
 	TokenFire      Request = "token.fire"
 	TokenUpdate    Request = "token.update"
+	// TokenSearch and TokenCount find and count tokens by a filter.
+	TokenSearch Request = "token.search"
+	TokenCount  Request = "token.count"
 	// TokenMigrate moves tokens to another version of their workflow.
 	TokenMigrate Request = "token.migrate"
 	// TokenHistoryPage pages through one token's history.
@@ -206,6 +209,20 @@ func TokenHistory(workflowID, tokenID string) string {
 // its state (TokenHistory); a stream without the record is of layout 1
 // and the token service upgrades it.
 func Layout(workflowID string) string { return join("workflows", workflowID, "layout") }
+
+// IndexEntry is the subject of a token's index entry for one search
+// attribute (its key, flow.SearchAttribute.Key) and value (its index
+// encoding): an empty message, rolled up; a tombstone when the token no
+// longer has the value.
+func IndexEntry(workflowID, key, value, tokenID string) string {
+	return join("workflows", workflowID, "idx", key, value, tokenID)
+}
+
+// IndexValue matches the index entries of every token with a value.
+func IndexValue(workflowID, key, value string) string { return IndexEntry(workflowID, key, value, "*") }
+
+// IndexKey matches every index entry of an attribute.
+func IndexKey(workflowID, key string) string { return IndexEntry(workflowID, key, "*", "*") }
 
 // CurrentLayout is the stored layout of tokens written by this release.
 const CurrentLayout = 2

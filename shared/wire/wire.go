@@ -28,6 +28,8 @@ type CreateWorkflowRequest struct {
 	Places       []string          `json:"places"`
 	InitialPlace string            `json:"initialPlace"`
 	Transitions  []flow.Transition `json:"transitions"`
+	// SearchAttributes are the keys findTokens searches by.
+	SearchAttributes []flow.SearchAttribute `json:"searchAttributes,omitempty"`
 	// IdempotencyKey makes a retried create without ID return the first result.
 	IdempotencyKey string `json:"idempotencyKey,omitempty"`
 }

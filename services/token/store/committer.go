@@ -43,7 +43,8 @@ import (
 )
 
 // Batch limits: the server takes at most 1000 messages in an atomic batch
-// and a change writes at most 4.
+// and a change writes at most 4, plus two per search attribute (a group
+// counts its messages).
 const (
 	maxBatchMsgs  = 1000
 	maxGroup      = maxBatchMsgs / 4
@@ -61,8 +62,9 @@ type change struct {
 	prevSubject string      // current state subject; "" for a create
 	prevSeq     uint64      // its sequence: the per-token compare-and-swap
 	event       wire.Event
-	stored      []byte     // the state as written, set by encode
-	done        chan error // buffered; receives the outcome once
+	index       []*nats.Msg // index entries written and tombstoned, after the event
+	stored      []byte      // the state as written, set by encode
+	done        chan error  // buffered; receives the outcome once
 }
 
 func (ch *change) subject() string {
@@ -73,7 +75,7 @@ func (ch *change) moves() bool { return ch.prevSubject != "" && ch.prevSubject !
 
 // size is how many messages the change writes.
 func (ch *change) size() int {
-	n := 2 // state and event
+	n := 2 + len(ch.index) // state, event and index entries
 	if ch.moves() {
 		n++
 	}
@@ -423,7 +425,7 @@ func (c *committer) encode(ch *change, seq uint64) ([]*nats.Msg, error) {
 	if ch.moves() {
 		msgs = append(msgs, tombstone(ch))
 	}
-	stateSeq := seq + uint64(ch.size()) - 2
+	stateSeq := seq + uint64(ch.size()-len(ch.index)) - 2
 	stamp(ch, stateSeq, time.Now().UTC())
 	if ch.entry != nil {
 		m, err := c.entryMsg(ch, stateSeq)
@@ -441,6 +443,7 @@ func (c *committer) encode(ch *change, seq uint64) ([]*nats.Msg, error) {
 		return nil, err
 	}
 	msgs = append(msgs, state, ev)
+	msgs = append(msgs, ch.index...)
 	if seq == c.last+1 {
 		msgs[0].Header.Set(jetstream.ExpectedLastSeqHeader, strconv.FormatUint(c.last, 10))
 	}
