@@ -91,6 +91,7 @@ func contractMutations() []mutationStep {
 			}})},
 		{field: "createWorkflow", args: input(map[string]any{
 			"id": rulesWF, "name": "Rules", "places": []any{"start", "checked", "end"}, "initialPlace": "start",
+			"searchAttributes": []any{map[string]any{"path": "data.priority", "type": "NUMBER"}, map[string]any{"path": "metadata.team", "type": "KEYWORD"}},
 			"transitions": []any{
 				map[string]any{"id": "check", "fromPlaces": []any{"start"}, "toPlace": "checked", "conditions": []any{"has_title"}, "rules": guard},
 				map[string]any{"id": "finish", "fromPlaces": []any{"checked"}, "toPlace": "end", "conditions": []any{"high_priority"}},
@@ -129,7 +130,8 @@ func contractMutations() []mutationStep {
 func (fx *contractFixture) scenes() []map[string]any {
 	out := []map[string]any{{}}
 	for _, t := range fx.tokens {
-		out = append(out, map[string]any{"workflowId": t.workflowID, "tokenId": t.id, "placeId": t.place, "afterSequence": "1"})
+		out = append(out, map[string]any{"workflowId": t.workflowID, "tokenId": t.id, "placeId": t.place, "afterSequence": "1",
+			"filter": map[string]any{"workflowIds": []any{t.workflowID}, "places": []any{t.place}}})
 	}
 	return out
 }

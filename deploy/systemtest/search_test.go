@@ -116,21 +116,22 @@ func TestSearchEqualsBruteForce(t *testing.T) {
 		name   string
 		filter wire.TokenFilter
 		want   func(sample) bool
+		count  int
 	}{
-		{"dept eng", wire.TokenFilter{Metadata: map[string]json.RawMessage{"dept": str("eng")}}, func(x sample) bool { return x.dept == "eng" }},
-		{"priority 7", wire.TokenFilter{Data: map[string]json.RawMessage{"priority": num(7)}}, func(x sample) bool { return x.priority != nil && *x.priority == 7 }},
+		{"dept eng", wire.TokenFilter{Metadata: map[string]json.RawMessage{"dept": str("eng")}}, func(x sample) bool { return x.dept == "eng" }, 0},
+		{"priority 7", wire.TokenFilter{Data: map[string]json.RawMessage{"priority": num(7)}}, func(x sample) bool { return x.priority != nil && *x.priority == 7 }, 0},
 		{"priority in [3, 6)", wire.TokenFilter{Ranges: []wire.Range{{Path: "data.priority", Gte: num(3), Lt: num(6)}}},
-			func(x sample) bool { return x.priority != nil && *x.priority >= 3 && *x.priority < 6 }},
+			func(x sample) bool { return x.priority != nil && *x.priority >= 3 && *x.priority < 6 }, 0},
 		{"ops in b", wire.TokenFilter{Places: []string{"b"}, Metadata: map[string]json.RawMessage{"dept": str("ops")}},
-			func(x sample) bool { return x.dept == "ops" && x.place == "b" }},
+			func(x sample) bool { return x.dept == "ops" && x.place == "b" }, 0},
 		{"urgent or hr", wire.TokenFilter{Or: []wire.TokenFilter{{Data: map[string]json.RawMessage{"urgent": json.RawMessage("true")}},
 			{Metadata: map[string]json.RawMessage{"dept": str("hr")}}}},
-			func(x sample) bool { return (x.urgent != nil && *x.urgent) || x.dept == "hr" }},
+			func(x sample) bool { return (x.urgent != nil && *x.urgent) || x.dept == "hr" }, 0},
 		{"place a, priority > 4", wire.TokenFilter{Places: []string{"a"}, And: []wire.TokenFilter{{Ranges: []wire.Range{{Path: "data.priority", Gt: num(4)}}}}},
-			func(x sample) bool { return x.place == "a" && x.priority != nil && *x.priority > 4 }},
-		{"everything", wire.TokenFilter{}, func(sample) bool { return true }},
+			func(x sample) bool { return x.place == "a" && x.priority != nil && *x.priority > 4 }, 0},
+		{"everything", wire.TokenFilter{}, func(sample) bool { return true }, 0},
 	}
-	for _, tc := range cases {
+	for i, tc := range cases {
 		var want []string
 		for _, tok := range all {
 			if tc.want(sampleOf(tok)) {
@@ -157,7 +158,16 @@ func TestSearchEqualsBruteForce(t *testing.T) {
 		if n := testkit.Must(s.c.CountTokens(c, f)); n != len(want) {
 			t.Errorf("%s: count %d, want %d", tc.name, n, len(want))
 		}
+		cases[i].count = len(want)
 		t.Logf("%s: %d of %d tokens", tc.name, len(want), len(all))
+	}
+	// Over GraphQL, without workflowIds: every workflow declaring the keys.
+	var found []struct{ ID, WorkflowID string }
+	s.ok(t, `{ findTokens(filter:{metadata:{dept:"eng"}}, first: 1000){ id workflowId } }`, nil, "findTokens", &found)
+	var n int
+	s.ok(t, `{ countTokens(filter:{metadata:{dept:"eng"}}) }`, nil, "countTokens", &n)
+	if len(found) != cases[0].count || n != cases[0].count {
+		t.Errorf("GraphQL found %d and counted %d eng tokens, want %d", len(found), n, cases[0].count)
 	}
 	// Read your writes: a changed value is found under the new value at once.
 	tok := all[0]

@@ -200,6 +200,8 @@ var tenantOps = []tenantOp{
 	{"events", "viewer", `query($wf:String!){ events(workflowId:$wf){ eventType } }`, wfVars, false},
 	{"workflowStats", "viewer", `query($wf:String!){ workflowStats(workflowId:$wf){ __typename } }`, wfVars, false},
 	{"eventSubscriptions", "viewer", `query($wf:String!){ eventSubscriptions(workflowId:$wf){ name } }`, wfVars, false},
+	{"findTokens", "viewer", `query($wf:String!){ findTokens(filter:{workflowIds:[$wf]}){ id } }`, wfVars, false},
+	{"countTokens", "viewer", `query($wf:String!){ countTokens(filter:{workflowIds:[$wf], places:["a"]}) }`, wfVars, false},
 	{"createToken", "operator", `mutation($wf:String!){ createToken(input:{workflowId:$wf}){ id } }`, wfVars, false},
 	{"createWorkflowInstance", "operator", `mutation($wf:String!){ createWorkflowInstance(input:{workflowId:$wf}){ id } }`, wfVars, false},
 	{"fireTransition", "operator", `mutation($tok:String!){ fireTransition(input:{tokenId:$tok, transitionId:"tick"}){ id } }`, tokVars, false},

@@ -84,6 +84,8 @@ func (a *API) Resolvers() gql.Resolvers {
 		"Query.events":                a.events,
 		"Query.workflowStats":         a.workflowStats,
 		"Query.eventSubscriptions":    a.eventSubscriptions,
+		"Query.findTokens":            a.findTokens,
+		"Query.countTokens":           a.countTokens,
 
 		"Mutation.createWorkflow":          a.createWorkflow,
 		"Mutation.updateWorkflow":          a.updateWorkflow,
