@@ -80,11 +80,5 @@ func TestMigrationKill9(t *testing.T) {
 }
 
 func countMigrated(ctx context.Context, t testing.TB, js jetstream.JetStream, wf string) int {
-	n := 0
-	for _, e := range streamEvents(ctx, t, js, wf) {
-		if e.EventType == wire.EventTokenMigrated {
-			n++
-		}
-	}
-	return n
+	return countType(ctx, t, js, wf, wire.EventTokenMigrated)
 }

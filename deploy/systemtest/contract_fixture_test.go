@@ -117,6 +117,10 @@ func contractMutations() []mutationStep {
 			return map[string]any{"input": map[string]any{"workflowId": plainWF, "fromVersion": 1, "toVersion": 2, "placeMapping": map[string]any{"archived": "draft"},
 				"tokenIds": []any{fx.token(0), "00000000-0000-4000-8000-000000000000"}}}
 		}},
+		{field: "bulkTransitionTokens", args: input(map[string]any{"workflowId": plainWF, "fromPlace": "draft", "transitionId": "submit",
+			"idempotencyKey": "contract-bulk"})}, // moves token 0
+		{field: "bulkTransitionTokens", args: input(map[string]any{"workflowId": rulesWF, "fromPlace": "start", "transitionId": "check",
+			"idempotencyKey": "contract-bulk", "filter": map[string]any{"metadata": map[string]any{}}})}, // token 3 fails its guards
 		{field: "createEventSubscription", args: input(map[string]any{"workflowId": plainWF, "name": "contract_sub", "deliver": "all"})},
 		{field: "createEventSubscription", args: input(map[string]any{"workflowId": rulesWF, "name": "contract_gone"})},
 		{field: "deleteEventSubscription", args: func(*contractFixture) map[string]any {
@@ -131,7 +135,7 @@ func (fx *contractFixture) scenes() []map[string]any {
 	out := []map[string]any{{}}
 	for _, t := range fx.tokens {
 		out = append(out, map[string]any{"workflowId": t.workflowID, "tokenId": t.id, "placeId": t.place, "afterSequence": "1",
-			"filter": map[string]any{"workflowIds": []any{t.workflowID}, "places": []any{t.place}}})
+			"filter": map[string]any{"workflowIds": []any{t.workflowID}, "places": []any{t.place}}, "idempotencyKey": "contract-bulk"})
 	}
 	return out
 }

@@ -90,6 +90,7 @@ func (a *API) Resolvers() gql.Resolvers {
 		"Mutation.createWorkflow":          a.createWorkflow,
 		"Mutation.updateWorkflow":          a.updateWorkflow,
 		"Mutation.migrateTokens":           a.migrateTokens,
+		"Mutation.bulkTransitionTokens":    a.bulkTransitionTokens,
 		"Workflow.versions":                a.workflowVersions,
 		"Mutation.createToken":             a.createToken,
 		"Mutation.createWorkflowInstance":  a.createWorkflowInstance,
@@ -102,6 +103,8 @@ func (a *API) Resolvers() gql.Resolvers {
 		"Subscription.tokenUpdates":   a.tokenUpdates,
 		"Subscription.workflowEvents": a.workflowEvents,
 		"Subscription.placeEvents":    a.placeEvents,
+		"Subscription.bulkProgress":   a.bulkProgress,
+		"BulkResult.outcomes":         bulkOutcomes,
 
 		"Token.workflow": a.tokenWorkflow,
 		"Token.natsSequence": func(_ context.Context, p gql.Params) (any, error) {

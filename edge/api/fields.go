@@ -343,3 +343,31 @@ func transitionRecord(it wire.HistoryItem) any {
 		"timestamp": r.Timestamp, "triggeredBy": optional(r.TriggeredBy), "triggeredByClaim": optional(r.TriggeredByClaim), "natsSequence": seq(r.NatsSequence),
 		"metadata": raw(r.Metadata), "cursor": strconv.FormatUint(it.Sequence, 10)}
 }
+
+// bulkOutcomes pages a bulk result's outcomes by their index.
+func bulkOutcomes(_ context.Context, p gql.Params) (any, error) {
+	all := p.Parent.(*wire.BulkResult).Outcomes
+	pg, err := pageArgs(p.Args)
+	if err != nil {
+		return nil, err
+	}
+	from := 0
+	if pg.After != "" {
+		if from, err = strconv.Atoi(pg.After); err != nil || from < 0 {
+			return nil, fail.New(fail.BadInput, "after must be an outcome's index")
+		}
+		from++
+	}
+	from = min(from, len(all))
+	return all[from:min(len(all), from+pg.Size())], nil
+}
+
+func (a *API) bulkTransitionTokens(ctx context.Context, p gql.Params) (any, error) {
+	r, err := input[wire.BulkTransitionRequest](p.Args["input"])
+	if err != nil {
+		return nil, err
+	}
+	var claim string
+	attribute(ctx, &r.TriggeredBy, &claim)
+	return a.client(ctx).BulkTransition(ctx, r)
+}

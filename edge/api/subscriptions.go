@@ -30,7 +30,7 @@ func (a *API) tokenUpdates(ctx context.Context, p gql.Params) (any, error) {
 func (a *API) workflowEvents(ctx context.Context, p gql.Params) (any, error) {
 	types := stringList(p.Args["eventTypes"])
 	return a.watchEvents(ctx, p, "workflowEvents", &wire.HistoryRequest{WorkflowID: str(p.Args, "workflowId"), EventTypes: types},
-		func(e *wire.Event) bool { return wire.TypeIn(types, e.EventType) })
+		func(e *wire.Event) bool { return wire.TypeIn(types, e.EventType) }, event)
 }
 
 // placeEvents streams the events that enter, leave or happen in one place.
@@ -41,11 +41,28 @@ func (a *API) placeEvents(ctx context.Context, p gql.Params) (any, error) {
 	}
 	return a.watchEvents(ctx, p, "placeEvents", &wire.HistoryRequest{WorkflowID: wf}, func(e *wire.Event) bool {
 		return e.Place == place || e.FromPlace == place || e.ToPlace == place
+	}, event)
+}
+
+// bulkProgress streams the bulk_progress events of one bulk transition.
+func (a *API) bulkProgress(ctx context.Context, p gql.Params) (any, error) {
+	key := str(p.Args, "idempotencyKey")
+	r := &wire.HistoryRequest{WorkflowID: str(p.Args, "workflowId"), EventTypes: []string{wire.EventBulkProgress}}
+	return a.watchEvents(ctx, p, "bulkProgress", r, func(e *wire.Event) bool {
+		return e.EventType == wire.EventBulkProgress && e.Progress != nil && e.Progress.IdempotencyKey == key
+	}, func(v any) any {
+		rec, ok := v.(wire.EventRecord)
+		if !ok {
+			return v // an error ending the stream
+		}
+		pr := rec.Event.Progress
+		return map[string]any{"idempotencyKey": pr.IdempotencyKey, "processed": pr.Processed, "failed": pr.Failed, "done": pr.Done,
+			"timestamp": rec.Event.Timestamp, "sequence": strconv.FormatUint(rec.Sequence, 10)}
 	})
 }
 
-// watchEvents validates r, then streams the events keep accepts.
-func (a *API) watchEvents(ctx context.Context, p gql.Params, field string, r *wire.HistoryRequest, keep func(*wire.Event) bool) (any, error) {
+// watchEvents validates r, then streams the events keep accepts, shaped by shape.
+func (a *API) watchEvents(ctx context.Context, p gql.Params, field string, r *wire.HistoryRequest, keep func(*wire.Event) bool, shape func(any) any) (any, error) {
 	after, err := sequenceArg(p.Args, "afterSequence")
 	if err != nil {
 		return nil, err
@@ -63,7 +80,7 @@ func (a *API) watchEvents(ctx context.Context, p gql.Params, field string, r *wi
 	if err != nil {
 		return nil, err
 	}
-	return pump(ctx, a.open, field, ch, event), nil
+	return pump(ctx, a.open, field, ch, shape), nil
 }
 
 // event shapes an event for the WorkflowEvent type.

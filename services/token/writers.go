@@ -68,6 +68,7 @@ const (
 	opFire    = "fire"
 	opUpdate  = "update"
 	opMigrate = "migrate"
+	opBulk    = "bulk"
 )
 
 // route serves req with here, unless another instance writes workflow:

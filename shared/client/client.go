@@ -122,6 +122,11 @@ func (c *Client) CountTokens(ctx context.Context, f wire.TokenFilter) (int, erro
 	return r.Count, nil
 }
 
+// BulkTransition fires a transition on many tokens of a workflow.
+func (c *Client) BulkTransition(ctx context.Context, r *wire.BulkTransitionRequest) (*wire.BulkResult, error) {
+	return rpc.Call[wire.BulkTransitionRequest, wire.BulkResult](ctx, c.nc, c.subject(subjects.TokenBulk), r)
+}
+
 // MigrateTokens moves tokens to another version of their workflow.
 func (c *Client) MigrateTokens(ctx context.Context, r *wire.MigrateRequest) (*wire.MigrationResult, error) {
 	return rpc.Call[wire.MigrateRequest, wire.MigrationResult](ctx, c.nc, c.subject(subjects.TokenMigrate), r)

@@ -84,6 +84,8 @@ const (
 	// TokenSearch and TokenCount find and count tokens by a filter.
 	TokenSearch Request = "token.search"
 	TokenCount  Request = "token.count"
+	// TokenBulk fires a transition on many tokens of a workflow.
+	TokenBulk Request = "token.bulk"
 	// TokenMigrate moves tokens to another version of their workflow.
 	TokenMigrate Request = "token.migrate"
 	// TokenHistoryPage pages through one token's history.

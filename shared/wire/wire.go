@@ -271,6 +271,8 @@ type Event struct {
 	NatsSequence     uint64  `json:"nats_sequence"`
 	// WorkflowVersion is the version a token_migrated event moved the
 	// token to.
-	WorkflowVersion int    `json:"workflow_version,omitempty"`
-	Revision        uint64 `json:"revision,omitempty"`
+	WorkflowVersion int `json:"workflow_version,omitempty"`
+	// Progress is a bulk_progress event's account.
+	Progress *BulkProgress `json:"progress,omitempty"`
+	Revision uint64        `json:"revision,omitempty"`
 }

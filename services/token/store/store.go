@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
@@ -24,6 +25,7 @@ import (
 	"github.com/cbnats/circuitbreaker/shared/rules"
 	"github.com/cbnats/circuitbreaker/shared/subjects"
 	"github.com/cbnats/circuitbreaker/shared/tenant"
+	"github.com/cbnats/circuitbreaker/shared/wire"
 )
 
 // Cache bounds. The token id → workflow id cache takes about 150 bytes an
@@ -276,3 +278,22 @@ func (s *Store) load(ctx context.Context, id string) (*workflow, error) {
 func workflowNotFound(id string) error { return tenant.WorkflowNotFound(id) }
 
 func storeError(err error) error { return jserr.Classify(err) }
+
+// AppendEvent stores an event that is no token's change (bulk_progress)
+// on its workflow's lifecycle subject, deduplicated by msgID.
+func (s *Store) AppendEvent(ctx context.Context, ev wire.Event, msgID string) error {
+	data, err := json.Marshal(ev)
+	if err != nil {
+		return fail.Wrap(fail.Internal, err, "encode event")
+	}
+	m := nats.NewMsg(subjects.LifecycleEvents(ev.WorkflowID))
+	m.Data = data
+	m.Header.Set(jetstream.MsgIDHeader, msgID)
+	if s.opts.EventTTL >= time.Second {
+		m.Header.Set(jetstream.MsgTTLHeader, s.opts.EventTTL.String())
+	}
+	if _, err := s.js.PublishMsg(ctx, m); err != nil {
+		return storeError(err)
+	}
+	return nil
+}
