@@ -57,6 +57,12 @@ func (b *bench) all() ([]Result, error) {
 	if err := b.history(ctx, c); err != nil {
 		return nil, err
 	}
+	if err := b.search(ctx, c); err != nil {
+		return nil, err
+	}
+	if err := b.bulk(ctx, c); err != nil {
+		return nil, err
+	}
 	return b.results, nil
 }
 

@@ -85,6 +85,14 @@ func (b *bench) places(ctx context.Context, c *client.Client) error {
 
 // seed creates n tokens in place from 64 concurrent clients.
 func seed(ctx context.Context, c *client.Client, place string, n int) error {
+	return seedWith(ctx, n, func() error {
+		_, err := c.CreateToken(ctx, &wire.CreateTokenRequest{WorkflowID: placesWorkflow, InitialPlace: place})
+		return err
+	})
+}
+
+// seedWith runs create n times on 64 workers.
+func seedWith(ctx context.Context, n int, create func() error) error {
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -94,8 +102,7 @@ func seed(ctx context.Context, c *client.Client, place string, n int) error {
 		go func() {
 			defer wg.Done()
 			for next.Add(1) <= int64(n) {
-				_, err := c.CreateToken(ctx, &wire.CreateTokenRequest{WorkflowID: placesWorkflow, InitialPlace: place})
-				if err != nil {
+				if err := create(); err != nil {
 					mu.Lock()
 					first = err
 					mu.Unlock()
