@@ -13,14 +13,14 @@ import (
 // Version is the token service's semantic version.
 const Version = "0.1.0"
 
-const tokenReply = "Token {id, workflowId, place, data, metadata, createdAt, updatedAt, revision, records, natsSequence, natsSubject, natsTimestamp}"
+const tokenReply = "Token {id, workflowId, place, data, metadata, createdAt, updatedAt, revision, records, natsSequence, natsSubject, natsTimestamp, archivedAt?}"
 
 // Start registers the token service's endpoints on nc; requests run on srv.
 func (s *Service) Start(nc *nats.Conn, srv *rpc.Server) (micro.Service, error) {
 	svc := rpc.Service{
 		Name:        subjects.TokenService,
 		Version:     Version,
-		Description: "Tokens (workflow instances): create, read, list by workflow or place, explain and fire transitions",
+		Description: "Tokens (workflow instances): create, read, list by workflow or place, explain and fire transitions, archive and delete",
 	}
 	specs := []rpc.Spec{
 		{Name: "create", Subject: subjects.TokenCreate, Handler: rpc.Endpoint(srv, s.create),
@@ -52,6 +52,14 @@ func (s *Service) Start(nc *nats.Conn, srv *rpc.Server) (micro.Service, error) {
 			Description: "Change a token's data or metadata without a transition; emits token_updated",
 			Request:     `{tokenId: uuid, data?: JSON merge patch, replaceData?, metadata?: JSON merge patch, triggeredBy?, expectedRevision?}`,
 			Response:    tokenReply},
+		{Name: "archive", Subject: subjects.TokenArchive, Handler: rpc.Endpoint(srv, s.archive),
+			Description: "Archive a token: it leaves its place and every list and count of live tokens, stays readable by id with its history, and can no longer change (compare-and-swap on the revision read); emits token_archived. An archived token is returned as it is",
+			Request:     `{tokenId: uuid, triggeredBy?, expectedRevision?}`,
+			Response:    tokenReply},
+		{Name: "delete", Subject: subjects.TokenDelete, Handler: rpc.Endpoint(srv, s.del),
+			Description: "Delete a token, live or archived: its state, history and index entry (its events keep a token_deleted record); idempotent, and finishes a delete that stopped half-way",
+			Request:     `{tokenId: uuid, triggeredBy?}`,
+			Response:    `{deleted: bool}`},
 	}
 	if s.writers != nil {
 		svc.Metadata = map[string]string{subjects.MetaWriter: s.writers.self}
@@ -73,5 +81,9 @@ func (s *Service) writerSpecs(srv *rpc.Server) []rpc.Spec {
 			Description: fmt.Sprintf(why, "fire"), Request: "as fire", Response: tokenReply},
 		{Name: "writer-update", Subject: at(opUpdate), Handler: rpc.Endpoint(srv, s.updateHere),
 			Description: fmt.Sprintf(why, "update"), Request: "as update", Response: tokenReply},
+		{Name: "writer-archive", Subject: at(opArchive), Handler: rpc.Endpoint(srv, s.archiveHere),
+			Description: fmt.Sprintf(why, "archive"), Request: "as archive", Response: tokenReply},
+		{Name: "writer-delete", Subject: at(opDelete), Handler: rpc.Endpoint(srv, s.deleteHere),
+			Description: fmt.Sprintf(why, "delete"), Request: "as delete", Response: `{deleted: bool}`},
 	}
 }

@@ -64,9 +64,11 @@ func newWriters(nc *nats.Conn, reg *metrics.Registry) *writers {
 
 // Write operations, the last token of the writer subjects.
 const (
-	opCreate = "create"
-	opFire   = "fire"
-	opUpdate = "update"
+	opCreate  = "create"
+	opFire    = "fire"
+	opUpdate  = "update"
+	opArchive = "archive"
+	opDelete  = "delete"
 )
 
 // route serves req with here, unless another instance writes workflow:

@@ -29,10 +29,14 @@ type Definition struct {
 	Places       []string     `json:"places"`
 	InitialPlace string       `json:"initialPlace"`
 	Transitions  []Transition `json:"transitions"`
-	CreatedAt    time.Time    `json:"createdAt"`
-	UpdatedAt    time.Time    `json:"updatedAt"`
-	Version      int          `json:"version"`
-	Analysis     Analysis     `json:"analysis"`
+	// ArchiveAfter, when set, archives a token that has sat this long in a
+	// terminal place without changing: an ISO 8601 duration ("P30D",
+	// "PT12H") or a Go duration ("720h"). See ParseArchiveAfter.
+	ArchiveAfter string    `json:"archiveAfter,omitempty"`
+	CreatedAt    time.Time `json:"createdAt"`
+	UpdatedAt    time.Time `json:"updatedAt"`
+	Version      int       `json:"version"`
+	Analysis     Analysis  `json:"analysis"`
 }
 
 // Transition moves a token that is in any of FromPlaces to ToPlace, when all
@@ -79,7 +83,7 @@ func (d *Definition) ValidateWithin(lim rules.Limits) error {
 
 // compile checks d and compiles each transition's guards within lim.
 func (d *Definition) compile(lim rules.Limits) ([][]guard, error) {
-	for _, check := range []func() string{d.checkHeader, d.checkPlaces, d.checkTransitions} {
+	for _, check := range []func() string{d.checkHeader, d.checkPlaces, d.checkTransitions, d.checkArchiveAfter} {
 		if msg := check(); msg != "" {
 			return nil, fail.New(fail.BadInput, "Invalid workflow: %s", msg)
 		}

@@ -28,6 +28,9 @@ type CreateWorkflowRequest struct {
 	Places       []string          `json:"places"`
 	InitialPlace string            `json:"initialPlace"`
 	Transitions  []flow.Transition `json:"transitions"`
+	// ArchiveAfter, when set, archives tokens that sat this long in a
+	// terminal place without changing ("P30D", "720h"; flow.ParseArchiveAfter).
+	ArchiveAfter string `json:"archiveAfter,omitempty"`
 	// IdempotencyKey makes a retried create without ID return the first result.
 	IdempotencyKey string `json:"idempotencyKey,omitempty"`
 }
@@ -35,6 +38,25 @@ type CreateWorkflowRequest struct {
 // GetWorkflowRequest asks for one definition.
 type GetWorkflowRequest struct {
 	ID string `json:"id"`
+}
+
+// DeleteWorkflowRequest deletes a workflow: its stream (definition,
+// tokens, histories, events, durable subscriptions), its catalogue entry
+// and the token index entries of its tokens. It is refused while the
+// workflow has live (not archived) tokens, unless Force.
+type DeleteWorkflowRequest struct {
+	ID    string `json:"id"`
+	Force bool   `json:"force,omitempty"`
+}
+
+// DeleteWorkflowReply says what a workflow delete did.
+type DeleteWorkflowReply struct {
+	// Deleted is false when there was no such workflow (nothing to do).
+	Deleted bool `json:"deleted"`
+	// Tokens is how many tokens it had (live and archived), LiveTokens how
+	// many of them were live.
+	Tokens     int `json:"tokens"`
+	LiveTokens int `json:"liveTokens"`
 }
 
 // ListWorkflowsRequest asks for a page of definitions, ordered by id.
@@ -217,12 +239,40 @@ type UpdateTokenRequest struct {
 	ExpectedRevision uint64          `json:"expectedRevision,omitempty"`
 }
 
+// ArchiveTokenRequest archives a token: it leaves its place, and every
+// list and count of live tokens, and stays readable by id with its
+// history; it can no longer change. Archiving an archived token returns it
+// as it is. ExpectedRevision, when set, makes it fail with a conflict
+// unless the token is still at that revision.
+type ArchiveTokenRequest struct {
+	TokenID          string `json:"tokenId"`
+	TriggeredBy      string `json:"triggeredBy,omitempty"`
+	TriggeredByClaim string `json:"triggeredByClaim,omitempty"` // as in CreateTokenRequest
+	ExpectedRevision uint64 `json:"expectedRevision,omitempty"`
+}
+
+// DeleteTokenRequest deletes a token, live or archived: its state, its
+// history and its index entry; the events keep a token_deleted record.
+type DeleteTokenRequest struct {
+	TokenID          string `json:"tokenId"`
+	TriggeredBy      string `json:"triggeredBy,omitempty"`
+	TriggeredByClaim string `json:"triggeredByClaim,omitempty"` // as in CreateTokenRequest
+}
+
+// DeleteTokenReply says whether there was a token to delete (false: no
+// such token, or already deleted).
+type DeleteTokenReply struct {
+	Deleted bool `json:"deleted"`
+}
+
 // Event types.
 const (
 	EventWorkflowCreated   = "workflow_created"
 	EventTokenCreated      = "token_created"
 	EventTokenTransitioned = "token_transitioned"
 	EventTokenUpdated      = "token_updated"
+	EventTokenArchived     = "token_archived"
+	EventTokenDeleted      = "token_deleted"
 )
 
 // Event is the JSON of every event, in the original system's shape.

@@ -29,6 +29,7 @@ import (
 	"context"
 	"encoding/json"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -53,26 +54,40 @@ const (
 )
 
 // change is one token write waiting to be committed: a create (prevSubject
-// empty), a move to another place, or a change in place, with the history
-// entry it adds (none for an update).
+// empty), a move to another place (or, archived, out of every place), a
+// change in place, or a removal (the first step of a delete), with the
+// history entry it adds (none for an update or a removal).
 type change struct {
 	token       *flow.Token
 	entry       *flow.Entry // nil: the change adds no history
 	prevSubject string      // current state subject; "" for a create
 	prevSeq     uint64      // its sequence: the per-token compare-and-swap
+	remove      bool        // a removal: a tombstone on prevSubject and the event, no state
 	event       wire.Event
 	stored      []byte     // the state as written, set by encode
 	done        chan error // buffered; receives the outcome once
 }
 
+// subject is where the change writes the token's state: its place, or
+// the archive once it is archived.
 func (ch *change) subject() string {
+	if ch.token.ArchivedAt != nil {
+		return subjects.ArchivedToken(ch.token.WorkflowID, ch.token.ID)
+	}
 	return subjects.TokenState(ch.token.WorkflowID, ch.token.Place, ch.token.ID)
 }
 
-func (ch *change) moves() bool { return ch.prevSubject != "" && ch.prevSubject != ch.subject() }
+// moves reports that the change leaves a tombstone on the subject the
+// token's state was on.
+func (ch *change) moves() bool {
+	return ch.remove || (ch.prevSubject != "" && ch.prevSubject != ch.subject())
+}
 
 // size is how many messages the change writes.
 func (ch *change) size() int {
+	if ch.remove {
+		return 2 // tombstone and event
+	}
 	n := 2 // state and event
 	if ch.moves() {
 		n++
@@ -100,6 +115,7 @@ type committer struct {
 	queue    chan *change
 	stopped  chan struct{} // closed once run has ended and failed what was queued
 	metrics  commitMetrics
+	evicted  atomic.Bool // stopped because its workflow was deleted or created again, not by shutdown
 
 	// Owned by the run goroutine only.
 	last      uint64        // the stream's last sequence, when lastKnown
@@ -114,7 +130,23 @@ func newCommitter(out batcher, log zerolog.Logger, eventTTL time.Duration, maxBy
 		queue: make(chan *change, 4096), stopped: make(chan struct{})}
 }
 
-var errStopping = fail.New(fail.Unavailable, "token service shutting down")
+var (
+	errStopping = fail.New(fail.Unavailable, "token service shutting down")
+	errEvicted  = fail.New(fail.Unavailable, "the workflow was deleted (or deleted and created again) while this write waited: retry")
+	// ErrEvicted is the error of a write whose workflow was dropped from
+	// the cache (deleted, or deleted and created again) before it
+	// committed: nothing was written; run it again, on the workflow as it
+	// is now.
+	ErrEvicted = errEvicted
+)
+
+// stopErr is what the writers the committer never served are told.
+func (c *committer) stopErr() error {
+	if c.evicted.Load() {
+		return errEvicted
+	}
+	return errStopping
+}
 
 // submit queues ch and waits for its outcome.
 func (c *committer) submit(ctx context.Context, ch *change) error {
@@ -122,7 +154,7 @@ func (c *committer) submit(ctx context.Context, ch *change) error {
 	select {
 	case c.queue <- ch:
 	case <-c.stopped:
-		return errStopping
+		return c.stopErr()
 	case <-ctx.Done():
 		return fail.New(fail.Unavailable, "token service busy: write not queued")
 	}
@@ -134,7 +166,7 @@ func (c *committer) submit(ctx context.Context, ch *change) error {
 		case err := <-ch.done:
 			return err
 		default:
-			return errStopping
+			return c.stopErr()
 		}
 	case <-ctx.Done():
 		return fail.New(fail.Timeout, "write outcome unknown: deadline passed while committing; read the token to settle it")
@@ -402,11 +434,11 @@ func (c *committer) refresh(ctx context.Context) error {
 // stopped: later writers are told at once.
 func (c *committer) drain() {
 	defer close(c.stopped)
-	deliver(all(c.held, errStopping))
+	deliver(all(c.held, c.stopErr()))
 	for {
 		select {
 		case ch := <-c.queue:
-			deliver(all([]*change{ch}, errStopping))
+			deliver(all([]*change{ch}, c.stopErr()))
 		default:
 			return
 		}
@@ -423,7 +455,7 @@ func (c *committer) encode(ch *change, seq uint64) ([]*nats.Msg, error) {
 	if ch.moves() {
 		msgs = append(msgs, tombstone(ch))
 	}
-	stateSeq := seq + uint64(ch.size()) - 2
+	stateSeq := seq + uint64(ch.size()) - 2 // a removal's: its tombstone's
 	stamp(ch, stateSeq, time.Now().UTC())
 	if ch.entry != nil {
 		m, err := c.entryMsg(ch, stateSeq)
@@ -432,15 +464,18 @@ func (c *committer) encode(ch *change, seq uint64) ([]*nats.Msg, error) {
 		}
 		msgs = append(msgs, m)
 	}
-	state, err := c.stateMsg(ch)
-	if err != nil {
-		return nil, err
+	if !ch.remove {
+		state, err := c.stateMsg(ch)
+		if err != nil {
+			return nil, err
+		}
+		msgs = append(msgs, state)
 	}
 	ev, err := c.eventMsg(ch)
 	if err != nil {
 		return nil, err
 	}
-	msgs = append(msgs, state, ev)
+	msgs = append(msgs, ev)
 	if seq == c.last+1 {
 		msgs[0].Header.Set(jetstream.ExpectedLastSeqHeader, strconv.FormatUint(c.last, 10))
 	}
@@ -455,6 +490,9 @@ const headerRoom = 4 << 10
 func stamp(ch *change, seq uint64, now time.Time) {
 	t := ch.token
 	t.NatsSequence, t.NatsSubject, t.NatsTimestamp = seq, ch.subject(), now
+	if ch.remove {
+		t.NatsSubject = ch.prevSubject
+	}
 	if e := ch.entry; e != nil {
 		e.Record.NatsSequence = seq
 		if e.Record.TransitionID == "create" {
