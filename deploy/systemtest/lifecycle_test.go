@@ -5,6 +5,7 @@ package systemtest
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -18,6 +19,7 @@ import (
 	"github.com/cbnats/circuitbreaker/shared/fail"
 	"github.com/cbnats/circuitbreaker/shared/flow"
 	"github.com/cbnats/circuitbreaker/shared/subjects"
+	"github.com/cbnats/circuitbreaker/shared/tenant"
 	"github.com/cbnats/circuitbreaker/shared/wire"
 )
 
@@ -535,4 +537,52 @@ func TestLiveTokenCountFollowsArchiveAndDelete(t *testing.T) {
 	room("orders", "after a forced deleteWorkflow")
 	room("orders", "after a forced deleteWorkflow, twice")
 	full("orders", "over the quota again")
+}
+
+// TestTenantScopeOfArchiveAndDelete: over NATS, in a tenant's scope, the
+// archive and delete endpoints work on the tenant's own tokens and
+// workflows (by short id too) and treat another tenant's exactly as
+// absent ones, which they leave untouched. With writes routed between two
+// token instances and without, so an archive or delete passed on keeps
+// its scope.
+func TestTenantScopeOfArchiveAndDelete(t *testing.T) {
+	for _, routed := range []bool{true, false} {
+		t.Run(fmt.Sprintf("routed=%v", routed), func(t *testing.T) {
+			s := startWith(t, "", func(o *config.Store) { o.RouteWrites = routed })
+			w, c := newTenantWorld(t, s), ctx(t)
+			for tn, other := range map[string]string{"acme": "beta", "beta": "acme"} {
+				mine := s.c.As(tenant.Scope(tn))
+				fresh := func() string {
+					return testkit.Must(mine.CreateToken(c, &wire.CreateTokenRequest{WorkflowID: "orders"})).ID
+				}
+				if tok := testkit.Must(mine.ArchiveToken(c, &wire.ArchiveTokenRequest{TokenID: fresh()})); tok.ArchivedAt == nil || tok.WorkflowID != w.wf[tn] {
+					t.Errorf("%s archives its own token: %+v", tn, tok)
+				}
+				_, theirs := mine.ArchiveToken(c, &wire.ArchiveTokenRequest{TokenID: w.token[other]})
+				_, absent := mine.ArchiveToken(c, &wire.ArchiveTokenRequest{TokenID: w.absent})
+				sameAbsence(t, tn+": token.archive", theirs, absent, w.token[other], w.absent)
+
+				if rep := testkit.Must(mine.DeleteToken(c, &wire.DeleteTokenRequest{TokenID: fresh()})); !rep.Deleted {
+					t.Errorf("%s deletes its own token: %+v", tn, rep)
+				}
+				if rep := testkit.Must(mine.DeleteToken(c, &wire.DeleteTokenRequest{TokenID: w.token[other]})); rep.Deleted {
+					t.Errorf("%s deleted %s's token", tn, other)
+				}
+
+				testkit.Must(mine.CreateWorkflow(c, race("scratch")))
+				if rep := testkit.Must(mine.DeleteWorkflow(c, "scratch", true)); !rep.Deleted {
+					t.Errorf("%s deletes its own workflow by short id: %+v", tn, rep)
+				}
+				_, theirs = mine.DeleteWorkflow(c, w.wf[other], true)
+				_, absent = mine.DeleteWorkflow(c, other+"::nothing", true)
+				sameAbsence(t, tn+": workflow.delete", theirs, absent, w.wf[other], other+"::nothing")
+			}
+			for tn, id := range w.token {
+				if tok := testkit.Must(s.c.GetToken(c, id)); tok.Revision != 1 || tok.ArchivedAt != nil {
+					t.Errorf("%s's token changed: %+v", tn, tok)
+				}
+				testkit.Must(s.c.GetWorkflow(c, w.wf[tn]))
+			}
+		})
+	}
 }

@@ -37,12 +37,19 @@ func (s *Store) WorkflowOf(ctx context.Context, tokenID string) (string, error) 
 }
 
 // Get returns a token by id alone: one index lookup and one direct get.
+// A token whose workflow no longer exists (deleted since this instance
+// cached the token's index entry) does not exist either.
 func (s *Store) Get(ctx context.Context, tokenID string) (*flow.Token, error) {
 	wf, err := s.WorkflowOf(ctx, tokenID)
 	if err != nil {
 		return nil, err
 	}
-	return s.Find(ctx, wf, tokenID)
+	t, err := s.Find(ctx, wf, tokenID)
+	if errors.Is(err, fail.ErrNotFound) {
+		s.ids.remove(tokenID)
+		return nil, tokenNotFound(tokenID)
+	}
+	return t, err
 }
 
 // Find returns a token of a known workflow: a wildcard last-by-subject
