@@ -124,37 +124,63 @@ func (c *census) liveTokens() int {
 // count reads the token messages of workflow id after stream sequence
 // after into c: each state in a place (a newer message on a token's
 // subject supersedes an older one), archived state and history entry.
+// Direct batch gets on one server; through the stream leader when
+// replicated (a follower may lag behind the newest tokens).
 func (s *store) count(ctx context.Context, id string, c *census, after uint64) error {
 	filters := []string{subjects.AllTokens(id), subjects.AllArchived(id), subjects.AllHistories(id)}
 	for i, filter := range filters {
-		for seq := after; ; {
-			it, err := jetstreamext.GetBatch(ctx, s.js, subjects.StreamName(id), 1000,
-				jetstreamext.GetBatchSeq(seq+1), jetstreamext.GetBatchSubject(filter))
-			if err != nil {
-				return storeError(err)
+		err := s.each(ctx, id, filter, after, func(msg *jetstream.RawStreamMsg) {
+			c.last = max(c.last, msg.Sequence)
+			tok := subjects.LastToken(msg.Subject)
+			c.tokens[tok] = true
+			if i == 0 { // in stream order: a token's newest state in any place decides
+				c.live[tok] = msg.Header.Get(subjects.HeaderTokenOp) != subjects.TokenOpDelete
 			}
-			n := 0
-			for msg, err := range it {
-				if errors.Is(err, jetstreamext.ErrNoMessages) {
-					break
-				}
-				if err != nil {
-					return storeError(err)
-				}
-				n, seq = n+1, msg.Sequence
-				c.last = max(c.last, msg.Sequence)
-				tok := subjects.LastToken(msg.Subject)
-				c.tokens[tok] = true
-				if i == 0 { // in stream order: a token's newest state in any place decides
-					c.live[tok] = msg.Header.Get(subjects.HeaderTokenOp) != subjects.TokenOpDelete
-				}
-			}
-			if n < 1000 {
-				break
-			}
+		})
+		if err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// each calls f with every message of workflow id's stream on filter after
+// stream sequence after, in order.
+func (s *store) each(ctx context.Context, id, filter string, after uint64, f func(*jetstream.RawStreamMsg)) error {
+	if s.rd.Leader() {
+		for seq := after + 1; ; {
+			msg, err := s.rd.Next(ctx, subjects.StreamName(id), seq, filter)
+			if errors.Is(err, jetstream.ErrMsgNotFound) {
+				return nil
+			}
+			if err != nil {
+				return storeError(err)
+			}
+			f(msg)
+			seq = msg.Sequence + 1
+		}
+	}
+	for seq := after; ; {
+		it, err := jetstreamext.GetBatch(ctx, s.js, subjects.StreamName(id), 1000,
+			jetstreamext.GetBatchSeq(seq+1), jetstreamext.GetBatchSubject(filter))
+		if err != nil {
+			return storeError(err)
+		}
+		n := 0
+		for msg, err := range it {
+			if errors.Is(err, jetstreamext.ErrNoMessages) {
+				return nil
+			}
+			if err != nil {
+				return storeError(err)
+			}
+			n, seq = n+1, msg.Sequence
+			f(msg)
+		}
+		if n < 1000 {
+			return nil
+		}
+	}
 }
 
 // purger returns a function that removes a key from a bucket without a
