@@ -175,9 +175,17 @@ func TestFireOnArchivedIsRefused(t *testing.T) {
 
 // TestArchiveAfter: a workflow with archiveAfter has the tokens that sat
 // that long in a terminal place archived, by the sweeper (every 100 ms
-// here), and no other token.
+// here), and no other token; with writes routed (only the workflow's
+// writer sweeps it) and not (both instances sweep: each token is
+// archived once).
 func TestArchiveAfter(t *testing.T) {
-	s := startWith(t, "", func(st *config.Store) { st.ArchiveSweepEvery = 100 * time.Millisecond })
+	for _, routed := range []bool{true, false} {
+		t.Run(fmt.Sprintf("routed=%v", routed), func(t *testing.T) { testArchiveAfter(t, routed) })
+	}
+}
+
+func testArchiveAfter(t *testing.T, routed bool) {
+	s := startWith(t, "", func(st *config.Store) { st.ArchiveSweepEvery, st.RouteWrites = 100*time.Millisecond, routed })
 	c := ctx(t)
 	if _, err := s.c.CreateWorkflow(c, lifecycle("auto_bad", "P1M")); !errors.Is(err, fail.ErrBadInput) {
 		t.Fatalf("archiveAfter in months: %v, want BAD_USER_INPUT", err)
@@ -207,11 +215,21 @@ func TestArchiveAfter(t *testing.T) {
 		if got.ArchivedAt.Sub(d.UpdatedAt) < time.Second {
 			t.Errorf("archived %v after its last change, before archiveAfter (1s)", got.ArchivedAt.Sub(d.UpdatedAt))
 		}
-		if recs := s.records(t, d.ID); recs[len(recs)-1].TriggeredBy != "archiveAfter" {
-			t.Errorf("archive record: %+v", recs[len(recs)-1])
+		if recs := s.records(t, d.ID); len(recs) != 4 || recs[3].TriggeredBy != "archiveAfter" {
+			t.Errorf("history: %+v", recs)
+		}
+		var archived int
+		for _, e := range eventsOf(events(t, s, "auto"), d.ID) {
+			if e.EventType == wire.EventTokenArchived {
+				archived++
+			}
+		}
+		if archived != 1 {
+			t.Errorf("%d token_archived events, want 1", archived)
 		}
 	}
-	time.Sleep(1200 * time.Millisecond) // past archiveAfter for the others too
+	// The sweeps that archived them came after the other two tokens
+	// (created first) were past archiveAfter too.
 	for _, id := range []string{stays.ID, manual.ID} {
 		if got := testkit.Must(s.c.GetToken(c, id)); got.ArchivedAt != nil {
 			t.Errorf("token %s in %s of %s archived", id, got.Place, got.WorkflowID)

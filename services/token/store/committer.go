@@ -338,7 +338,10 @@ func (c *committer) send(ctx context.Context, src source) (sent []*change, rejec
 	return sent, rejected, err
 }
 
-var errConflict = fail.New(fail.Conflict, "token changed concurrently; read it again and retry")
+var (
+	errConflict       = fail.New(fail.Conflict, "token changed concurrently; read it again and retry")
+	errDuplicateEvent = fail.New(fail.Unavailable, "a token with this id was deleted within the duplicate window (--dedupe-window) and its events' ids are still remembered: retry after the window")
+)
 
 // settle returns the outcome of each change of a group sent in a batch
 // that ended with err. On a wrong sequence it fails the changes whose
@@ -351,6 +354,19 @@ func (c *committer) settle(ctx context.Context, sent []*change, err error) []out
 		switch {
 		case err == nil:
 			return append(out, all(sent, nil)...)
+		case jserr.DuplicateMsgID(err) && len(sent) > 1:
+			// One change's event id was stored within the duplicate window
+			// (a token deleted and created again under the same id): the
+			// batch wrote nothing. Send each change alone, so only that
+			// one fails.
+			for _, ch := range sent {
+				one, rejected, err := c.send(ctx, again([]*change{ch}))
+				out = append(out, rejected...)
+				out = append(out, c.settle(ctx, one, err)...)
+			}
+			return out
+		case jserr.DuplicateMsgID(err):
+			return append(out, all(sent, errDuplicateEvent)...)
 		case !jserr.WrongSequence(err):
 			c.lastKnown = false
 			return append(out, all(sent, storeError(err))...)
