@@ -67,7 +67,11 @@ func (s *store) remove(ctx context.Context, id string, force bool) (*wire.Delete
 	}
 	rep.Tokens, rep.LiveTokens = len(c.tokens), c.liveTokens()
 	if rep.LiveTokens > 0 && !force {
-		return nil, fail.New(fail.Conflict, "workflow %s has %d live tokens: archive or delete them first, or delete the workflow with force", id, rep.LiveTokens)
+		tokens := "tokens: archive or delete them"
+		if rep.LiveTokens == 1 {
+			tokens = "token: archive or delete it"
+		}
+		return nil, fail.New(fail.Conflict, "workflow %s has %d live %s first, or delete the workflow with force", id, rep.LiveTokens, tokens)
 	}
 	purge, err := s.purger(ctx, subjects.TokenIndexBucket)
 	if err != nil {
