@@ -4,18 +4,21 @@ package systemtest
 // a workflow without rules (with an unreachable place and a dead
 // transition) and one with conditions and nested And/Or/Not, field and
 // Expression rules; tokens fresh, moved twice, updated, passing and
-// failing guards; events of every type; durable subscriptions.
+// failing guards; events of every type; durable subscriptions; a token
+// archived, one deleted, and a throwaway workflow deleted with its token.
 
 // contractFixture holds what the mutations made.
 type contractFixture struct {
 	tokens []contractToken
+	doomed string // a token made to be deleted (not a scene: it is gone)
 }
 
 type contractToken struct{ workflowID, id, place string }
 
 const (
-	plainWF = "contract_plain"
-	rulesWF = "contract_rules"
+	plainWF     = "contract_plain"
+	rulesWF     = "contract_rules"
+	throwawayWF = "contract_throwaway"
 )
 
 // mutationStep runs one mutation with args built from what earlier steps
@@ -84,7 +87,7 @@ func contractMutations() []mutationStep {
 	return []mutationStep{
 		{field: "createWorkflow", args: input(map[string]any{
 			"id": plainWF, "name": "Plain", "description": "no rules", "places": []any{"draft", "review", "done", "archived"},
-			"initialPlace": "draft", "transitions": []any{
+			"initialPlace": "draft", "archiveAfter": "P30D", "transitions": []any{
 				map[string]any{"id": "submit", "name": "Submit", "description": "send for review", "fromPlaces": []any{"draft"}, "toPlace": "review"},
 				map[string]any{"id": "approve", "fromPlaces": []any{"review"}, "toPlace": "done"},
 				map[string]any{"id": "revive", "fromPlaces": []any{"archived"}, "toPlace": "draft"},
@@ -126,6 +129,18 @@ func contractMutations() []mutationStep {
 		{field: "deleteEventSubscription", args: func(*contractFixture) map[string]any {
 			return map[string]any{"workflowId": rulesWF, "name": "contract_gone"}
 		}},
+		{field: "createToken", args: input(map[string]any{"workflowId": plainWF, "data": map[string]any{"old": true}}), keep: keepToken}, // 4: archived
+		{field: "archiveToken", args: func(fx *contractFixture) map[string]any { return map[string]any{"id": fx.token(4)} }, keep: keepToken},
+		{field: "createToken", args: input(map[string]any{"workflowId": plainWF}), keep: func(fx *contractFixture, v any) {
+			if m, ok := v.(map[string]any); ok {
+				fx.doomed = m["id"].(string)
+			}
+		}},
+		{field: "deleteToken", args: func(fx *contractFixture) map[string]any { return map[string]any{"id": fx.doomed} }},
+		{field: "createWorkflow", args: input(map[string]any{"id": throwawayWF, "name": "Throwaway", "places": []any{"only"},
+			"initialPlace": "only", "transitions": []any{}})},
+		{field: "createToken", args: input(map[string]any{"workflowId": throwawayWF})},
+		{field: "deleteWorkflow", args: func(*contractFixture) map[string]any { return map[string]any{"id": throwawayWF, "force": true} }},
 	}
 }
 

@@ -26,6 +26,8 @@ var fuzzEndpoints = []string{
 	subjects.TokenAvailable.In(subjects.AllTenants), subjects.TokenFire.In(subjects.AllTenants), subjects.TokenUpdate.In(subjects.AllTenants),
 	subjects.EventHistory.In(subjects.AllTenants), subjects.EventReplay.In(subjects.AllTenants), subjects.EventStats.In(subjects.AllTenants),
 	subjects.EventSubscribe.In(subjects.AllTenants), subjects.EventSubscriptions.In(subjects.AllTenants), subjects.EventUnsubscribe.In(subjects.AllTenants),
+	// Last: their seeds would otherwise destroy the objects others' seeds use.
+	subjects.TokenArchive.In(subjects.AllTenants), subjects.TokenDelete.In(subjects.AllTenants), subjects.WorkflowDelete.In(subjects.AllTenants),
 }
 
 // FuzzNATSEndpoints sends arbitrary bodies to every endpoint: a reply must
@@ -209,6 +211,12 @@ func validBodies(subject string) []string {
 		return []string{`{"workflowId":"fz"}`}
 	case subjects.EventUnsubscribe.In(subjects.AllTenants):
 		return []string{`{"workflowId":"fz","name":"crm"}`}
+	case subjects.TokenArchive.In(subjects.AllTenants):
+		return []string{`{"tokenId":"00000000-0000-4000-8000-000000000000","triggeredBy":"fz","expectedRevision":18446744073709551615}`}
+	case subjects.TokenDelete.In(subjects.AllTenants):
+		return []string{`{"tokenId":"00000000-0000-4000-8000-000000000001","triggeredBy":"fz"}`}
+	case subjects.WorkflowDelete.In(subjects.AllTenants):
+		return []string{`{"id":"fz-none","force":true}`, `{"id":"acme::none"}`}
 	}
 	return nil
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/cbnats/circuitbreaker/shared/embedded"
 	"github.com/cbnats/circuitbreaker/shared/fail"
 	"github.com/cbnats/circuitbreaker/shared/metrics"
+	"github.com/cbnats/circuitbreaker/shared/tenant"
 	"github.com/cbnats/circuitbreaker/shared/wire"
 )
 
@@ -177,7 +178,8 @@ func overWS(t *testing.T, url, bearer, query string, vars map[string]any) answer
 type tenantOp struct {
 	name, role, query string
 	vars              func(wf, tok string) map[string]any
-	sub               bool // a subscription
+	sub               bool   // a subscription
+	fresh             string // "token" or "workflow": the op destroys its object, so it runs on a fresh one of its own
 }
 
 func wfVars(wf, _ string) map[string]any   { return map[string]any{"wf": wf} }
@@ -189,32 +191,37 @@ func bothVars(wf, tok string) map[string]any {
 // tenantOps is every root field of the schema (TestTenantOpsCoverSchema
 // keeps it so).
 var tenantOps = []tenantOp{
-	{"workflow", "viewer", `query($wf:String!){ workflow(id:$wf){ id } }`, wfVars, false},
-	{"token", "viewer", `query($tok:String!){ token(id:$tok){ id workflowId } }`, tokVars, false},
-	{"natsToken", "viewer", `query($tok:String!){ natsToken(id:$tok){ id } }`, tokVars, false},
-	{"tokens", "viewer", `query($wf:String!){ tokens(workflowId:$wf){ id } }`, wfVars, false},
-	{"availableTransitions", "viewer", `query($tok:String!){ availableTransitions(tokenId:$tok){ id } }`, tokVars, false},
-	{"transitionEvaluations", "viewer", `query($tok:String!){ transitionEvaluations(tokenId:$tok){ __typename } }`, tokVars, false},
-	{"tokensInPlace", "viewer", `query($wf:String!){ tokensInPlace(workflowId:$wf, placeId:"a"){ id } }`, wfVars, false},
-	{"findToken", "viewer", `query($wf:String!,$tok:String!){ findToken(workflowId:$wf, tokenId:$tok){ id } }`, bothVars, false},
-	{"events", "viewer", `query($wf:String!){ events(workflowId:$wf){ eventType } }`, wfVars, false},
-	{"workflowStats", "viewer", `query($wf:String!){ workflowStats(workflowId:$wf){ __typename } }`, wfVars, false},
-	{"eventSubscriptions", "viewer", `query($wf:String!){ eventSubscriptions(workflowId:$wf){ name } }`, wfVars, false},
-	{"findTokens", "viewer", `query($wf:String!){ findTokens(filter:{workflowIds:[$wf]}){ id } }`, wfVars, false},
-	{"countTokens", "viewer", `query($wf:String!){ countTokens(filter:{workflowIds:[$wf], places:["a"]}) }`, wfVars, false},
-	{"createToken", "operator", `mutation($wf:String!){ createToken(input:{workflowId:$wf}){ id } }`, wfVars, false},
-	{"createWorkflowInstance", "operator", `mutation($wf:String!){ createWorkflowInstance(input:{workflowId:$wf}){ id } }`, wfVars, false},
-	{"fireTransition", "operator", `mutation($tok:String!){ fireTransition(input:{tokenId:$tok, transitionId:"tick"}){ id } }`, tokVars, false},
-	{"transitionTokenWithNats", "operator", `mutation($tok:String!){ transitionTokenWithNats(input:{tokenId:$tok, transitionId:"tick", newPlace:"a"}){ id } }`, tokVars, false},
-	{"bulkTransitionTokens", "operator", `mutation($wf:String!){ bulkTransitionTokens(input:{workflowId:$wf, fromPlace:"a", transitionId:"tick", idempotencyKey:"bulk"}){ processedCount failedCount } }`, wfVars, false},
-	{"updateToken", "operator", `mutation($tok:String!){ updateToken(input:{tokenId:$tok, data:{x:1}}){ id } }`, tokVars, false},
-	{"updateWorkflow", "admin", `mutation($wf:String!){ updateWorkflow(input:{id:$wf, expectedVersion:1, name:"o", places:["a","b"], initialPlace:"a", transitions:[{id:"tick", fromPlaces:["a"], toPlace:"a"}]}){ version } }`, wfVars, false},
-	{"migrateTokens", "admin", `mutation($wf:String!){ migrateTokens(input:{workflowId:$wf, fromVersion:1, toVersion:2}){ migratedCount failedCount } }`, wfVars, false},
-	{"createEventSubscription", "admin", `mutation($wf:String!){ createEventSubscription(input:{workflowId:$wf, name:"s"}){ name } }`, wfVars, false},
-	{"deleteEventSubscription", "admin", `mutation($wf:String!){ deleteEventSubscription(workflowId:$wf, name:"s") }`, wfVars, false},
-	{"tokenUpdates", "viewer", `subscription($tok:String!){ tokenUpdates(tokenId:$tok){ id } }`, tokVars, true},
-	{"workflowEvents", "viewer", `subscription($wf:String!){ workflowEvents(workflowId:$wf, afterSequence:"1"){ eventType } }`, wfVars, true},
-	{"placeEvents", "viewer", `subscription($wf:String!){ placeEvents(workflowId:$wf, placeId:"a", afterSequence:"1"){ eventType } }`, wfVars, true},
+	{"workflow", "viewer", `query($wf:String!){ workflow(id:$wf){ id } }`, wfVars, false, ""},
+	{"token", "viewer", `query($tok:String!){ token(id:$tok){ id workflowId } }`, tokVars, false, ""},
+	{"natsToken", "viewer", `query($tok:String!){ natsToken(id:$tok){ id } }`, tokVars, false, ""},
+	{"tokens", "viewer", `query($wf:String!){ tokens(workflowId:$wf){ id } }`, wfVars, false, ""},
+	{"availableTransitions", "viewer", `query($tok:String!){ availableTransitions(tokenId:$tok){ id } }`, tokVars, false, ""},
+	{"transitionEvaluations", "viewer", `query($tok:String!){ transitionEvaluations(tokenId:$tok){ __typename } }`, tokVars, false, ""},
+	{"tokensInPlace", "viewer", `query($wf:String!){ tokensInPlace(workflowId:$wf, placeId:"a"){ id } }`, wfVars, false, ""},
+	{"findToken", "viewer", `query($wf:String!,$tok:String!){ findToken(workflowId:$wf, tokenId:$tok){ id } }`, bothVars, false, ""},
+	{"events", "viewer", `query($wf:String!){ events(workflowId:$wf){ eventType } }`, wfVars, false, ""},
+	{"workflowStats", "viewer", `query($wf:String!){ workflowStats(workflowId:$wf){ __typename } }`, wfVars, false, ""},
+	{"eventSubscriptions", "viewer", `query($wf:String!){ eventSubscriptions(workflowId:$wf){ name } }`, wfVars, false, ""},
+	{"findTokens", "viewer", `query($wf:String!){ findTokens(filter:{workflowIds:[$wf]}){ id } }`, wfVars, false, ""},
+	{"countTokens", "viewer", `query($wf:String!){ countTokens(filter:{workflowIds:[$wf], places:["a"]}) }`, wfVars, false, ""},
+	{"createToken", "operator", `mutation($wf:String!){ createToken(input:{workflowId:$wf}){ id } }`, wfVars, false, ""},
+	{"createWorkflowInstance", "operator", `mutation($wf:String!){ createWorkflowInstance(input:{workflowId:$wf}){ id } }`, wfVars, false, ""},
+	{"fireTransition", "operator", `mutation($tok:String!){ fireTransition(input:{tokenId:$tok, transitionId:"tick"}){ id } }`, tokVars, false, ""},
+	{"transitionTokenWithNats", "operator", `mutation($tok:String!){ transitionTokenWithNats(input:{tokenId:$tok, transitionId:"tick", newPlace:"a"}){ id } }`, tokVars, false, ""},
+	{"bulkTransitionTokens", "operator", `mutation($wf:String!){ bulkTransitionTokens(input:{workflowId:$wf, fromPlace:"a", transitionId:"tick", idempotencyKey:"bulk"}){ processedCount failedCount } }`, wfVars, false, ""},
+	{"updateToken", "operator", `mutation($tok:String!){ updateToken(input:{tokenId:$tok, data:{x:1}}){ id } }`, tokVars, false, ""},
+	{"updateWorkflow", "admin", `mutation($wf:String!){ updateWorkflow(input:{id:$wf, expectedVersion:1, name:"o", places:["a","b"], initialPlace:"a", transitions:[{id:"tick", fromPlaces:["a"], toPlace:"a"}]}){ version } }`, wfVars, false, ""},
+	{"migrateTokens", "admin", `mutation($wf:String!){ migrateTokens(input:{workflowId:$wf, fromVersion:1, toVersion:2}){ migratedCount failedCount } }`, wfVars, false, ""},
+	{"createEventSubscription", "admin", `mutation($wf:String!){ createEventSubscription(input:{workflowId:$wf, name:"s"}){ name } }`, wfVars, false, ""},
+	{"deleteEventSubscription", "admin", `mutation($wf:String!){ deleteEventSubscription(workflowId:$wf, name:"s") }`, wfVars, false, ""},
+	{"tokenUpdates", "viewer", `subscription($tok:String!){ tokenUpdates(tokenId:$tok){ id } }`, tokVars, true, ""},
+	{"workflowEvents", "viewer", `subscription($wf:String!){ workflowEvents(workflowId:$wf, afterSequence:"1"){ eventType } }`, wfVars, true, ""},
+	{"placeEvents", "viewer", `subscription($wf:String!){ placeEvents(workflowId:$wf, placeId:"a", afterSequence:"1"){ eventType } }`, wfVars, true, ""},
+	// Each run of these on the caller's own objects destroys one: it runs
+	// on a fresh token or workflow of the caller's tenant.
+	{"archiveToken", "operator", `mutation($tok:String!){ archiveToken(id:$tok){ id } }`, tokVars, false, "token"},
+	{"deleteToken", "admin", `mutation($tok:String!){ deleteToken(id:$tok) }`, tokVars, false, "token"},
+	{"deleteWorkflow", "admin", `mutation($wf:String!){ deleteWorkflow(id:$wf, force:true) }`, wfVars, false, "workflow"},
 	// workflows, tokens without workflowId and createWorkflow are checked
 	// on their own below: they name no existing object of a tenant.
 }
@@ -256,7 +263,7 @@ func TestTenantIsolationOverGraphQL(t *testing.T) {
 		before[tn] = testkit.Must(ops.GetToken(c, id)).Revision
 	}
 	transports := map[string]transport{"POST": overPOST, "graphql-ws": overWS, "SSE": overSSE}
-	requests := 0
+	requests, fresh := 0, 0
 	for tn, other := range map[string]string{"acme": "beta", "beta": "acme"} {
 		for _, role := range roles {
 			key := tn + "-" + role
@@ -266,7 +273,17 @@ func TestTenantIsolationOverGraphQL(t *testing.T) {
 						continue
 					}
 					allowed := roleRank(role) >= roleRank(op.role)
-					own := run(t, st.GraphQL, key, op.query, op.vars("orders", w.token[tn]))
+					ownWF, ownTok := "orders", w.token[tn]
+					switch {
+					case !allowed || op.fresh == "": // a refused op changes nothing: the usual objects do
+					case op.fresh == "token":
+						ownTok = testkit.Must(ops.As(tenant.Scope(tn)).CreateToken(c, &wire.CreateTokenRequest{WorkflowID: "orders"})).ID
+					case op.fresh == "workflow":
+						fresh++
+						ownWF = fmt.Sprintf("fresh%d", fresh)
+						testkit.Must(ops.As(tenant.Scope(tn)).CreateWorkflow(c, race(ownWF)))
+					}
+					own := run(t, st.GraphQL, key, op.query, op.vars(ownWF, ownTok))
 					theirs := run(t, st.GraphQL, key, op.query, op.vars(w.wf[other], w.token[other]))
 					absent := run(t, st.GraphQL, key, op.query, op.vars(other+"::nothing", w.absent))
 					requests += 3
@@ -317,11 +334,15 @@ func TestTenantIsolationOverGraphQL(t *testing.T) {
 	// Every change came from the token's own tenant: each operator and
 	// admin fired, moved and updated its own token three times per
 	// transport, the first admin migrated it to version 2, and the first
-	// bulk transition fired it once (the others had its key).
+	// bulk transition fired it once (the others had its key); nobody
+	// archived or deleted another tenant's token or workflow.
 	for tn, id := range w.token {
 		want := before[tn] + 2*3*3 + 1 + 1
-		if got := testkit.Must(ops.GetToken(c, id)).Revision; got != want {
-			t.Errorf("%s's token at revision %d, want %d", tn, got, want)
+		if got := testkit.Must(ops.GetToken(c, id)); got.Revision != want || got.ArchivedAt != nil {
+			t.Errorf("%s's token at revision %d (archived at %v), want %d", tn, got.Revision, got.ArchivedAt, want)
+		}
+		if _, err := ops.GetWorkflow(c, w.wf[tn]); err != nil {
+			t.Errorf("%s's workflow: %v", tn, err)
 		}
 	}
 	t.Logf("%d GraphQL operations checked", requests)

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strconv"
+	"time"
 
 	"github.com/cbnats/circuitbreaker/edge/auth"
 	"github.com/cbnats/circuitbreaker/edge/gql"
@@ -99,6 +100,9 @@ func (a *API) Resolvers() gql.Resolvers {
 		"Mutation.updateToken":             a.updateToken,
 		"Mutation.createEventSubscription": a.createEventSubscription,
 		"Mutation.deleteEventSubscription": a.deleteEventSubscription,
+		"Mutation.archiveToken":            a.archiveToken,
+		"Mutation.deleteToken":             a.deleteToken,
+		"Mutation.deleteWorkflow":          a.deleteWorkflow,
 
 		"Subscription.tokenUpdates":   a.tokenUpdates,
 		"Subscription.workflowEvents": a.workflowEvents,
@@ -115,8 +119,17 @@ func (a *API) Resolvers() gql.Resolvers {
 
 		"Token.history":           a.tokenHistory(true),
 		"Token.transitionHistory": a.tokenHistory(false),
+		"Token.archivedAt": func(_ context.Context, p gql.Params) (any, error) {
+			if at := p.Parent.(*flow.Token).ArchivedAt; at != nil {
+				return at.Format(time.RFC3339Nano), nil
+			}
+			return nil, nil
+		},
 		"Workflow.description": func(_ context.Context, p gql.Params) (any, error) {
 			return optional(p.Parent.(*flow.Definition).Description), nil
+		},
+		"Workflow.archiveAfter": func(_ context.Context, p gql.Params) (any, error) {
+			return optional(p.Parent.(*flow.Definition).ArchiveAfter), nil
 		},
 	}
 	for k, f := range r {

@@ -114,7 +114,7 @@ func (a *API) allTokens(ctx context.Context, wf, seq string, limit int) ([]*flow
 		}
 		for _, w := range ws.Items {
 			more, err := a.workflowTokens(ctx, w.ID, "", limit-len(out))
-			if err != nil {
+			if err != nil && !errors.Is(err, fail.ErrNotFound) { // a workflow deleted since it was listed: go on
 				return nil, err
 			}
 			out = append(out, more...)
@@ -268,6 +268,31 @@ func (a *API) updateToken(ctx context.Context, p gql.Params) (any, error) {
 	}
 	attribute(ctx, &r.TriggeredBy, &r.TriggeredByClaim)
 	return a.client(ctx).UpdateToken(ctx, r)
+}
+
+func (a *API) archiveToken(ctx context.Context, p gql.Params) (any, error) {
+	r := &wire.ArchiveTokenRequest{TokenID: str(p.Args, "id")}
+	attribute(ctx, &r.TriggeredBy, &r.TriggeredByClaim)
+	return a.client(ctx).ArchiveToken(ctx, r)
+}
+
+func (a *API) deleteToken(ctx context.Context, p gql.Params) (any, error) {
+	r := &wire.DeleteTokenRequest{TokenID: str(p.Args, "id")}
+	attribute(ctx, &r.TriggeredBy, &r.TriggeredByClaim)
+	rep, err := a.client(ctx).DeleteToken(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	return rep.Deleted, nil
+}
+
+func (a *API) deleteWorkflow(ctx context.Context, p gql.Params) (any, error) {
+	force, _ := p.Args["force"].(bool)
+	rep, err := a.client(ctx).DeleteWorkflow(ctx, str(p.Args, "id"), force)
+	if err != nil {
+		return nil, err
+	}
+	return rep.Deleted, nil
 }
 
 // input converts a GraphQL input object into a wire request (decode); one

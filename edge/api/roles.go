@@ -11,14 +11,15 @@ import (
 )
 
 // required is the role a root field needs: viewers read and subscribe,
-// operators also create tokens, fire and update, admins also manage
-// definitions and event subscriptions.
+// operators also create tokens, fire, update and archive them, admins also
+// manage definitions and event subscriptions and delete tokens and
+// workflows.
 func required(root, field string) auth.Role {
 	if root != "Mutation" {
 		return auth.Viewer
 	}
 	switch field {
-	case "createWorkflow", "updateWorkflow", "migrateTokens", "createEventSubscription", "deleteEventSubscription":
+	case "createWorkflow", "updateWorkflow", "migrateTokens", "createEventSubscription", "deleteEventSubscription", "deleteToken", "deleteWorkflow":
 		return auth.Admin
 	}
 	return auth.Operator

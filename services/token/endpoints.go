@@ -13,14 +13,14 @@ import (
 // Version is the token service's semantic version.
 const Version = "0.1.0"
 
-const tokenReply = "Token {id, workflowId, place, data, metadata, createdAt, updatedAt, revision, records, natsSequence, natsSubject, natsTimestamp}"
+const tokenReply = "Token {id, workflowId, place, data, metadata, createdAt, updatedAt, revision, records, natsSequence, natsSubject, natsTimestamp, archivedAt?}"
 
 // Start registers the token service's endpoints on nc; requests run on srv.
 func (s *Service) Start(nc *nats.Conn, srv *rpc.Server) (micro.Service, error) {
 	svc := rpc.Service{
 		Name:        subjects.TokenService,
 		Version:     Version,
-		Description: "Tokens (workflow instances): create, read, list by workflow or place, explain and fire transitions",
+		Description: "Tokens (workflow instances): create, read, list by workflow or place, explain and fire transitions, archive and delete",
 	}
 	specs := []rpc.Spec{
 		{Name: "create", Subject: subjects.TokenCreate, Handler: rpc.Endpoint(srv, s.create),
@@ -66,6 +66,14 @@ func (s *Service) Start(nc *nats.Conn, srv *rpc.Server) (micro.Service, error) {
 			Description: "Move tokens to another version of their workflow (each atomically, with a migrate record and token_migrated); placeMapping maps the places the target lacks; dryRun changes nothing; a token already on toVersion is left alone, so a migration that stopped at its deadline (complete: false) goes on when sent again",
 			Request:     `{workflowId, fromVersion, toVersion, placeMapping?: {place: place}, tokenIds?: [uuid] | filter?: {places?, data?, metadata?}, dryRun?, triggeredBy?}`,
 			Response:    `{migratedCount, failedCount, complete, dryRun?, outcomes: [{tokenId, fromPlace, toPlace?, error?}]}`},
+		{Name: "archive", Subject: subjects.TokenArchive, Handler: rpc.Endpoint(srv, s.archive),
+			Description: "Archive a token: it leaves its place and every list and count of live tokens, stays readable by id with its history, and can no longer change (compare-and-swap on the revision read); emits token_archived. An archived token is returned as it is",
+			Request:     `{tokenId: uuid, triggeredBy?, expectedRevision?}`,
+			Response:    tokenReply},
+		{Name: "delete", Subject: subjects.TokenDelete, Handler: rpc.Endpoint(srv, s.del),
+			Description: "Delete a token, live or archived: its state, history and index entry (its events keep a token_deleted record); idempotent, and finishes a delete that stopped half-way",
+			Request:     `{tokenId: uuid, triggeredBy?}`,
+			Response:    `{deleted: bool}`},
 	}
 	if s.writers != nil {
 		svc.Metadata = map[string]string{subjects.MetaWriter: s.writers.self}
@@ -91,5 +99,9 @@ func (s *Service) writerSpecs(srv *rpc.Server) []rpc.Spec {
 			Description: fmt.Sprintf(why, "bulk transition"), Request: "as bulk", Response: "as bulk"},
 		{Name: "writer-migrate", Subject: at(opMigrate), Handler: rpc.Endpoint(srv, s.migrateHere),
 			Description: fmt.Sprintf(why, "migration"), Request: "as migrate", Response: "as migrate"},
+		{Name: "writer-archive", Subject: at(opArchive), Handler: rpc.Endpoint(srv, s.archiveHere),
+			Description: fmt.Sprintf(why, "archive"), Request: "as archive", Response: tokenReply},
+		{Name: "writer-delete", Subject: at(opDelete), Handler: rpc.Endpoint(srv, s.deleteHere),
+			Description: fmt.Sprintf(why, "delete"), Request: "as delete", Response: `{deleted: bool}`},
 	}
 }

@@ -38,13 +38,33 @@ func Start(ctx context.Context, nc *nats.Conn, o rpc.ServiceOptions) (*rpc.Insta
 	if o.Store.RouteWrites {
 		w = newWriters(nc, o.Metrics)
 	}
-	ms, err := New(st, w, t).Start(nc, srv)
+	svc := New(st, w, t)
+	// A deleted workflow's notice: drop what is cached of it (every
+	// instance, no queue group), so an id created again starts afresh.
+	notices, err := nc.Subscribe(subjects.WorkflowDeletedAll, func(m *nats.Msg) { st.Evict(subjects.WorkflowIDFromNotice(m.Subject)) })
 	if err != nil {
+		t.quotas.Close()
+		st.Close()
+		return nil, fmt.Errorf("token: subscribe %s: %w", subjects.WorkflowDeletedAll, err)
+	}
+	// A notice missed while disconnected: drop everything cached.
+	reconnected := nc.Opts.ReconnectedCB
+	nc.SetReconnectHandler(func(c *nats.Conn) {
+		if reconnected != nil {
+			reconnected(c)
+		}
+		st.EvictAll()
+	})
+	ms, err := svc.Start(nc, srv)
+	if err != nil {
+		_ = notices.Unsubscribe()
 		t.quotas.Close()
 		st.Close()
 		return nil, err
 	}
-	closers := []func(){t.quotas.Close, st.Close}
+	sw := newSweeper(svc, js, o.Store.ArchiveSweepEvery, o.Log)
+	go sw.run()
+	closers := []func(){sw.close, func() { _ = notices.Unsubscribe() }, t.quotas.Close, st.Close}
 	if w != nil {
 		go w.run()
 		closers = append([]func(){w.close}, closers...)

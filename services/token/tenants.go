@@ -44,3 +44,15 @@ func (t *tenants) created(ctx context.Context, workflowID string) {
 		t.log.Warn().Err(err).Str("tenant", name).Str("workflow", workflowID).Msg("count live token")
 	}
 }
+
+// removed uncounts a live token of a tenant's workflow that was archived
+// or deleted. Like created, a failed count is logged, not returned.
+func (t *tenants) removed(ctx context.Context, workflowID string) {
+	name := tenant.OfWorkflow(workflowID)
+	if name == "" {
+		return
+	}
+	if err := t.usage.AddLiveTokens(ctx, name, -1); err != nil {
+		t.log.Warn().Err(err).Str("tenant", name).Str("workflow", workflowID).Msg("uncount live token")
+	}
+}

@@ -63,6 +63,18 @@ func (s *Service) update(ctx context.Context, r *wire.UpdateTokenRequest) (*json
 	return routeByToken(ctx, s, r.TokenID, opUpdate, r, s.updateHere)
 }
 
+func (s *Service) archive(ctx context.Context, r *wire.ArchiveTokenRequest) (*json.RawMessage, error) {
+	return routeByToken(ctx, s, r.TokenID, opArchive, r, s.archiveHere)
+}
+
+func (s *Service) del(ctx context.Context, r *wire.DeleteTokenRequest) (*json.RawMessage, error) {
+	raw, err := routeByToken(ctx, s, r.TokenID, opDelete, r, s.deleteHere)
+	if errors.Is(err, fail.ErrNotFound) { // no index entry to route by: no token
+		return deleteReply(false), nil
+	}
+	return raw, err
+}
+
 // routeByToken routes a write on a token by the token's workflow.
 func routeByToken[Req any](ctx context.Context, s *Service, tokenID, op string, r *Req, here handler[Req]) (*json.RawMessage, error) {
 	if s.writers == nil {
@@ -77,7 +89,17 @@ func routeByToken[Req any](ctx context.Context, s *Service, tokenID, op string, 
 
 // Writes reply with the token's JSON (reply), which a routed write passes on as it is.
 
+// createHere creates a token; once more when its workflow was found
+// deleted and created again as it committed (the new one is loaded).
 func (s *Service) createHere(ctx context.Context, r *wire.CreateTokenRequest) (*json.RawMessage, error) {
+	raw, err := s.createOnce(ctx, r)
+	if errors.Is(err, store.ErrEvicted) {
+		return s.createOnce(ctx, r)
+	}
+	return raw, err
+}
+
+func (s *Service) createOnce(ctx context.Context, r *wire.CreateTokenRequest) (*json.RawMessage, error) {
 	m, err := s.store.Machine(ctx, r.WorkflowID, r.WorkflowVersion)
 	if err != nil {
 		return nil, err
@@ -98,6 +120,9 @@ func (s *Service) createHere(ctx context.Context, r *wire.CreateTokenRequest) (*
 	t, entry, err := m.Create(flow.CreateRequest{TokenID: id, InitialPlace: r.InitialPlace, Data: r.Data,
 		Metadata: r.Metadata, TriggeredBy: r.TriggeredBy, TriggeredByClaim: r.TriggeredByClaim, IdempotencyKey: r.IdempotencyKey,
 		RequestHash: hash, Now: s.now()})
+	if s.refusedByStale(ctx, r.WorkflowID, err) {
+		return nil, store.ErrEvicted // createHere runs it again on the current definition
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -232,6 +257,9 @@ func (s *Service) apply(ctx context.Context, tokenID string, expected uint64, id
 			return nil, fail.New(fail.Conflict, "token %s is at revision %d, not %d", tokenID, cur.Revision, expected)
 		}
 		next, entry, ev, err := s.mutate(ctx, cur, f)
+		if s.refusedByStale(ctx, cur.WorkflowID, err) && attempt < 3 {
+			continue // read again, on the current definition
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -242,8 +270,24 @@ func (s *Service) apply(ctx context.Context, tokenID string, expected uint64, id
 			}
 			continue
 		}
+		if errors.Is(err, store.ErrEvicted) && attempt < 3 { // read again, on the workflow as it is now
+			continue
+		}
 		return reply(t, err)
 	}
+}
+
+// refusedByStale reports that err refuses a change by a workflow's
+// definition (no such transition or place, a guard, bad data) that was
+// cached of a stream since deleted or created again; the definition is
+// then dropped, to be loaded afresh. The workflow service's notice of a
+// deleted workflow drops it first; this covers an instance that missed
+// the notice, at the cost of one stream info per refusal.
+func (s *Service) refusedByStale(ctx context.Context, workflowID string, err error) bool {
+	if !errors.Is(err, fail.ErrInvalidTransition) && !errors.Is(err, fail.ErrGuardFailed) && !errors.Is(err, fail.ErrBadInput) {
+		return false
+	}
+	return s.store.Stale(ctx, workflowID)
 }
 
 // guess tries the change on the state this instance last committed, which
@@ -262,7 +306,7 @@ func (s *Service) guess(ctx context.Context, tokenID string, expected uint64, id
 		return nil, false, nil
 	}
 	t, err := s.store.Change(ctx, cur, next, entry, ev)
-	if errors.Is(err, fail.ErrConflict) {
+	if errors.Is(err, fail.ErrConflict) || errors.Is(err, store.ErrEvicted) {
 		return nil, false, nil
 	}
 	return t, true, err
@@ -316,6 +360,99 @@ func (s *Service) updateHere(ctx context.Context, r *wire.UpdateTokenRequest) (*
 				Place: cur.Place, Timestamp: now, TriggeredBy: optional(r.TriggeredBy), TriggeredByClaim: optional(r.TriggeredByClaim)}
 			return next, nil, ev, err
 		})
+}
+
+// errArchived ends an archive whose token turned out archived already:
+// archiveHere answers with the token as it is.
+var errArchived = errors.New("token already archived")
+
+// archiveHere archives a token: a change like any other (the
+// compare-and-swap on the revision read, one atomic batch), which moves its
+// state out of its place to workflows.<wf>.archive.<id> and adds an
+// "archive" record to its history, with a token_archived event. A token
+// archived already is returned as it is. The tenant's count of live tokens
+// drops once, when the archive commits.
+func (s *Service) archiveHere(ctx context.Context, r *wire.ArchiveTokenRequest) (*json.RawMessage, error) {
+	if err := s.inScope(ctx, r.TokenID); err != nil {
+		return nil, err
+	}
+	raw, err := s.apply(ctx, r.TokenID, r.ExpectedRevision, "", "",
+		func(m *flow.Machine, cur *flow.Token) (*flow.Token, *flow.Entry, wire.Event, error) {
+			if cur.ArchivedAt != nil {
+				return nil, nil, wire.Event{}, errArchived
+			}
+			now := s.now()
+			next, entry, err := m.Archive(cur, flow.ArchiveRequest{TriggeredBy: r.TriggeredBy, TriggeredByClaim: r.TriggeredByClaim, Now: now})
+			ev := wire.Event{EventType: wire.EventTokenArchived, TokenID: cur.ID, WorkflowID: cur.WorkflowID,
+				Place: cur.Place, Timestamp: now, TriggeredBy: optional(r.TriggeredBy), TriggeredByClaim: optional(r.TriggeredByClaim)}
+			return next, entry, ev, err
+		})
+	if errors.Is(err, errArchived) {
+		return reply(s.store.Get(ctx, r.TokenID))
+	}
+	if err == nil {
+		wf, _ := s.store.WorkflowOf(ctx, r.TokenID)
+		s.tenants.removed(ctx, wf)
+	}
+	return raw, err
+}
+
+// deleteHere deletes a token in the two steps of store.Remove and
+// store.Purge. Run again, it finishes a delete that stopped half-way:
+// a token whose index entry is left but whose state is gone skips to
+// the purge. It answers whether there was a token to delete; another
+// tenant's token is no token.
+func (s *Service) deleteHere(ctx context.Context, r *wire.DeleteTokenRequest) (*json.RawMessage, error) {
+	deleted, err := s.deleteToken(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	return deleteReply(deleted), nil
+}
+
+func deleteReply(deleted bool) *json.RawMessage {
+	b, _ := json.Marshal(wire.DeleteTokenReply{Deleted: deleted})
+	raw := json.RawMessage(b)
+	return &raw
+}
+
+func (s *Service) deleteToken(ctx context.Context, r *wire.DeleteTokenRequest) (bool, error) {
+	if err := s.inScope(ctx, r.TokenID); errors.Is(err, fail.ErrNotFound) {
+		return false, nil
+	} else if err != nil {
+		return false, err
+	}
+	defer s.locks.lock(r.TokenID)()
+	wf, ok, err := s.store.Indexed(ctx, r.TokenID)
+	if err != nil || !ok {
+		return false, err
+	}
+	for attempt := 1; ; attempt++ {
+		cur, err := s.store.Find(ctx, wf, r.TokenID)
+		if errors.Is(err, fail.ErrNotFound) {
+			break // removed already (a delete that stopped half-way), or its workflow is gone
+		}
+		if err != nil {
+			return false, err
+		}
+		ev := wire.Event{EventType: wire.EventTokenDeleted, TokenID: cur.ID, WorkflowID: cur.WorkflowID, Place: cur.Place,
+			Timestamp: s.now(), TriggeredBy: optional(r.TriggeredBy), TriggeredByClaim: optional(r.TriggeredByClaim)}
+		err = s.store.Remove(ctx, cur, ev)
+		if errors.Is(err, fail.ErrConflict) && attempt < maxAttempts {
+			if err := backoff(ctx, attempt); err != nil {
+				return false, err
+			}
+			continue
+		}
+		if err != nil {
+			return false, err
+		}
+		if cur.ArchivedAt == nil {
+			s.tenants.removed(ctx, wf)
+		}
+		break
+	}
+	return true, s.store.Purge(ctx, wf, r.TokenID)
 }
 
 func optional(s string) *string {

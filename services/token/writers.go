@@ -69,6 +69,8 @@ const (
 	opUpdate  = "update"
 	opMigrate = "migrate"
 	opBulk    = "bulk"
+	opArchive = "archive"
+	opDelete  = "delete"
 )
 
 // route serves req with here, unless another instance writes workflow:

@@ -22,6 +22,7 @@ func Start(ctx context.Context, nc *nats.Conn, o rpc.ServiceOptions) (*rpc.Insta
 	if err != nil {
 		return nil, fmt.Errorf("workflow: open store: %w", err)
 	}
+	svc.log = o.Log
 	srv := o.Server(nc, subjects.WorkflowService)
 	ms, err := svc.Start(nc, srv)
 	if err != nil {

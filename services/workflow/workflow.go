@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
 
 	"github.com/cbnats/circuitbreaker/shared/fail"
 	"github.com/cbnats/circuitbreaker/shared/flow"
@@ -27,8 +28,10 @@ var idempotencyNS = uuid.MustParse("0b9d7c4e-2f61-4a8b-8e3d-5c7a1f2e9b64")
 type Service struct {
 	store  *store
 	quotas *quota.Book
+	usage  *quota.Usage // counts of live tokens, lowered when a workflow's go with it
 	expr   rules.Limits
 	now    func() time.Time
+	log    zerolog.Logger
 }
 
 // New opens the workflow store (creating the catalogue bucket if needed)
@@ -42,7 +45,8 @@ func New(ctx context.Context, js jetstream.JetStream, o StoreOptions) (*Service,
 	if err != nil {
 		return nil, err
 	}
-	return &Service{store: st, quotas: book, expr: o.Expr, now: func() time.Time { return time.Now().UTC() }}, nil
+	return &Service{store: st, quotas: book, usage: quota.Counter(js), expr: o.Expr, log: zerolog.Nop(),
+		now: func() time.Time { return time.Now().UTC() }}, nil
 }
 
 // Close stops following the quotas.
@@ -96,7 +100,7 @@ func (s *Service) create(ctx context.Context, r *wire.CreateWorkflowRequest) (*f
 func definition(r *wire.CreateWorkflowRequest, created, updated time.Time, version int) *flow.Definition {
 	d := &flow.Definition{ID: r.ID, Name: r.Name, Description: r.Description, Places: r.Places,
 		InitialPlace: r.InitialPlace, Transitions: r.Transitions, CreatedAt: created, UpdatedAt: updated, Version: version,
-		SearchAttributes: r.SearchAttributes}
+		SearchAttributes: r.SearchAttributes, ArchiveAfter: r.ArchiveAfter}
 	for i := range d.Transitions {
 		if d.Transitions[i].Conditions == nil {
 			d.Transitions[i].Conditions = []string{}

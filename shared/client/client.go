@@ -64,6 +64,15 @@ func (c *Client) ListWorkflows(ctx context.Context, p wire.Page) (*wire.Workflow
 	return rpc.Call[wire.ListWorkflowsRequest, wire.WorkflowPage](ctx, c.nc, c.subject(subjects.WorkflowList), &wire.ListWorkflowsRequest{Page: p})
 }
 
+// DeleteWorkflow deletes a workflow with its stream, catalogue entry and
+// token index entries; refused (CONFLICT) while it has live tokens unless
+// force. Deleted is false when there was no such workflow. The id can be
+// created again afterwards.
+func (c *Client) DeleteWorkflow(ctx context.Context, id string, force bool) (*wire.DeleteWorkflowReply, error) {
+	return rpc.Call[wire.DeleteWorkflowRequest, wire.DeleteWorkflowReply](ctx, c.nc, c.subject(subjects.WorkflowDelete),
+		&wire.DeleteWorkflowRequest{ID: id, Force: force})
+}
+
 // CreateToken creates a workflow instance.
 func (c *Client) CreateToken(ctx context.Context, r *wire.CreateTokenRequest) (*flow.Token, error) {
 	return rpc.Call[wire.CreateTokenRequest, flow.Token](ctx, c.nc, c.subject(subjects.TokenCreate), r)
@@ -130,6 +139,20 @@ func (c *Client) BulkTransition(ctx context.Context, r *wire.BulkTransitionReque
 // MigrateTokens moves tokens to another version of their workflow.
 func (c *Client) MigrateTokens(ctx context.Context, r *wire.MigrateRequest) (*wire.MigrationResult, error) {
 	return rpc.Call[wire.MigrateRequest, wire.MigrationResult](ctx, c.nc, c.subject(subjects.TokenMigrate), r)
+}
+
+// ArchiveToken archives a token: it leaves its place and every list and
+// count of live tokens, stays readable by id with its history, and can no
+// longer change. Archiving an archived token returns it as it is.
+func (c *Client) ArchiveToken(ctx context.Context, r *wire.ArchiveTokenRequest) (*flow.Token, error) {
+	return rpc.Call[wire.ArchiveTokenRequest, flow.Token](ctx, c.nc, c.subject(subjects.TokenArchive), r)
+}
+
+// DeleteToken deletes a token (live or archived) with its history and
+// index entry; its events keep a token_deleted record. Deleted is false
+// when there was no such token.
+func (c *Client) DeleteToken(ctx context.Context, r *wire.DeleteTokenRequest) (*wire.DeleteTokenReply, error) {
+	return rpc.Call[wire.DeleteTokenRequest, wire.DeleteTokenReply](ctx, c.nc, c.subject(subjects.TokenDelete), r)
 }
 
 // TokenHistory returns a page of a token's history, oldest first.

@@ -47,7 +47,10 @@ type Store struct {
 	EventMaxSubs   int           // durable event subscriptions per workflow (0 = the event service's default, 100)
 	RequestTimeout time.Duration // bound on a request whose caller sent no deadline
 	RouteWrites    bool          // token services pass each workflow's writes to one instance
-	Expr           rules.Limits  // cost bounds of Expression guard rules (zero fields: rules' defaults)
+	// ArchiveSweepEvery is how often token services archive the tokens of
+	// workflows with an archiveAfter (0: the token service's default, 1m).
+	ArchiveSweepEvery time.Duration
+	Expr              rules.Limits // cost bounds of Expression guard rules (zero fields: rules' defaults)
 }
 
 // Register declares the storage flags.
@@ -62,6 +65,7 @@ func (s *Store) Register(f *Flags) {
 	f.Int(&s.EventMaxSubs, "event-max-subscriptions", "CB_EVENT_MAX_SUBSCRIPTIONS", 100, "durable event subscriptions per workflow; more are refused with RESOURCE_EXHAUSTED (each is a JetStream consumer on the workflow's stream)")
 	f.Duration(&s.RequestTimeout, "request-timeout", "CB_REQUEST_TIMEOUT", 10*time.Second, "bound on requests without a deadline")
 	s.registerExpr(f)
+	f.Duration(&s.ArchiveSweepEvery, "archive-sweep-every", "CB_ARCHIVE_SWEEP_EVERY", time.Minute, "how often token services archive the tokens that sat a workflow's archiveAfter in a terminal place")
 	f.Bool(&s.RouteWrites, "route-writes", "CB_ROUTE_WRITES", true, "token services pass each workflow's writes to one instance (false: every instance commits what it receives, and instances contend on a busy workflow)")
 }
 

@@ -19,6 +19,9 @@ type Options struct {
 	NoListen bool
 	// SyncAlways fsyncs every write (server option sync_interval: always).
 	SyncAlways bool
+	// SyncInterval is how often the file store syncs and compacts its
+	// blocks (server option sync_interval; 0: the server's 2 minutes).
+	SyncInterval time.Duration
 	// Logs, when true, routes the server's own log to stderr.
 	Logs bool
 }
@@ -32,15 +35,16 @@ func Start(o Options) (*server.Server, error) {
 		o.Host = "127.0.0.1"
 	}
 	opts := &server.Options{
-		ServerName: "cb-embedded",
-		Host:       o.Host,
-		Port:       o.Port,
-		DontListen: o.NoListen,
-		JetStream:  true,
-		StoreDir:   o.DataDir,
-		NoSigs:     true,
-		NoLog:      !o.Logs,
-		SyncAlways: o.SyncAlways,
+		ServerName:   "cb-embedded",
+		Host:         o.Host,
+		Port:         o.Port,
+		DontListen:   o.NoListen,
+		JetStream:    true,
+		StoreDir:     o.DataDir,
+		NoSigs:       true,
+		NoLog:        !o.Logs,
+		SyncAlways:   o.SyncAlways,
+		SyncInterval: o.SyncInterval,
 		// Large enough for a page of tokens with long histories.
 		MaxPayload: 8 << 20,
 	}

@@ -29,10 +29,14 @@ type Definition struct {
 	Places       []string     `json:"places"`
 	InitialPlace string       `json:"initialPlace"`
 	Transitions  []Transition `json:"transitions"`
-	CreatedAt    time.Time    `json:"createdAt"`
-	UpdatedAt    time.Time    `json:"updatedAt"`
-	Version      int          `json:"version"`
-	Analysis     Analysis     `json:"analysis"`
+	// ArchiveAfter, when set, archives a token that has sat this long in a
+	// terminal place without changing: an ISO 8601 duration ("P30D",
+	// "PT12H") or a Go duration ("720h"). See ParseArchiveAfter.
+	ArchiveAfter string    `json:"archiveAfter,omitempty"`
+	CreatedAt    time.Time `json:"createdAt"`
+	UpdatedAt    time.Time `json:"updatedAt"`
+	Version      int       `json:"version"`
+	Analysis     Analysis  `json:"analysis"`
 	// SearchAttributes are the keys of data and metadata that findTokens
 	// searches by (see search.go).
 	SearchAttributes []SearchAttribute `json:"searchAttributes,omitempty"`
@@ -82,7 +86,7 @@ func (d *Definition) ValidateWithin(lim rules.Limits) error {
 
 // compile checks d and compiles each transition's guards within lim.
 func (d *Definition) compile(lim rules.Limits) ([][]guard, error) {
-	for _, check := range []func() string{d.checkHeader, d.checkPlaces, d.checkTransitions, d.checkSearchAttributes} {
+	for _, check := range []func() string{d.checkHeader, d.checkPlaces, d.checkTransitions, d.checkSearchAttributes, d.checkArchiveAfter} {
 		if msg := check(); msg != "" {
 			return nil, fail.New(fail.BadInput, "Invalid workflow: %s", msg)
 		}

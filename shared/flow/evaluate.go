@@ -43,8 +43,11 @@ func (m *Machine) EvaluateContext(ctx context.Context, t *Token) []Evaluation {
 		}
 		failed := failures(e.RuleResults)
 		e.RulesPassed = len(failed) == 0
-		e.CanFire = e.PlaceCompatible && e.RulesPassed
+		e.CanFire = e.PlaceCompatible && e.RulesPassed && t.ArchivedAt == nil
 		e.Explanation = explain(e, t.Place, failed)
+		if t.ArchivedAt != nil {
+			e.Explanation = "the token is archived: no transition can fire"
+		}
 		out[i] = e
 	}
 	return out
@@ -101,6 +104,9 @@ func (m *Machine) Available(t *Token) []Transition {
 // running when ctx is done fails.
 func (m *Machine) AvailableContext(ctx context.Context, t *Token) []Transition {
 	out := []Transition{}
+	if t.ArchivedAt != nil {
+		return out
+	}
 	f, ferr := tokenFacts(t)
 	for i, tr := range m.Def.Transitions {
 		if !slices.Contains(tr.FromPlaces, t.Place) {

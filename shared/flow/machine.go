@@ -57,6 +57,9 @@ func (m *Machine) Fire(t *Token, r FireRequest) (*Token, *Entry, error) {
 // and never modifies t. If ctx is done before the guards are decided, the
 // error is fail.Timeout.
 func (m *Machine) FireContext(ctx context.Context, t *Token, r FireRequest) (*Token, *Entry, error) {
+	if err := changeable(t); err != nil {
+		return nil, nil, err
+	}
 	i, err := m.fireable(t, r)
 	if err != nil {
 		return nil, nil, err
@@ -164,6 +167,9 @@ func (m *Machine) Update(t *Token, r UpdateRequest) (*Token, error) {
 	hasData, hasMD := len(bytes.TrimSpace(r.Data)) > 0, len(bytes.TrimSpace(r.Metadata)) > 0
 	if !hasData && !hasMD {
 		return nil, fail.New(fail.BadInput, "nothing to update: give data or metadata")
+	}
+	if err := changeable(t); err != nil {
+		return nil, err
 	}
 	next := t.Clone()
 	var err error

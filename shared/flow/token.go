@@ -31,6 +31,11 @@ type Token struct {
 	NatsSequence    uint64          `json:"natsSequence"`  // set by storage
 	NatsSubject     string          `json:"natsSubject"`   // set by storage
 	NatsTimestamp   time.Time       `json:"natsTimestamp"` // set by storage
+	// ArchivedAt is when the token was archived (nil while it is live): an
+	// archived token has left its place, and every list and count of live
+	// tokens, and can no longer change; it stays readable by id with its
+	// history.
+	ArchivedAt *time.Time `json:"archivedAt,omitempty"`
 	// Keys are the idempotency keys of the token's latest keyed changes
 	// (at most MaxKeys), so that a retry is recognised without reading the
 	// history. Not part of the token as clients see it.

@@ -16,7 +16,16 @@ import (
 const (
 	CodeWrongLastSequence         = 10071 // a compare-and-swap failed
 	CodeWrongLastSequenceConstant = 10164 // the same, on replicated streams
+	CodeBatchDuplicateMsgID       = 10201 // an atomic batch holds a message id the stream has seen (within its duplicate window)
 )
+
+// DuplicateMsgID reports an atomic batch refused because one of its
+// messages carries a message id the stream stored within its duplicate
+// window.
+func DuplicateMsgID(err error) bool {
+	var api *jetstream.APIError
+	return errors.As(err, &api) && api.ErrorCode == CodeBatchDuplicateMsgID
+}
 
 // WrongSequence reports a failed compare-and-swap (per subject or per stream).
 func WrongSequence(err error) bool {

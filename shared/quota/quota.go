@@ -151,8 +151,15 @@ func OpenUsage(ctx context.Context, js jetstream.JetStream, replicas int) (*Usag
 	return &Usage{js: js, st: st}, nil
 }
 
+// Counter is a Usage that only adds to counts (AddLiveTokens), for a
+// service that does not own the counter stream (and does not create it).
+func Counter(js jetstream.JetStream) *Usage { return &Usage{js: js} }
+
 // LiveTokens returns a tenant's count of live tokens.
 func (u *Usage) LiveTokens(ctx context.Context, tenant string) (int64, error) {
+	if u.st == nil {
+		return 0, fail.New(fail.Internal, "quota: a Counter cannot read counts")
+	}
 	msg, err := u.st.GetLastMsgForSubject(ctx, subjects.UsageTokens(tenant))
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return 0, nil

@@ -2,8 +2,10 @@
 // system uses. Nothing else in the code base spells a subject literally.
 //
 // Request subjects live under "cb.>" (see Request); stored data lives under "workflows.>",
-// which per-workflow streams capture. The two trees never overlap, so a
-// request can never be captured by a stream.
+// which per-workflow streams capture; notices between services (core NATS,
+// never stored) live under "cbnotify.>". The trees never overlap, so a
+// request can never be captured by a stream, and no endpoint (listening on
+// cb.*.<service>.>) receives a notice.
 package subjects
 
 import (
@@ -69,6 +71,9 @@ const (
 	WorkflowUpdate Request = "workflow.update"
 	// WorkflowVersions lists every version of a definition.
 	WorkflowVersions Request = "workflow.versions"
+	// WorkflowDelete deletes a workflow: its stream, catalogue entry and
+	// every token index entry of its tokens.
+	WorkflowDelete Request = "workflow.delete"
 )
 
 // Requests of the token service.
@@ -90,7 +95,29 @@ const (
 	TokenMigrate Request = "token.migrate"
 	// TokenHistoryPage pages through one token's history.
 	TokenHistoryPage Request = "token.history"
+	// TokenArchive archives a token: it leaves its place (and every list
+	// and count of live tokens) and stays readable by id.
+	TokenArchive Request = "token.archive"
+	// TokenDelete deletes a token: its state, history and index entry.
+	TokenDelete Request = "token.delete"
 )
+
+// WorkflowDeleted is the core-NATS notice the workflow service publishes
+// once it has deleted a workflow's stream (its body is empty): every
+// token-service instance drops what it caches of the workflow, so that an
+// id created again starts afresh. Notices are not requests: they live
+// outside cb.> and no endpoint receives them.
+func WorkflowDeleted(workflowID string) string { return "cbnotify.workflow.deleted." + workflowID }
+
+// WorkflowDeletedAll matches the notice of every workflow (no queue group:
+// every instance gets each).
+const WorkflowDeletedAll = "cbnotify.workflow.deleted.*"
+
+// WorkflowIDFromNotice returns the workflow id of a WorkflowDeleted subject.
+func WorkflowIDFromNotice(subject string) string {
+	id, _ := strings.CutPrefix(subject, "cbnotify.workflow.deleted.")
+	return id
+}
 
 // TokenWriter is the request by which one token-service instance takes
 // a write (op: create, fire or update) that another instance routes to
@@ -118,6 +145,13 @@ const (
 	UsageStream = "CB_USAGE"
 )
 
+// KVKey is the subject that stores key in a KV bucket: a filtered purge
+// of it removes the key without leaving a delete marker.
+func KVKey(bucket, key string) string { return "$KV." + bucket + "." + key }
+
+// KVStream is the stream behind a KV bucket.
+func KVStream(bucket string) string { return "KV_" + bucket }
+
 // UsageTokens is the counter subject of a tenant's live tokens.
 func UsageTokens(tenant string) string { return "usage." + tenant + ".tokens" }
 
@@ -142,6 +176,10 @@ const (
 // and its events. Workflow ids are case-sensitive and restricted to
 // [A-Za-z0-9_-], so the mapping is injective.
 func StreamName(workflowID string) string { return "WORKFLOW_" + workflowID }
+
+// WorkflowOfStream returns the workflow id of a workflow stream's name,
+// and false for any other stream.
+func WorkflowOfStream(stream string) (string, bool) { return strings.CutPrefix(stream, "WORKFLOW_") }
 
 // StreamSubjects are the subjects the workflow's stream captures.
 func StreamSubjects(workflowID string) []string { return []string{"workflows." + workflowID + ".>"} }
@@ -206,6 +244,19 @@ func TokenHistory(workflowID, tokenID string) string {
 	return join("workflows", workflowID, "history", tokenID)
 }
 
+// ArchivedToken is the subject of an archived token's state: outside
+// every place, so no place listing, list of a workflow's tokens or count of
+// live tokens sees it, while a read by id still finds it.
+func ArchivedToken(workflowID, tokenID string) string {
+	return join("workflows", workflowID, "archive", tokenID)
+}
+
+// AllArchived matches every archived token state subject of a workflow.
+func AllArchived(workflowID string) string { return ArchivedToken(workflowID, "*") }
+
+// AllHistories matches every token history subject of a workflow.
+func AllHistories(workflowID string) string { return TokenHistory(workflowID, "*") }
+
 // Layout is the subject recording the stored layout of a workflow's
 // tokens: {"layout": N}. Layout 2 keeps each token's history apart from
 // its state (TokenHistory); a stream without the record is of layout 1
@@ -237,6 +288,10 @@ func TokenIDFromSubject(subject string) string {
 	}
 	return parts[5]
 }
+
+// LastToken returns the last token of a subject: the token id of a state,
+// archived-state or history subject.
+func LastToken(subject string) string { return subject[strings.LastIndexByte(subject, '.')+1:] }
 
 func join(parts ...string) string { return strings.Join(parts, ".") }
 

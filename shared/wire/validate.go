@@ -99,7 +99,7 @@ func (r *CreateWorkflowRequest) Validate() error {
 			return err
 		}
 	}
-	return text("idempotencyKey", r.IdempotencyKey, MaxKeyLen)
+	return first(text("idempotencyKey", r.IdempotencyKey, MaxKeyLen), text("archiveAfter", r.ArchiveAfter, MaxKeyLen))
 }
 
 // Validate checks the id and version.
@@ -127,6 +127,26 @@ func (r *UpdateWorkflowRequest) Validate() error {
 
 // Validate checks the id.
 func (r *WorkflowVersionsRequest) Validate() error { return requiredWorkflowID(r.ID) }
+
+// Validate checks the id.
+func (r *DeleteWorkflowRequest) Validate() error {
+	if r.ID == "" {
+		return fail.New(fail.BadInput, "id is required")
+	}
+	return ValidWorkflowID(r.ID)
+}
+
+// Validate checks the id and labels.
+func (r *ArchiveTokenRequest) Validate() error {
+	return first(ValidTokenID(r.TokenID), text("triggeredBy", r.TriggeredBy, MaxTextLen),
+		text("triggeredByClaim", r.TriggeredByClaim, MaxTextLen))
+}
+
+// Validate checks the id and labels.
+func (r *DeleteTokenRequest) Validate() error {
+	return first(ValidTokenID(r.TokenID), text("triggeredBy", r.TriggeredBy, MaxTextLen),
+		text("triggeredByClaim", r.TriggeredByClaim, MaxTextLen))
+}
 
 // Validate checks the page.
 func (r *ListWorkflowsRequest) Validate() error { return r.Page.Validate() }
@@ -227,6 +247,7 @@ type WorkflowScoped interface {
 func (r *GetWorkflowRequest) WorkflowRef() *string       { return &r.ID }
 func (r *UpdateWorkflowRequest) WorkflowRef() *string    { return &r.ID }
 func (r *WorkflowVersionsRequest) WorkflowRef() *string  { return &r.ID }
+func (r *DeleteWorkflowRequest) WorkflowRef() *string    { return &r.ID }
 func (r *CreateTokenRequest) WorkflowRef() *string       { return &r.WorkflowID }
 func (r *FindTokenRequest) WorkflowRef() *string         { return &r.WorkflowID }
 func (r *ListTokensRequest) WorkflowRef() *string        { return &r.WorkflowID }

@@ -30,6 +30,9 @@ type CreateWorkflowRequest struct {
 	Transitions  []flow.Transition `json:"transitions"`
 	// SearchAttributes are the keys findTokens searches by.
 	SearchAttributes []flow.SearchAttribute `json:"searchAttributes,omitempty"`
+	// ArchiveAfter, when set, archives tokens that sat this long in a
+	// terminal place without changing ("P30D", "720h"; flow.ParseArchiveAfter).
+	ArchiveAfter string `json:"archiveAfter,omitempty"`
 	// IdempotencyKey makes a retried create without ID return the first result.
 	IdempotencyKey string `json:"idempotencyKey,omitempty"`
 }
@@ -58,6 +61,25 @@ type WorkflowVersionsRequest struct {
 // WorkflowVersions is every version of a definition, oldest first.
 type WorkflowVersions struct {
 	Items []*flow.Definition `json:"items"`
+}
+
+// DeleteWorkflowRequest deletes a workflow: its stream (definition,
+// tokens, histories, events, durable subscriptions), its catalogue entry
+// and the token index entries of its tokens. It is refused while the
+// workflow has live (not archived) tokens, unless Force.
+type DeleteWorkflowRequest struct {
+	ID    string `json:"id"`
+	Force bool   `json:"force,omitempty"`
+}
+
+// DeleteWorkflowReply says what a workflow delete did.
+type DeleteWorkflowReply struct {
+	// Deleted is false when there was no such workflow (nothing to do).
+	Deleted bool `json:"deleted"`
+	// Tokens is how many tokens it had (live and archived), LiveTokens how
+	// many of them were live.
+	Tokens     int `json:"tokens"`
+	LiveTokens int `json:"liveTokens"`
 }
 
 // ListWorkflowsRequest asks for a page of definitions, ordered by id.
@@ -243,6 +265,32 @@ type UpdateTokenRequest struct {
 	ExpectedRevision uint64          `json:"expectedRevision,omitempty"`
 }
 
+// ArchiveTokenRequest archives a token: it leaves its place, and every
+// list and count of live tokens, and stays readable by id with its
+// history; it can no longer change. Archiving an archived token returns it
+// as it is. ExpectedRevision, when set, makes it fail with a conflict
+// unless the token is still at that revision.
+type ArchiveTokenRequest struct {
+	TokenID          string `json:"tokenId"`
+	TriggeredBy      string `json:"triggeredBy,omitempty"`
+	TriggeredByClaim string `json:"triggeredByClaim,omitempty"` // as in CreateTokenRequest
+	ExpectedRevision uint64 `json:"expectedRevision,omitempty"`
+}
+
+// DeleteTokenRequest deletes a token, live or archived: its state, its
+// history and its index entry; the events keep a token_deleted record.
+type DeleteTokenRequest struct {
+	TokenID          string `json:"tokenId"`
+	TriggeredBy      string `json:"triggeredBy,omitempty"`
+	TriggeredByClaim string `json:"triggeredByClaim,omitempty"` // as in CreateTokenRequest
+}
+
+// DeleteTokenReply says whether there was a token to delete (false: no
+// such token, or already deleted).
+type DeleteTokenReply struct {
+	Deleted bool `json:"deleted"`
+}
+
 // Event types.
 const (
 	EventWorkflowCreated   = "workflow_created"
@@ -250,6 +298,8 @@ const (
 	EventTokenCreated      = "token_created"
 	EventTokenTransitioned = "token_transitioned"
 	EventTokenUpdated      = "token_updated"
+	EventTokenArchived     = "token_archived"
+	EventTokenDeleted      = "token_deleted"
 )
 
 // Event is the JSON of every event, in the original system's shape.

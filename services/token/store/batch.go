@@ -3,11 +3,13 @@ package store
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/synadia-io/orbit.go/jetstreamext"
 
+	"github.com/cbnats/circuitbreaker/shared/fail"
 	"github.com/cbnats/circuitbreaker/shared/jsread"
 )
 
@@ -30,10 +32,16 @@ type batchSender interface {
 
 // streamBatcher is the batcher of a real stream.
 type streamBatcher struct {
-	js     jetstream.JetStream
-	stream jetstream.Stream
-	rd     jsread.Reader
+	js      jetstream.JetStream
+	stream  jetstream.Stream
+	rd      jsread.Reader
+	created time.Time // the stream's creation: a stream of the same name created since is another
 }
+
+// errStreamChanged is a committer's refresh finding its stream deleted, or
+// deleted and created again (a new incarnation of the workflow id, which
+// must be loaded afresh).
+var errStreamChanged = fail.New(fail.Unavailable, "the workflow's stream was deleted or created again: retry")
 
 func (s streamBatcher) batch() (batchSender, error) {
 	bp, err := jetstreamext.NewBatchPublisher(s.js, jetstreamext.BatchFlowControl{AckTimeout: commitTimeout})
@@ -45,6 +53,9 @@ func (s streamBatcher) batch() (batchSender, error) {
 
 func (s streamBatcher) lastSeq(ctx context.Context) (uint64, error) {
 	info, err := s.stream.Info(ctx)
+	if errors.Is(err, jetstream.ErrStreamNotFound) || (err == nil && !s.created.IsZero() && !info.Created.Equal(s.created)) {
+		return 0, errStreamChanged
+	}
 	if err != nil {
 		return 0, err
 	}

@@ -29,6 +29,7 @@ import (
 	"context"
 	"encoding/json"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -54,27 +55,41 @@ const (
 )
 
 // change is one token write waiting to be committed: a create (prevSubject
-// empty), a move to another place, or a change in place, with the history
-// entry it adds (none for an update).
+// empty), a move to another place (or, archived, out of every place), a
+// change in place, or a removal (the first step of a delete), with the
+// history entry it adds (none for an update or a removal).
 type change struct {
 	token       *flow.Token
 	entry       *flow.Entry // nil: the change adds no history
 	prevSubject string      // current state subject; "" for a create
 	prevSeq     uint64      // its sequence: the per-token compare-and-swap
+	remove      bool        // a removal: a tombstone on prevSubject and the event, no state
 	event       wire.Event
 	index       []*nats.Msg // index entries written and tombstoned, after the event
 	stored      []byte      // the state as written, set by encode
 	done        chan error  // buffered; receives the outcome once
 }
 
+// subject is where the change writes the token's state: its place, or
+// the archive once it is archived.
 func (ch *change) subject() string {
+	if ch.token.ArchivedAt != nil {
+		return subjects.ArchivedToken(ch.token.WorkflowID, ch.token.ID)
+	}
 	return subjects.TokenState(ch.token.WorkflowID, ch.token.Place, ch.token.ID)
 }
 
-func (ch *change) moves() bool { return ch.prevSubject != "" && ch.prevSubject != ch.subject() }
+// moves reports that the change leaves a tombstone on the subject the
+// token's state was on.
+func (ch *change) moves() bool {
+	return ch.remove || (ch.prevSubject != "" && ch.prevSubject != ch.subject())
+}
 
 // size is how many messages the change writes.
 func (ch *change) size() int {
+	if ch.remove {
+		return 2 + len(ch.index) // tombstone, event and index tombstones
+	}
 	n := 2 + len(ch.index) // state, event and index entries
 	if ch.moves() {
 		n++
@@ -102,6 +117,7 @@ type committer struct {
 	queue    chan *change
 	stopped  chan struct{} // closed once run has ended and failed what was queued
 	metrics  commitMetrics
+	evicted  atomic.Bool // stopped because its workflow was deleted or created again, not by shutdown
 
 	// Owned by the run goroutine only.
 	last      uint64        // the stream's last sequence, when lastKnown
@@ -116,7 +132,23 @@ func newCommitter(out batcher, log zerolog.Logger, eventTTL time.Duration, maxBy
 		queue: make(chan *change, 4096), stopped: make(chan struct{})}
 }
 
-var errStopping = fail.New(fail.Unavailable, "token service shutting down")
+var (
+	errStopping = fail.New(fail.Unavailable, "token service shutting down")
+	errEvicted  = fail.New(fail.Unavailable, "the workflow was deleted (or deleted and created again) while this write waited: retry")
+	// ErrEvicted is the error of a write whose workflow was dropped from
+	// the cache (deleted, or deleted and created again) before it
+	// committed: nothing was written; run it again, on the workflow as it
+	// is now.
+	ErrEvicted = errEvicted
+)
+
+// stopErr is what the writers the committer never served are told.
+func (c *committer) stopErr() error {
+	if c.evicted.Load() {
+		return errEvicted
+	}
+	return errStopping
+}
 
 // submit queues ch and waits for its outcome.
 func (c *committer) submit(ctx context.Context, ch *change) error {
@@ -124,7 +156,7 @@ func (c *committer) submit(ctx context.Context, ch *change) error {
 	select {
 	case c.queue <- ch:
 	case <-c.stopped:
-		return errStopping
+		return c.stopErr()
 	case <-ctx.Done():
 		return fail.New(fail.Unavailable, "token service busy: write not queued")
 	}
@@ -136,7 +168,7 @@ func (c *committer) submit(ctx context.Context, ch *change) error {
 		case err := <-ch.done:
 			return err
 		default:
-			return errStopping
+			return c.stopErr()
 		}
 	case <-ctx.Done():
 		return fail.New(fail.Timeout, "write outcome unknown: deadline passed while committing; read the token to settle it")
@@ -308,7 +340,10 @@ func (c *committer) send(ctx context.Context, src source) (sent []*change, rejec
 	return sent, rejected, err
 }
 
-var errConflict = fail.New(fail.Conflict, "token changed concurrently; read it again and retry")
+var (
+	errConflict       = fail.New(fail.Conflict, "token changed concurrently; read it again and retry")
+	errDuplicateEvent = fail.New(fail.Unavailable, "a token with this id was deleted within the duplicate window (--dedupe-window) and its events' ids are still remembered: retry after the window")
+)
 
 // settle returns the outcome of each change of a group sent in a batch
 // that ended with err. On a wrong sequence it fails the changes whose
@@ -321,6 +356,19 @@ func (c *committer) settle(ctx context.Context, sent []*change, err error) []out
 		switch {
 		case err == nil:
 			return append(out, all(sent, nil)...)
+		case jserr.DuplicateMsgID(err) && len(sent) > 1:
+			// One change's event id was stored within the duplicate window
+			// (a token deleted and created again under the same id): the
+			// batch wrote nothing. Send each change alone, so only that
+			// one fails.
+			for _, ch := range sent {
+				one, rejected, err := c.send(ctx, again([]*change{ch}))
+				out = append(out, rejected...)
+				out = append(out, c.settle(ctx, one, err)...)
+			}
+			return out
+		case jserr.DuplicateMsgID(err):
+			return append(out, all(sent, errDuplicateEvent)...)
 		case !jserr.WrongSequence(err):
 			c.lastKnown = false
 			return append(out, all(sent, storeError(err))...)
@@ -404,11 +452,11 @@ func (c *committer) refresh(ctx context.Context) error {
 // stopped: later writers are told at once.
 func (c *committer) drain() {
 	defer close(c.stopped)
-	deliver(all(c.held, errStopping))
+	deliver(all(c.held, c.stopErr()))
 	for {
 		select {
 		case ch := <-c.queue:
-			deliver(all([]*change{ch}, errStopping))
+			deliver(all([]*change{ch}, c.stopErr()))
 		default:
 			return
 		}
@@ -425,7 +473,7 @@ func (c *committer) encode(ch *change, seq uint64) ([]*nats.Msg, error) {
 	if ch.moves() {
 		msgs = append(msgs, tombstone(ch))
 	}
-	stateSeq := seq + uint64(ch.size()-len(ch.index)) - 2
+	stateSeq := seq + uint64(ch.size()-len(ch.index)) - 2 // a removal's: its tombstone's
 	stamp(ch, stateSeq, time.Now().UTC())
 	if ch.entry != nil {
 		m, err := c.entryMsg(ch, stateSeq)
@@ -434,15 +482,18 @@ func (c *committer) encode(ch *change, seq uint64) ([]*nats.Msg, error) {
 		}
 		msgs = append(msgs, m)
 	}
-	state, err := c.stateMsg(ch)
-	if err != nil {
-		return nil, err
+	if !ch.remove {
+		state, err := c.stateMsg(ch)
+		if err != nil {
+			return nil, err
+		}
+		msgs = append(msgs, state)
 	}
 	ev, err := c.eventMsg(ch)
 	if err != nil {
 		return nil, err
 	}
-	msgs = append(msgs, state, ev)
+	msgs = append(msgs, ev)
 	msgs = append(msgs, ch.index...)
 	if seq == c.last+1 {
 		msgs[0].Header.Set(jetstream.ExpectedLastSeqHeader, strconv.FormatUint(c.last, 10))
@@ -458,6 +509,9 @@ const headerRoom = 4 << 10
 func stamp(ch *change, seq uint64, now time.Time) {
 	t := ch.token
 	t.NatsSequence, t.NatsSubject, t.NatsTimestamp = seq, ch.subject(), now
+	if ch.remove {
+		t.NatsSubject = ch.prevSubject
+	}
 	if e := ch.entry; e != nil {
 		e.Record.NatsSequence = seq
 		if e.Record.TransitionID == "create" {

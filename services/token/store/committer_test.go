@@ -262,3 +262,45 @@ func TestDuplicateCreateInAnotherPlace(t *testing.T) {
 		t.Fatalf("the first token: %+v, %v", got, err)
 	}
 }
+
+// TestGroupWithADuplicateEventID: a token deleted and created again under
+// the same id (an idempotency key used again) within the stream's
+// duplicate window repeats its first event's message id, and the server
+// refuses a batch holding it (10201). Only that change fails (UNAVAILABLE:
+// retry after the window); the rest of its group commits.
+func TestGroupWithADuplicateEventID(t *testing.T) {
+	ctx, st, w, _ := groupStore(t)
+	m := w.machines[1]
+	gone := createTokens(t, ctx, st, m, 1)[0]
+	if err := st.Remove(ctx, gone, wire.Event{EventType: wire.EventTokenDeleted, TokenID: gone.ID, WorkflowID: gone.WorkflowID}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Purge(ctx, gone.WorkflowID, gone.ID); err != nil {
+		t.Fatal(err)
+	}
+	again, entry, err := m.Create(flow.CreateRequest{TokenID: gone.ID, Now: time.Now().UTC()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := createTokens(t, ctx, st, m, 1)[0]
+	group := []*change{createChange(t, m),
+		{token: again, entry: entry, event: wire.Event{EventType: wire.EventTokenCreated}, done: make(chan error, 1)},
+		fireChange(t, m, other), createChange(t, m)}
+	commitGroup(ctx, w.committer, group)
+	for i, ch := range group {
+		err := <-ch.done
+		switch {
+		case i == 1 && !errors.Is(err, fail.ErrUnavailable):
+			t.Fatalf("the change repeating an event id: %v, want UNAVAILABLE", err)
+		case i != 1 && err != nil:
+			t.Fatalf("change %d: %v", i, err)
+		case i != 1:
+			if got, err := st.Find(ctx, ch.token.WorkflowID, ch.token.ID); err != nil || got.Revision != ch.token.Revision {
+				t.Fatalf("change %d not stored: %+v, %v", i, got, err)
+			}
+		}
+	}
+	if _, err := st.Find(ctx, gone.WorkflowID, gone.ID); !errors.Is(err, fail.ErrNotFound) {
+		t.Fatalf("the refused token: %v", err)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/synadia-io/orbit.go/jetstreamext"
 
+	"github.com/cbnats/circuitbreaker/shared/fail"
 	"github.com/cbnats/circuitbreaker/shared/subjects"
 	"github.com/cbnats/circuitbreaker/shared/wire"
 )
@@ -21,7 +22,9 @@ func (s *Store) History(ctx context.Context, tokenID string, after uint64, limit
 	if err != nil {
 		return nil, err
 	}
-	if _, err := s.state(ctx, wfID, tokenID); err != nil { // the token must exist
+	if _, err := s.state(ctx, wfID, tokenID); errors.Is(err, fail.ErrNotFound) { // the token must exist (and its workflow)
+		return nil, tokenNotFound(tokenID)
+	} else if err != nil {
 		return nil, err
 	}
 	h := &historyPage{limit: limit, fires: fires, page: &wire.TokenHistoryPage{Items: []wire.HistoryItem{}}}

@@ -23,7 +23,7 @@ type indexUse struct{ key, value string }
 
 // indexUses are the entries t's state calls for under its version m.
 func indexUses(m *flow.Machine, t *flow.Token) map[indexUse]bool {
-	if m == nil || t == nil {
+	if m == nil || t == nil || t.ArchivedAt != nil { // an archived token is found by id only
 		return nil
 	}
 	out := map[indexUse]bool{}
@@ -36,8 +36,12 @@ func indexUses(m *flow.Machine, t *flow.Token) map[indexUse]bool {
 }
 
 // indexMsgs are the messages that take a token's index entries from
-// prev's (nil for a create) to next's.
+// prev's (nil for a create) to next's (nil for a removal).
 func (s *Store) indexMsgs(ctx context.Context, prev, next *flow.Token) ([]*nats.Msg, error) {
+	t := next
+	if t == nil {
+		t = prev
+	}
 	machineOf := func(t *flow.Token) (*flow.Machine, error) {
 		if t == nil {
 			return nil, nil
@@ -56,7 +60,7 @@ func (s *Store) indexMsgs(ctx context.Context, prev, next *flow.Token) ([]*nats.
 	var msgs []*nats.Msg
 	for u := range was {
 		if !is[u] {
-			m := nats.NewMsg(subjects.IndexEntry(next.WorkflowID, u.key, u.value, next.ID))
+			m := nats.NewMsg(subjects.IndexEntry(t.WorkflowID, u.key, u.value, t.ID))
 			m.Header.Set(subjects.HeaderTokenOp, subjects.TokenOpDelete)
 			m.Header.Set(jetstream.MsgRollup, jetstream.MsgRollupSubject)
 			m.Header.Set(jetstream.MsgTTLHeader, tombstoneTTL.String())
@@ -65,7 +69,7 @@ func (s *Store) indexMsgs(ctx context.Context, prev, next *flow.Token) ([]*nats.
 	}
 	for u := range is {
 		if !was[u] {
-			m := nats.NewMsg(subjects.IndexEntry(next.WorkflowID, u.key, u.value, next.ID))
+			m := nats.NewMsg(subjects.IndexEntry(t.WorkflowID, u.key, u.value, t.ID))
 			m.Header.Set(jetstream.MsgRollup, jetstream.MsgRollupSubject)
 			msgs = append(msgs, m)
 		}

@@ -69,19 +69,25 @@ type Store struct {
 	rd     jsread.Reader       // direct gets, or leader reads when replicated
 	read   metrics.Counter     // messages read, by operation
 
-	mu        sync.Mutex // guards workflows and loading
+	mu        sync.Mutex // guards workflows, loading and evicted
 	workflows map[string]*workflow
 	loading   map[string]chan struct{} // workflows being loaded (and upgraded): closed when done
+	evicted   map[string]bool          // workflows evicted while being loaded: not kept
 	wg        sync.WaitGroup           // committer goroutines
+
+	indexStream jetstream.Stream // the index bucket's stream: filtered purges remove entries without a trace
 }
 
 // workflow is what the store caches of one workflow: its stream handle,
 // its committer and the machines of its definition's versions (each
-// version never changes once stored), loaded on first use.
+// version never changes once stored), loaded on first use, until the
+// workflow is deleted (Evict).
 type workflow struct {
 	id        string
 	stream    jetstream.Stream
+	created   time.Time // the stream's creation: tells a stream created again apart
 	committer *committer
+	stop      context.CancelFunc // ends the committer
 
 	mu       sync.Mutex
 	machines map[int]*flow.Machine // by version
@@ -104,12 +110,17 @@ func Open(ctx context.Context, js jetstream.JetStream, log zerolog.Logger, o Opt
 	if err != nil {
 		return nil, storeError(err)
 	}
+	idxStream, err := js.Stream(ctx, subjects.KVStream(subjects.TokenIndexBucket))
+	if err != nil {
+		return nil, storeError(err)
+	}
 	runCtx, stop := context.WithCancel(context.Background())
-	return &Store{js: js, index: idx, log: log, opts: o, ctx: runCtx, stop: stop,
+	return &Store{js: js, index: idx, indexStream: idxStream, log: log, opts: o, ctx: runCtx, stop: stop,
 		ids:       newCache[string](idCacheSize, nil),
 		recent:    newCache(recentBudget, func(r recentState) int { return r.size }),
 		workflows: make(map[string]*workflow),
 		loading:   make(map[string]chan struct{}),
+		evicted:   make(map[string]bool),
 		rd:        jsread.New(js, o.Replicas > 1),
 		read:      o.Metrics.Counter("cb_token_messages_read_total", "Token messages read from JetStream, by operation (get, scan).", "op")}, nil
 }
@@ -207,6 +218,42 @@ func (s *Store) hasPlace(ctx context.Context, wf *workflow, place string) (bool,
 	return false, nil
 }
 
+// Definition returns a workflow's latest definition: the cached
+// workflow's, or one read of its stream (the workflow is not loaded).
+func (s *Store) Definition(ctx context.Context, id string) (*flow.Definition, error) {
+	s.mu.Lock()
+	_, ok := s.workflows[id]
+	s.mu.Unlock()
+	if ok {
+		m, err := s.Machine(ctx, id, 0)
+		if err != nil {
+			return nil, err
+		}
+		return m.Def, nil
+	}
+	v := 1
+	if msg, err := s.rd.LastOf(ctx, subjects.StreamName(id), subjects.LatestVersion(id)); err == nil {
+		var rec struct {
+			Version int `json:"version"`
+		}
+		if json.Unmarshal(msg.Data, &rec) == nil && rec.Version > 1 {
+			v = rec.Version
+		}
+	}
+	msg, err := s.rd.LastOf(ctx, subjects.StreamName(id), subjects.DefinitionVersion(id, v))
+	if errors.Is(err, jetstream.ErrMsgNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil, workflowNotFound(id)
+	}
+	if err != nil {
+		return nil, storeError(err)
+	}
+	def := new(flow.Definition)
+	if err := json.Unmarshal(msg.Data, def); err != nil {
+		return nil, fail.Wrap(fail.Internal, err, "stored definition of "+id+" is unreadable")
+	}
+	return def, nil
+}
+
 // workflow returns the cached workflow, loading it (and upgrading its
 // stream, once) on first use; concurrent first uses wait for one load.
 func (s *Store) workflow(ctx context.Context, id string) (*workflow, error) {
@@ -240,16 +287,106 @@ func (s *Store) loadOnce(ctx context.Context, id string) (*workflow, error) {
 	defer s.mu.Unlock()
 	close(s.loading[id])
 	delete(s.loading, id)
+	evicted := s.evicted[id]
+	delete(s.evicted, id)
 	if err != nil {
 		return nil, err
 	}
 	if s.ctx.Err() != nil { // closed meanwhile: no committer may start now
 		return nil, fail.New(fail.Unavailable, "token service shutting down")
 	}
+	if evicted { // deleted while it loaded: what was read may be of the deleted stream
+		return nil, errEvicted
+	}
 	s.workflows[id] = wf
+	ctx, stop := context.WithCancel(s.ctx)
+	wf.stop = stop
 	s.wg.Add(1)
-	go func() { defer s.wg.Done(); wf.committer.run(s.ctx) }()
+	go func() { defer s.wg.Done(); wf.committer.run(ctx) }()
 	return wf, nil
+}
+
+// Evict drops what the store caches of a workflow: its definition, stream
+// handle and committer (writes it still holds fail with UNAVAILABLE, to be
+// retried). The workflow service's notice of a deleted workflow calls it on
+// every instance, so a workflow created again under the same id is loaded
+// afresh; a stream found deleted or created again does too (gone).
+func (s *Store) Evict(id string) { s.evict(id, nil) }
+
+// Stale reports whether the cached workflow id is of a stream that was
+// deleted or deleted and created again (and then drops it). It costs one
+// stream info request: the token service asks it before refusing a
+// request on the grounds of a definition, so that a notice of a deleted
+// workflow it missed cannot make it refuse (or allow) by the old one.
+func (s *Store) Stale(ctx context.Context, id string) bool {
+	s.mu.Lock()
+	wf, ok := s.workflows[id]
+	s.mu.Unlock()
+	if !ok {
+		return false
+	}
+	st, err := s.js.Stream(ctx, subjects.StreamName(id))
+	if errors.Is(err, jetstream.ErrStreamNotFound) || (err == nil && !st.CachedInfo().Created.Equal(wf.created)) {
+		s.evict(id, wf)
+		return true
+	}
+	return false
+}
+
+// EvictAll drops every cached workflow: after a reconnection to NATS,
+// since a notice of a deleted workflow may have been missed meanwhile.
+func (s *Store) EvictAll() {
+	s.mu.Lock()
+	ids := make([]string, 0, len(s.workflows))
+	for id := range s.workflows {
+		ids = append(ids, id)
+	}
+	s.mu.Unlock()
+	for _, id := range ids {
+		s.evict(id, nil)
+	}
+}
+
+// evict drops workflow id if it is still only (or any one when only is nil).
+func (s *Store) evict(id string, only *workflow) {
+	s.mu.Lock()
+	wf, ok := s.workflows[id]
+	if ok && (only == nil || wf == only) {
+		delete(s.workflows, id)
+	} else {
+		ok = false
+	}
+	if _, busy := s.loading[id]; busy && only == nil {
+		s.evicted[id] = true
+	}
+	s.mu.Unlock()
+	if ok {
+		wf.committer.evicted.Store(true)
+		wf.stop()
+		s.log.Info().Str("workflow", id).Msg("workflow dropped from the cache: its stream was deleted or created again")
+	}
+}
+
+// gone turns err, met on workflow wf's stream, into what the caller is
+// told. A stream that no longer exists (a deleted workflow: no responders
+// to direct gets and batches, "stream not found" to the rest) is dropped
+// from the cache and reads as NOT_FOUND; one created again since wf was
+// loaded is dropped and the request told to retry. Anything else is a
+// storage error.
+func (s *Store) gone(ctx context.Context, id string, wf *workflow, err error) error {
+	if !errors.Is(err, nats.ErrNoResponders) && !errors.Is(err, jetstream.ErrStreamNotFound) && !errors.Is(err, errStreamChanged) {
+		return storeError(err)
+	}
+	st, serr := s.js.Stream(ctx, subjects.StreamName(id))
+	switch {
+	case errors.Is(serr, jetstream.ErrStreamNotFound):
+		s.evict(id, wf)
+		return workflowNotFound(id)
+	case serr == nil && !st.CachedInfo().Created.Equal(wf.created):
+		s.evict(id, wf)
+		return errEvicted
+	}
+	return storeError(err)
 }
 
 func (s *Store) load(ctx context.Context, id string) (*workflow, error) {
@@ -267,8 +404,10 @@ func (s *Store) load(ctx context.Context, id string) (*workflow, error) {
 		return nil, err
 	}
 	log := s.log.With().Str("workflow", id).Logger()
-	wf := &workflow{id: id, stream: st, machines: map[int]*flow.Machine{}, committer: newCommitter(streamBatcher{js: s.js, stream: st, rd: s.rd},
-		log, s.opts.EventTTL, s.js.Conn().MaxPayload, newCommitMetrics(s.opts.Metrics))}
+	created := st.CachedInfo().Created
+	wf := &workflow{id: id, stream: st, created: created, machines: map[int]*flow.Machine{},
+		committer: newCommitter(streamBatcher{js: s.js, stream: st, rd: s.rd, created: created}, log, s.opts.EventTTL,
+			s.js.Conn().MaxPayload, newCommitMetrics(s.opts.Metrics))}
 	if _, err := s.machine(ctx, wf, 1); err != nil { // a stream without a definition is no workflow
 		return nil, err
 	}

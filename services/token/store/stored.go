@@ -19,6 +19,7 @@ import (
 //
 //	workflows.<wf>.places.<place>.tokens.<id>  storedToken: the current state, no history (rolled up)
 //	workflows.<wf>.history.<id>                storedEntry: one per change that adds to the history
+//	workflows.<wf>.archive.<id>                storedToken of an archived token (ArchivedAt set), out of every place
 //
 // Layout 1 held the whole history inside the state message; Upgrade
 // converts it (migrate.go).
@@ -46,7 +47,8 @@ type storedToken struct {
 	NatsSequence    uint64           `json:"natsSequence"`
 	NatsSubject     string           `json:"natsSubject"`
 	NatsTimestamp   time.Time        `json:"natsTimestamp"`
-	Legacy          *legacyHistories `json:"-"` // a layout-1 state's history, when read
+	ArchivedAt      *time.Time       `json:"archivedAt,omitempty"` // set on workflows.<wf>.archive.<id>
+	Legacy          *legacyHistories `json:"-"`                    // a layout-1 state's history, when read
 }
 
 // storedKey is one remembered idempotency key.
@@ -96,7 +98,7 @@ type legacyHistories struct {
 func toStored(t *flow.Token) storedToken {
 	s := storedToken{Layout: layout, ID: t.ID, WorkflowID: t.WorkflowID, WorkflowVersion: t.WorkflowVersion, Place: t.Place, Data: t.Data, Metadata: t.Metadata,
 		CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt, Revision: t.Revision, Records: t.Records,
-		NatsSequence: t.NatsSequence, NatsSubject: t.NatsSubject, NatsTimestamp: t.NatsTimestamp}
+		NatsSequence: t.NatsSequence, NatsSubject: t.NatsSubject, NatsTimestamp: t.NatsTimestamp, ArchivedAt: t.ArchivedAt}
 	for _, k := range t.Keys {
 		s.Keys = append(s.Keys, storedKey(k))
 	}
@@ -107,7 +109,7 @@ func toStored(t *flow.Token) storedToken {
 func (s *storedToken) token() *flow.Token {
 	t := &flow.Token{ID: s.ID, WorkflowID: s.WorkflowID, WorkflowVersion: max(1, s.WorkflowVersion), Place: s.Place, Data: s.Data, Metadata: s.Metadata,
 		CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt, Revision: s.Revision, Records: s.Records,
-		NatsSequence: s.NatsSequence, NatsSubject: s.NatsSubject, NatsTimestamp: s.NatsTimestamp}
+		NatsSequence: s.NatsSequence, NatsSubject: s.NatsSubject, NatsTimestamp: s.NatsTimestamp, ArchivedAt: s.ArchivedAt}
 	for _, k := range s.Keys {
 		t.Keys = append(t.Keys, flow.KeyUse(k))
 	}

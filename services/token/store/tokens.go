@@ -36,12 +36,19 @@ func (s *Store) WorkflowOf(ctx context.Context, tokenID string) (string, error) 
 }
 
 // Get returns a token by id alone: one index lookup and one direct get.
+// A token whose workflow no longer exists (deleted since this instance
+// cached the token's index entry) does not exist either.
 func (s *Store) Get(ctx context.Context, tokenID string) (*flow.Token, error) {
 	wf, err := s.WorkflowOf(ctx, tokenID)
 	if err != nil {
 		return nil, err
 	}
-	return s.Find(ctx, wf, tokenID)
+	t, err := s.Find(ctx, wf, tokenID)
+	if errors.Is(err, fail.ErrNotFound) {
+		s.ids.remove(tokenID)
+		return nil, tokenNotFound(tokenID)
+	}
+	return t, err
 }
 
 // Find returns a token of a known workflow: a wildcard last-by-subject
@@ -54,24 +61,30 @@ func (s *Store) Find(ctx context.Context, workflowID, tokenID string) (*flow.Tok
 	return st.token(), nil
 }
 
-// state reads a token's state message, of either layout.
+// state reads a token's state message, of either layout: its newest
+// message in any place, or, when it is in none (a tombstone or nothing),
+// its archived state. A live token costs one read; only a token in no
+// place costs a second.
 func (s *Store) state(ctx context.Context, workflowID, tokenID string) (*storedToken, error) {
 	wf, err := s.workflow(ctx, workflowID)
 	if err != nil {
 		return nil, err
 	}
-	s.read.Inc("get")
-	msg, err := s.rd.Last(ctx, wf.stream, subjects.TokenAnyPlace(workflowID, tokenID))
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return nil, tokenNotFound(tokenID)
+	for _, subj := range []string{subjects.TokenAnyPlace(workflowID, tokenID), subjects.ArchivedToken(workflowID, tokenID)} {
+		s.read.Inc("get")
+		msg, err := s.rd.Last(ctx, wf.stream, subj)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, s.gone(ctx, workflowID, wf, err)
+		}
+		if msg.Header.Get(subjects.HeaderTokenOp) == subjects.TokenOpDelete {
+			continue
+		}
+		return decodeState(msg.Data)
 	}
-	if err != nil {
-		return nil, storeError(err)
-	}
-	if msg.Header.Get(subjects.HeaderTokenOp) == subjects.TokenOpDelete {
-		return nil, tokenNotFound(tokenID)
-	}
-	return decodeState(msg.Data)
+	return nil, tokenNotFound(tokenID)
 }
 
 // List returns a page of a workflow's tokens in stream order.
@@ -90,6 +103,9 @@ func (s *Store) InPlace(ctx context.Context, workflowID, place string, p wire.Pa
 		if err != nil {
 			return nil, err
 		}
+		if s.Stale(ctx, workflowID) { // the definition was of a deleted workflow: ask the current one
+			return s.InPlace(ctx, workflowID, place, p)
+		}
 		return nil, fail.New(fail.NotFound, "Place '%s' not found in workflow '%s'", place, workflowID)
 	}
 	return s.scan(ctx, workflowID, subjects.PlaceTokens(workflowID, place), p)
@@ -100,7 +116,8 @@ func (s *Store) InPlace(ctx context.Context, workflowID, place string, p wire.Pa
 // message read. Rollups leave one message per token subject, so the scan
 // costs what the answer holds plus its tombstones.
 func (s *Store) scan(ctx context.Context, workflowID, filter string, p wire.Page) (*wire.TokenPage, error) {
-	if _, err := s.workflow(ctx, workflowID); err != nil {
+	wf, err := s.workflow(ctx, workflowID)
+	if err != nil {
 		return nil, err
 	}
 	after, err := cursor(p.After)
@@ -117,7 +134,7 @@ func (s *Store) scan(ctx context.Context, workflowID, filter string, p wire.Page
 	}
 	for more := true; more && !pg.full(); {
 		if more, err = read(ctx, workflowID, filter, pg); err != nil {
-			return nil, err
+			return nil, s.gone(ctx, workflowID, wf, err)
 		}
 	}
 	items, err := pg.tokens()
@@ -277,9 +294,9 @@ func (s *Store) Change(ctx context.Context, prev, next *flow.Token, entry *flow.
 func (s *Store) commit(ctx context.Context, wf *workflow, ch *change) (*flow.Token, error) {
 	if err := wf.committer.submit(ctx, ch); err != nil {
 		s.recent.remove(ch.token.ID)
-		return nil, err
+		return nil, s.gone(ctx, ch.token.WorkflowID, wf, err)
 	}
-	if len(ch.stored) > recentMaxBytes {
+	if ch.remove || len(ch.stored) > recentMaxBytes {
 		s.recent.remove(ch.token.ID)
 	} else {
 		s.recent.put(ch.token.ID, recentState{token: ch.token, size: len(ch.stored)})
@@ -312,4 +329,89 @@ func optional(s string) *string {
 		return nil
 	}
 	return &s
+}
+
+// Deleting a token takes two steps, each idempotent, so that running the
+// delete again finishes one that stopped half-way:
+//
+//  1. Remove: one atomic batch of a tombstone on the token's state (in its
+//     place, or its archived state) with the compare-and-swap of any
+//     change, and its token_deleted event. From then on the token reads as
+//     absent everywhere.
+//  2. Purge: filtered purges of every subject of the token (its state or
+//     tombstone in any place, its archived state, its history), then of
+//     its index entry, last, so that a delete stopped after step 1 is
+//     still found by id (the index) and finished. Only its events remain.
+
+// Remove commits the first step of deleting cur (as read): a tombstone on
+// its state, if it is still at cur's revision (else CONFLICT), and ev.
+func (s *Store) Remove(ctx context.Context, cur *flow.Token, ev wire.Event) error {
+	wf, err := s.workflow(ctx, cur.WorkflowID)
+	if err != nil {
+		return err
+	}
+	gone := cur.Clone()
+	gone.Revision++
+	index, err := s.indexMsgs(ctx, cur, nil)
+	if err != nil {
+		return err
+	}
+	_, err = s.commit(ctx, wf, &change{token: gone, prevSubject: cur.NatsSubject, prevSeq: cur.NatsSequence, remove: true, event: ev, index: index})
+	return err
+}
+
+// Purge removes every message of a token from its workflow's stream and
+// then its index entry (the second step of a delete). A workflow that no
+// longer exists has nothing left to purge but the index entry.
+func (s *Store) Purge(ctx context.Context, workflowID, tokenID string) error {
+	if err := s.purgeMessages(ctx, workflowID, tokenID); err != nil {
+		return err
+	}
+	return s.purgeIndex(ctx, tokenID)
+}
+
+// purgeMessages purges a token's subjects from its workflow's stream.
+func (s *Store) purgeMessages(ctx context.Context, workflowID, tokenID string) error {
+	wf, err := s.workflow(ctx, workflowID)
+	if errors.Is(err, fail.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, subj := range []string{subjects.TokenAnyPlace(workflowID, tokenID), subjects.ArchivedToken(workflowID, tokenID),
+		subjects.TokenHistory(workflowID, tokenID), subjects.IndexEntry(workflowID, "*", "*", tokenID)} {
+		if err := wf.stream.Purge(ctx, jetstream.WithPurgeSubject(subj)); err != nil {
+			if err = s.gone(ctx, workflowID, wf, err); errors.Is(err, fail.ErrNotFound) {
+				return nil
+			}
+			return err
+		}
+	}
+	s.recent.remove(tokenID)
+	return nil
+}
+
+// purgeIndex removes a token's index entry without a trace (a filtered
+// purge of its key leaves no delete marker).
+func (s *Store) purgeIndex(ctx context.Context, tokenID string) error {
+	if err := s.indexStream.Purge(ctx, jetstream.WithPurgeSubject(subjects.KVKey(subjects.TokenIndexBucket, tokenID))); err != nil {
+		return storeError(err)
+	}
+	s.ids.remove(tokenID)
+	return nil
+}
+
+// Indexed reports whether the index holds an entry for a token (read from
+// JetStream, not the cache), and its workflow.
+func (s *Store) Indexed(ctx context.Context, tokenID string) (string, bool, error) {
+	b, err := s.rd.KV(ctx, s.index, tokenID)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		s.ids.remove(tokenID)
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, storeError(err)
+	}
+	return string(b), true, nil
 }
