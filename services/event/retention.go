@@ -39,6 +39,10 @@ func (s *Service) Trim(ctx context.Context, r Retention) (uint64, error) {
 		if !ok {
 			continue
 		}
+		// Analytics fold every event in before any is purged.
+		if _, err := s.catchUp(ctx, wf); err != nil {
+			return purged, err
+		}
 		n, err := s.trimCount(ctx, wf, r.MaxMsgs)
 		if err != nil {
 			return purged, err
