@@ -311,7 +311,7 @@ func (s *Service) systemHealth(ctx context.Context, _ *wire.SystemHealthRequest)
 		h.TotalMessages += in.State.Msgs
 		h.TotalBytes += in.State.Bytes
 	}
-	h.ClusterStatus = clusterStatus(infos)
+	h.ClusterStatus = clusterStatus(infos, s.js.Conn().ConnectedServerName())
 	h.Servers = serverStats(ctx, s.js.Conn())
 	h.ConnectedServers = len(h.Servers)
 	if h.Servers == nil {
@@ -323,13 +323,17 @@ func (s *Service) systemHealth(ctx context.Context, _ *wire.SystemHealthRequest)
 
 // clusterStatus summarises the streams' replication; its leader is the
 // catalogue stream's (the meta leader is visible to the system account
-// only).
-func clusterStatus(infos []*jetstream.StreamInfo) wire.ClusterStatus {
+// only). A server that is not in a cluster reports no cluster for its
+// streams: it (here) leads them all.
+func clusterStatus(infos []*jetstream.StreamInfo, here string) wire.ClusterStatus {
 	cs := wire.ClusterStatus{InSync: true}
 	for _, in := range infos {
 		cs.Replicas = max(cs.Replicas, in.Config.Replicas)
 		c := in.Cluster
-		if c == nil || c.Leader == "" {
+		if c == nil {
+			c = &jetstream.ClusterInfo{Leader: here}
+		}
+		if c.Leader == "" {
 			cs.Leaderless++
 			cs.InSync = false
 			continue
@@ -354,6 +358,7 @@ func serversOf(infos []*jetstream.StreamInfo) map[string]bool {
 	out := map[string]bool{}
 	for _, in := range infos {
 		if in.Cluster == nil {
+			out["-"] = true // a single server
 			continue
 		}
 		if in.Cluster.Leader != "" {
@@ -385,6 +390,7 @@ func (s *Service) workflowHealth(ctx context.Context, r *wire.WorkflowHealthRequ
 	h := &wire.WorkflowHealth{WorkflowID: r.WorkflowID, StreamName: in.Config.Name, MessageCount: in.State.Msgs,
 		Bytes: in.State.Bytes, FirstSequence: in.State.FirstSeq, LastSequence: in.State.LastSeq, Consumers: in.State.Consumers,
 		Replicas: in.Config.Replicas, InSync: true}
+	h.Leader = s.js.Conn().ConnectedServerName() // a server outside a cluster reports no cluster: it leads
 	if c := in.Cluster; c != nil {
 		h.Leader = c.Leader
 		for _, rep := range c.Replicas {
