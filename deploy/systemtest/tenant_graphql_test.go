@@ -212,9 +212,21 @@ var tenantOps = []tenantOp{
 	{"tokenUpdates", "viewer", `subscription($tok:String!){ tokenUpdates(tokenId:$tok){ id } }`, tokVars, true},
 	{"workflowEvents", "viewer", `subscription($wf:String!){ workflowEvents(workflowId:$wf, afterSequence:"1"){ eventType } }`, wfVars, true},
 	{"placeEvents", "viewer", `subscription($wf:String!){ placeEvents(workflowId:$wf, placeId:"a", afterSequence:"1"){ eventType } }`, wfVars, true},
+	{"workflowAnalytics", "viewer", `query($wf:String!){ workflowAnalytics(workflowId:$wf){ totalTokens tokensPerPlace { place count } } }`, wfVars, false},
+	{"workflowHealth", "viewer", `query($wf:String!){ workflowHealth(workflowId:$wf){ streamName consumerLag } }`, wfVars, false},
+	// natsSystemHealth and natsPerformanceMetrics show every tenant's
+	// streams: a tenant's credentials get FORBIDDEN whatever their role.
+	{"natsSystemHealth", everyTenant, `query{ natsSystemHealth{ totalStreams } }`, noVars, false},
+	{"natsPerformanceMetrics", everyTenant, `query{ natsPerformanceMetrics{ requests } }`, noVars, false},
 	// workflows, tokens without workflowId and createWorkflow are checked
 	// on their own below: they name no existing object of a tenant.
 }
+
+// everyTenant is the "role" of a field only credentials of every tenant
+// may use.
+const everyTenant = "every-tenant"
+
+func noVars(_, _ string) map[string]any { return nil }
 
 var uuidPattern = regexp.MustCompile(`[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}`)
 
@@ -262,7 +274,7 @@ func TestTenantIsolationOverGraphQL(t *testing.T) {
 					if op.sub && name == "POST" {
 						continue
 					}
-					allowed := roleRank(role) >= roleRank(op.role)
+					allowed := roleRank(role) >= roleRank(op.role) && op.role != everyTenant
 					own := run(t, st.GraphQL, key, op.query, op.vars("orders", w.token[tn]))
 					theirs := run(t, st.GraphQL, key, op.query, op.vars(w.wf[other], w.token[other]))
 					absent := run(t, st.GraphQL, key, op.query, op.vars(other+"::nothing", w.absent))
