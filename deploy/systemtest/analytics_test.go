@@ -359,6 +359,9 @@ func TestAnalyticsMatchHistory(t *testing.T) {
 		!near(g.AverageProcessingSecs, done/float64(x.completed)) {
 		t.Errorf("throughput %+v, want %d created, %d transitions, %d completed in %v s", g, x.created, x.transitions, x.completed, done/float64(x.completed))
 	}
+	st2 := testkit.Must(s.stackJS().Stream(c, "KV_CB_ANALYTICS"))
+	agg := testkit.Must(st2.GetLastMsgForSubject(c, "$KV.CB_ANALYTICS.w."+wf))
+	t.Logf("the aggregate is %d bytes", len(agg.Data))
 	// A longer window counts by the hour, with the same totals.
 	long := testkit.Must(s.c.Analytics(c, &wire.AnalyticsRequest{WorkflowID: wf, Window: "7d"}))
 	if g := long.Throughput; len(long.Periods) != 168 || g.Period != "last_7d" || g.TokensCreated != x.created || g.Transitions != x.transitions || g.TokensCompleted != x.completed {
