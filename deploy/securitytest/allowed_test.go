@@ -338,6 +338,25 @@ func eventFields(t *testing.T, s *system, want []string) {
 	if st := data["workflowStats"].(map[string]any); st["tokens"] != float64(1) || st["events"] != float64(len(want)) {
 		t.Fatalf("GraphQL workflowStats = %v", st)
 	}
+	// Analytics and health (issue 16): the bucket CB_ANALYTICS, account
+	// and stream infos, the servers' STATZ and the services' micro STATS.
+	data = s.gql(t, `{ workflowAnalytics(workflowId: "doc") { totalTokens events }
+		workflowHealth(workflowId: "doc") { messageCount serviceInstances }
+		natsSystemHealth { connectedServers totalStreams servers { name connections } }
+		natsPerformanceMetrics(timeRange: "5m") { requests connectionCount measuredSeconds } }`, nil)
+	if a := data["workflowAnalytics"].(map[string]any); a["totalTokens"] != float64(1) || a["events"] != float64(len(want)) {
+		t.Fatalf("GraphQL workflowAnalytics = %v", a)
+	}
+	if h := data["workflowHealth"].(map[string]any); h["messageCount"].(float64) < float64(len(want)) || h["serviceInstances"].(float64) < 1 {
+		t.Fatalf("GraphQL workflowHealth = %v", h)
+	}
+	if h := data["natsSystemHealth"].(map[string]any); h["connectedServers"].(float64) < 1 || h["totalStreams"].(float64) < 3 ||
+		len(h["servers"].([]any)) != int(h["connectedServers"].(float64)) {
+		t.Fatalf("GraphQL natsSystemHealth = %v (no STATZ?)", h)
+	}
+	if p := data["natsPerformanceMetrics"].(map[string]any); p["requests"].(float64) < 0 || p["connectionCount"].(float64) < 4 {
+		t.Fatalf("GraphQL natsPerformanceMetrics = %v", p)
+	}
 	created := s.gql(t, `mutation { createEventSubscription(input: {workflowId: "doc", name: "dashboard", deliver: "all"}) { name consumer pending } }`, nil)
 	if c := created["createEventSubscription"].(map[string]any); c["consumer"] != "sub_dashboard" {
 		t.Fatalf("GraphQL createEventSubscription = %v", c)

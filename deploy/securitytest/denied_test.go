@@ -104,6 +104,11 @@ var denials = []denial{
 	{"event writes an event", "event", publish("workflows.doc.events.lifecycle")},
 	{"event binds the token index", "event", bucket("CB_TOKEN_INDEX")},
 	{"event reads the catalogue", "event", request("$JS.API.DIRECT.GET.KV_CB_WORKFLOWS")},
+	{"event reads the catalogue through its leader", "event", request("$JS.API.STREAM.MSG.GET.KV_CB_WORKFLOWS")},
+	{"event reads the token index through its leader", "event", request("$JS.API.STREAM.MSG.GET.KV_CB_TOKEN_INDEX")},
+	{"event writes the catalogue", "event", publish("$KV.CB_WORKFLOWS.doc")},
+	{"event deletes the analytics bucket", "event", request("$JS.API.STREAM.DELETE.KV_CB_ANALYTICS")},
+	{"event asks the servers for their state", "event", request("$SYS.REQ.SERVER.PING.STATZ")},
 	{"event creates a consumer on token states", "event", request("$JS.API.CONSUMER.CREATE.WORKFLOW_doc.sub_x.workflows.doc.places.>")},
 	{"event creates a consumer on a bucket", "event", request("$JS.API.CONSUMER.CREATE.KV_CB_TOKEN_INDEX.x.$KV.CB_TOKEN_INDEX.>")},
 

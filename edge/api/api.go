@@ -132,6 +132,9 @@ func (a *API) Resolvers() gql.Resolvers {
 			return optional(p.Parent.(*flow.Definition).ArchiveAfter), nil
 		},
 	}
+	for k, f := range a.analyticsResolvers() { // analytics and health (edge/api/analytics.go)
+		r[k] = f
+	}
 	for k, f := range r {
 		r[k] = a.allow(k, coded(f))
 	}

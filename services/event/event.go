@@ -17,6 +17,7 @@ import (
 
 	"github.com/cbnats/circuitbreaker/shared/fail"
 	"github.com/cbnats/circuitbreaker/shared/jserr"
+	"github.com/cbnats/circuitbreaker/shared/jsread"
 	"github.com/cbnats/circuitbreaker/shared/metrics"
 	"github.com/cbnats/circuitbreaker/shared/subjects"
 	"github.com/cbnats/circuitbreaker/shared/wire"
@@ -45,6 +46,9 @@ type Options struct {
 	MaxSubscriptions int
 	// Metrics, when set, counts subscriptions refused by the quota.
 	Metrics *metrics.Registry
+	// Replicas of the analytics bucket; above 1 its reads go through the
+	// stream leader.
+	Replicas int
 }
 
 // Service implements the event endpoints.
@@ -55,6 +59,8 @@ type Service struct {
 	refused    metrics.Counter
 	creating   chan struct{} // a one-slot lock: this instance creates one subscription at a time
 	now        func() time.Time
+	an         *analyticsStore
+	perf       *sampler
 }
 
 // New returns a Service reading and subscribing through js.
@@ -71,7 +77,8 @@ func New(js jetstream.JetStream, o Options) *Service {
 	return &Service{js: js, maxDeliver: o.MaxDeliver, maxSubs: o.MaxSubscriptions, creating: make(chan struct{}, 1),
 		refused: o.Metrics.Counter("cb_event_subscriptions_refused_total",
 			"Durable event subscriptions refused: their workflow had reached --event-max-subscriptions, or its stream its consumer limit."),
-		now: time.Now}
+		now: time.Now,
+		an:  &analyticsStore{js: js, rd: jsread.New(js, o.Replicas > 1)}, perf: newSampler()}
 }
 
 func (s *Service) stream(ctx context.Context, wf string) (jetstream.Stream, error) {

@@ -10,6 +10,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/synadia-io/orbit.go/jetstreamext"
 
+	"github.com/cbnats/circuitbreaker/shared/fail"
 	"github.com/cbnats/circuitbreaker/shared/jserr"
 	"github.com/cbnats/circuitbreaker/shared/subjects"
 )
@@ -38,6 +39,13 @@ func (s *Service) Trim(ctx context.Context, r Retention) (uint64, error) {
 		wf, ok := strings.CutPrefix(name, "WORKFLOW_")
 		if !ok {
 			continue
+		}
+		// Analytics fold every event in before any is purged.
+		if _, err := s.catchUp(ctx, wf); err != nil {
+			if fail.KindOf(err) == fail.NotFound {
+				continue // deleted since it was listed
+			}
+			return purged, err // purge nothing analytics have not applied
 		}
 		n, err := s.trimCount(ctx, wf, r.MaxMsgs)
 		if err != nil {

@@ -18,6 +18,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -81,6 +82,10 @@ type Server struct {
 // own processing time only counts the hand-off to the pool).
 type workStats struct {
 	requests, errors, nanos atomic.Int64
+	// Appended for issue 16 (natsPerformanceMetrics): the work time in
+	// metrics.DefaultBuckets (+Inf last), and the errors of code 5xx.
+	buckets      [16 + 1]atomic.Int64
+	serverErrors atomic.Int64
 }
 
 // WorkStats is an endpoint's "data" in `nats micro stats|info`.
@@ -89,6 +94,14 @@ type WorkStats struct {
 	Errors         int64   `json:"errors"`
 	AverageMicros  float64 `json:"average_work_micros"`
 	TotalWorkNanos int64   `json:"total_work_nanos"`
+	// LatencyBuckets counts requests by work time: LatencyBounds are the
+	// buckets' upper bounds in seconds (metrics.DefaultBuckets), the last
+	// count is above them all. Not cumulative.
+	LatencyBuckets []int64   `json:"latency_buckets,omitempty"`
+	LatencyBounds  []float64 `json:"latency_bounds_seconds,omitempty"`
+	// ServerErrors counts the errors of code 500 and above (unavailable,
+	// timeout, internal); Errors counts every error.
+	ServerErrors int64 `json:"server_errors"`
 }
 
 // Stats returns the work done on subject; it is the micro StatsHandler.
@@ -98,20 +111,29 @@ func (s *Server) Stats(subject string) WorkStats {
 		return WorkStats{}
 	}
 	w := v.(*workStats)
-	st := WorkStats{Requests: w.requests.Load(), Errors: w.errors.Load(), TotalWorkNanos: w.nanos.Load()}
+	st := WorkStats{Requests: w.requests.Load(), Errors: w.errors.Load(), TotalWorkNanos: w.nanos.Load(),
+		ServerErrors: w.serverErrors.Load(), LatencyBounds: metrics.DefaultBuckets, LatencyBuckets: make([]int64, len(w.buckets))}
+	for i := range w.buckets {
+		st.LatencyBuckets[i] = w.buckets[i].Load()
+	}
+	st.LatencyBounds = st.LatencyBounds[:min(len(st.LatencyBounds), len(w.buckets)-1)]
 	if st.Requests > 0 {
 		st.AverageMicros = float64(st.TotalWorkNanos) / float64(st.Requests) / 1000
 	}
 	return st
 }
 
-func (s *Server) record(subject string, d time.Duration, failed bool) {
+func (s *Server) record(subject string, d time.Duration, err error) {
 	v, _ := s.work.LoadOrStore(subject, &workStats{})
 	w := v.(*workStats)
 	w.requests.Add(1)
 	w.nanos.Add(int64(d))
-	if failed {
+	w.buckets[min(sort.SearchFloat64s(metrics.DefaultBuckets, d.Seconds()), len(w.buckets)-1)].Add(1)
+	if err != nil {
 		w.errors.Add(1)
+		if Code(err) >= 500 {
+			w.serverErrors.Add(1)
+		}
 	}
 }
 
@@ -283,7 +305,7 @@ func (s *Server) reply(r micro.Request, start time.Time, resp any, err error) {
 	defer func() {
 		d := time.Since(start)
 		s.latency.Observe(d, s.service, endpoint)
-		s.record(endpoint, d, err != nil)
+		s.record(endpoint, d, err)
 	}()
 	if err == nil {
 		if err = s.publish(r.Reply(), resp, nil); err == nil {

@@ -304,3 +304,40 @@ const (
 	EventSubscriptions Request = "event.subscriptions"
 	EventUnsubscribe   Request = "event.unsubscribe"
 )
+
+// Requests of the event service: analytics and health.
+const (
+	// EventAnalytics is a workflow's analytics, folded incrementally from
+	// its events into the AnalyticsBucket.
+	EventAnalytics Request = "event.analytics"
+	// EventWorkflowHealth is a workflow's stream, subscriptions and rates.
+	EventWorkflowHealth Request = "event.workflowhealth"
+	// EventSystemHealth is the account's JetStream and servers as the
+	// services' NATS user sees them (every tenant only).
+	EventSystemHealth Request = "event.systemhealth"
+	// EventPerformance is message and request rates and latencies over a
+	// recent time range (every tenant only).
+	EventPerformance Request = "event.performance"
+)
+
+// AnalyticsBucket is the KV bucket of workflow analytics: per workflow an
+// aggregate (key AnalyticsKey) with the last event sequence it applied,
+// and per live token the time it entered its place (AnalyticsTokenKey).
+const AnalyticsBucket = "CB_ANALYTICS"
+
+// analyticsWorkflowKey maps a workflow id to a key token sequence: the
+// tenant separator "::" becomes "." (no name contains a dot).
+func analyticsWorkflowKey(workflowID string) string {
+	return strings.Replace(workflowID, "::", ".", 1)
+}
+
+// AnalyticsKey is the key of a workflow's analytics aggregate.
+func AnalyticsKey(workflowID string) string { return "w." + analyticsWorkflowKey(workflowID) }
+
+// AnalyticsTokenKey is the key of a live token's place entry time.
+func AnalyticsTokenKey(workflowID, tokenID string) string {
+	return "t." + analyticsWorkflowKey(workflowID) + "." + tokenID
+}
+
+// KVSubject is the subject a key of a KV bucket is stored on.
+func KVSubject(bucket, key string) string { return "$KV." + bucket + "." + key }
