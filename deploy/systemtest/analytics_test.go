@@ -388,3 +388,29 @@ func TestAnalyticsRequests(t *testing.T) {
 		t.Errorf("a workflow without tokens: %+v", got)
 	}
 }
+
+// TestAnalyticsCountArchivedAndDeleted: an archived or deleted token
+// leaves its place's count and the live tokens, once (a token archived
+// and then deleted too); a completed token archived stays completed.
+func TestAnalyticsCountArchivedAndDeleted(t *testing.T) {
+	s, c := start(t, ""), ctx(t)
+	testkit.Must(s.c.CreateWorkflow(c, race("gone")))
+	var ids []string
+	for range 5 {
+		ids = append(ids, testkit.Must(s.c.CreateToken(c, &wire.CreateTokenRequest{WorkflowID: "gone"})).ID)
+	}
+	testkit.Must(s.c.ArchiveToken(c, &wire.ArchiveTokenRequest{TokenID: ids[0]}))
+	testkit.Must(s.c.ArchiveToken(c, &wire.ArchiveTokenRequest{TokenID: ids[1]}))
+	testkit.Must(s.c.DeleteToken(c, &wire.DeleteTokenRequest{TokenID: ids[1]})) // archived, then deleted
+	testkit.Must(s.c.DeleteToken(c, &wire.DeleteTokenRequest{TokenID: ids[2]}))
+	a := testkit.Must(s.c.Analytics(c, &wire.AnalyticsRequest{WorkflowID: "gone"}))
+	inA := int64(-1)
+	for _, pc := range a.TokensPerPlace {
+		if pc.Place == "a" {
+			inA = pc.Count
+		}
+	}
+	if a.TotalTokens != 5 || a.LiveTokens != 2 || inA != 2 {
+		t.Fatalf("total %d, live %d, in a %d; want 5, 2, 2 (%+v)", a.TotalTokens, a.LiveTokens, inA, a.TokensPerPlace)
+	}
+}
