@@ -58,7 +58,7 @@ export function drawNet(wf, { onPlace, extra = () => '' }) {
       s('title', {}, `${tlabel(t)} (${t.fromPlaces.join(', ')} → ${t.toPlace})${desc ? `\n${desc}` : ''}`),
       s('rect', { x: n.x - BAR.w / 2, y: n.y - BAR.h / 2 - 9, width: BAR.w, height: BAR.h, rx: 2 }),
       s('text.label', { x: n.x, y: n.y + BAR.h / 2 + 5, 'text-anchor': 'middle' }, tlabel(t)),
-      guard ? s('text.mark', { x: n.x + BAR.w / 2 + 3, y: n.y - BAR.h / 2 - 2 }, '⛨ guard') : null,
+      guard ? s('text.mark', { x: n.x + BAR.w / 2 + 3, y: n.y - BAR.h / 2 - 2 }, '◆ guard') : null,
       dead ? s('text.mark', { x: n.x + BAR.w / 2 + 3, y: n.y - BAR.h / 2 - 2 + (guard ? 11 : 0) }, 'dead') : null,
       more ? s('text.mark', { x: n.x, y: n.y + BAR.h / 2 + 17, 'text-anchor': 'middle' }, `⏱ ${more}`) : null));
   });
@@ -97,7 +97,7 @@ export function drawNet(wf, { onPlace, extra = () => '' }) {
       h('button', { type: 'button', onclick: () => view.zoom(1.25), 'aria-label': 'Zoom in' }, '+'),
       h('button', { type: 'button', onclick: () => view.zoom(0.8), 'aria-label': 'Zoom out' }, '−'),
       h('button', { type: 'button', onclick: () => view.reset() }, 'Fit'),
-      h('span.legend', {}, h('span.lg-place', {}, '○ place'), h('span', {}, '▮ transition'), h('span', {}, '◎ terminal'), h('span.lg-dead', {}, '┆ dead / unreachable'), h('span', {}, '⛨ guard'))),
+      h('span.legend', {}, h('span.lg-place', {}, '○ place'), h('span', {}, '▮ transition'), h('span', {}, '◎ terminal'), h('span.lg-dead', {}, '┆ dead / unreachable'), h('span', {}, '◆ guard'))),
     svg);
   return {
     el,
@@ -117,43 +117,67 @@ export function drawNet(wf, { onPlace, extra = () => '' }) {
   };
 }
 
-/** Pans (pointer drag, arrow keys on the SVG) and zooms (wheel, +/-) the world group; reset() fits the net. */
+/**
+ * Pans (pointer drag, arrow keys on the SVG) and zooms (wheel, +/-) the
+ * world group. The SVG's viewBox is its own size in pixels; fit() scales
+ * the net to it, but never below 0.55 (a long net stays readable and is
+ * panned instead), and is kept up on resizes until the user moves the view.
+ */
 function panZoom(svg, world, lay) {
   let k = 1;
   let x = 0;
   let y = 0;
+  let vw = lay.width;
+  let vh = lay.height;
+  let moved = false;
   const apply = () => world.setAttribute('transform', `translate(${x} ${y}) scale(${k})`);
-  const zoom = (f, cx = lay.width / 2, cy = lay.height / 2) => {
-    const nk = Math.min(8, Math.max(0.2, k * f));
+  const zoom = (f, cx = vw / 2, cy = vh / 2) => {
+    const nk = Math.min(8, Math.max(0.1, k * f));
     x = cx - ((cx - x) * nk) / k;
     y = cy - ((cy - y) * nk) / k;
     k = nk;
+    moved = true;
     apply();
   };
-  const toWorld = (e) => {
+  const fit = () => {
+    k = Math.max(0.55, Math.min(1.5, vw / lay.width, vh / lay.height));
+    x = lay.width * k < vw ? (vw - lay.width * k) / 2 : 0;
+    y = (vh - lay.height * k) / 2;
+    moved = false;
+    apply();
+  };
+  new ResizeObserver(() => {
     const r = svg.getBoundingClientRect();
-    const scale = Math.max(lay.width / r.width, lay.height / r.height);
-    return [(e.clientX - r.left) * scale, (e.clientY - r.top) * scale, scale];
+    if (!r.width || !r.height) return;
+    vw = r.width;
+    vh = r.height;
+    svg.setAttribute('viewBox', `0 0 ${vw} ${vh}`);
+    if (!moved) fit();
+  }).observe(svg);
+  const at = (e) => {
+    const r = svg.getBoundingClientRect();
+    return [e.clientX - r.left, e.clientY - r.top];
   };
   svg.addEventListener('wheel', (e) => {
     e.preventDefault();
-    const [cx, cy] = toWorld(e);
-    zoom(e.deltaY < 0 ? 1.1 : 1 / 1.1, cx, cy);
+    zoom(e.deltaY < 0 ? 1.1 : 1 / 1.1, ...at(e));
   }, { passive: false });
   let drag = null;
   svg.addEventListener('pointerdown', (e) => {
     if (e.target.closest('g.place')) return;
-    drag = { px: e.clientX, py: e.clientY, x, y, scale: toWorld(e)[2] };
+    drag = { px: e.clientX, py: e.clientY, x, y };
     svg.setPointerCapture(e.pointerId);
   });
   svg.addEventListener('pointermove', (e) => {
     if (!drag) return;
-    x = drag.x + (e.clientX - drag.px) * drag.scale;
-    y = drag.y + (e.clientY - drag.py) * drag.scale;
+    x = drag.x + e.clientX - drag.px;
+    y = drag.y + e.clientY - drag.py;
+    moved = true;
     apply();
   });
   svg.addEventListener('pointerup', () => (drag = null));
   svg.setAttribute('tabindex', '0');
+  svg.setAttribute('aria-description', 'Arrow keys pan, + and - zoom, 0 fits');
   svg.addEventListener('keydown', (e) => {
     if (e.target !== svg) return;
     const step = 40;
@@ -161,18 +185,13 @@ function panZoom(svg, world, lay) {
     if (moves[e.key]) {
       x += moves[e.key][0];
       y += moves[e.key][1];
+      moved = true;
       apply();
     } else if (e.key === '+' || e.key === '=') zoom(1.25);
     else if (e.key === '-') zoom(0.8);
-    else if (e.key === '0') reset();
+    else if (e.key === '0') fit();
     else return;
     e.preventDefault();
   });
-  const reset = () => {
-    k = 1;
-    x = 0;
-    y = 0;
-    apply();
-  };
-  return { zoom, reset };
+  return { zoom, reset: fit };
 }

@@ -98,6 +98,7 @@ export function workflowView(main, route, extras) {
   // kind of change that cannot be applied locally (migration, a new
   // definition) asks for the counts again too.
   let counting = false;
+  let starts = 0; // how often the event subscription has (re)started
   let dirty = false;
   const recount = async (asked = query(STATS, { id: route.id })) => {
     counting = true;
@@ -106,6 +107,8 @@ export function workflowView(main, route, extras) {
       const { workflowStats: st } = await asked;
       const per = new Map(st.tokensPerPlace.map((pc) => [pc.place, pc.count]));
       for (const p of state.wf.places) state.net.setCount(p, per.get(p) || 0);
+      // Counted after the subscription started: from now on the counts follow every event.
+      if (starts > 0 && !dirty) netBox.dataset.live = 'true';
       fill(head.querySelector('.wf-stats'), `${st.tokens} tokens · ${st.transitionsInWindow} transitions in the last ${st.windowMinutes} min`);
     } catch (e) {
       fill(head.querySelector('.wf-stats'), problem(e));
@@ -128,8 +131,13 @@ export function workflowView(main, route, extras) {
     } else if (!['token_updated', 'bulk_progress', 'workflow_created'].includes(e.eventType)) recountSoon();
   };
 
-  let starts = 0;
-  const stopEvents = subscribe(`subscription E($id: String!) { workflowEvents(workflowId: $id) { eventType workflowId tokenId place fromPlace toPlace transitionId timestamp triggeredBy natsSequence sequence } }`, { id: route.id }, {
+  // The subscription starts once the first counts are shown: starting a
+  // workflow's feed on the edge (a JetStream consumer) while workflowStats
+  // reads the stream slows the read several times over. Events committed
+  // between the two are caught by one more count once it has started.
+  let stopEvents = () => {};
+  let stopped = false;
+  const listen = () => !stopped && (stopEvents = subscribe(`subscription E($id: String!) { workflowEvents(workflowId: $id) { eventType workflowId tokenId place fromPlace toPlace transitionId timestamp triggeredBy natsSequence sequence } }`, { id: route.id }, {
     next: ({ workflowEvents: e }) => {
       apply(e);
       state.feed.unshift(e);
@@ -138,9 +146,9 @@ export function workflowView(main, route, extras) {
       state.onEvent?.(e);
     },
     error: (e) => head.append(problem(e)),
-    // A re-connected subscription may have missed events: count again.
-    started: () => starts++ > 0 && state.wf && recountSoon(),
-  });
+    // A (re-)connected subscription may have missed events: count again.
+    started: () => recountSoon(starts++ === 0 ? 1500 : 300),
+  }));
 
   // The counts are asked for at once, beside the definition: reading them
   // is what takes longest (workflowStats reads every token and event).
@@ -171,8 +179,11 @@ export function workflowView(main, route, extras) {
         `Terminal places: ${a.terminalPlaces.join(', ') || 'none'}.`));
     state.net = drawNet(wf, { onPlace: (p) => (location.hash = links.place(wf.id, p)), extra: (t) => timerText(t, timerFields) });
     fill(netBox, state.net.el);
+    performance.mark('cb:net-drawn');
     await recount(firstCount);
     netBox.dataset.ready = 'true';
+    performance.mark('cb:counts-shown');
+    listen();
     panel();
   })();
 
@@ -198,6 +209,7 @@ export function workflowView(main, route, extras) {
       panel();
     },
     stop() {
+      stopped = true;
       stopEvents();
       state.stopPanel();
       clearTimeout(state.statsTimer);
