@@ -92,6 +92,8 @@ type Options struct {
 	SubscriptionURL string
 	// Title is the page title. Default "GraphiQL".
 	Title string
+	// ConsoleURL, when set, is linked from the page's top bar ("Console").
+	ConsoleURL string
 }
 
 func (o Options) withDefaults() Options {
@@ -164,6 +166,8 @@ body{display:flex;flex-direction:column}
 .cb-auth input{width:22rem;max-width:40vw;padding:.2rem .4rem;font:inherit;border:1px solid #b9bec7;border-radius:4px}
 .cb-auth button{padding:.2rem .6rem;font:inherit;border:1px solid #b9bec7;border-radius:4px;background:#fff;cursor:pointer}
 .cb-auth small{color:#666}
+.cb-auth .cb-console{margin-left:auto;color:#0550ae}
+body.graphiql-dark .cb-auth .cb-console{color:#79c0ff}
 body.graphiql-dark .cb-auth{background:#0f1420;color:#ccd;border-color:#2a3040}
 body.graphiql-dark .cb-auth input,body.graphiql-dark .cb-auth button{background:#1a2030;color:#ccd;border-color:#3a4255}
 body.graphiql-dark .cb-auth small{color:#99a}
@@ -175,6 +179,7 @@ body.graphiql-dark .cb-auth small{color:#99a}
 <input id="cb-bearer" type="password" autocomplete="off" spellcheck="false" aria-describedby="cb-bearer-note">
 <button id="cb-bearer-clear" type="button" aria-label="Clear the bearer key">Clear</button>
 <small id="cb-bearer-note">kept in this tab's session storage only; sent as Authorization: Bearer</small>
+{{if .ConsoleURL}}<a class="cb-console" href="{{.ConsoleURL}}">Console</a>{{end}}
 </div>
 <div id="graphiql">Loading GraphiQL…</div>
 <script src="{{.React}}"></script>
@@ -286,6 +291,7 @@ func Page(o Options) http.Handler {
 	var buf bytes.Buffer
 	err := pageTmpl.Execute(&buf, map[string]string{
 		"Title":           o.Title,
+		"ConsoleURL":      o.ConsoleURL,
 		"Endpoint":        o.Endpoint,
 		"SubscriptionURL": o.SubscriptionURL,
 		"DefaultQuery":    DefaultQuery,

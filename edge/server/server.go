@@ -93,6 +93,9 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("/graphql", browser(page, graphql))
 	mux.Handle("/{$}", browser(page, graphql))
 	mux.Handle(assetPrefix, graphiqlAssets())
+	mux.Handle("GET /console", consolePage())
+	mux.Handle("GET /console/{$}", consolePage())
+	mux.Handle("GET "+consoleAssets, consoleAssetFiles())
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("Circuit Breaker GraphQL Server is running!\n"))
