@@ -53,6 +53,7 @@ func (s *Service) Start(nc *nats.Conn, srv *rpc.Server) (micro.Service, error) {
 			Request:     `{tokenId: uuid, data?: JSON merge patch, replaceData?, metadata?: JSON merge patch, triggeredBy?, expectedRevision?}`,
 			Response:    tokenReply},
 	}
+	specs = append(specs, s.importSpecs(srv)...)
 	if s.writers != nil {
 		svc.Metadata = map[string]string{subjects.MetaWriter: s.writers.self}
 		specs = append(specs, s.writerSpecs(srv)...)

@@ -19,7 +19,7 @@ func (s *Service) Start(nc *nats.Conn, srv *rpc.Server) (micro.Service, error) {
 		Name:        subjects.WorkflowService,
 		Version:     Version,
 		Description: "Workflow definitions: validate, analyse, store, get and list",
-	}, []rpc.Spec{
+	}, append([]rpc.Spec{
 		{Name: "create", Subject: subjects.WorkflowCreate, Handler: rpc.Endpoint(srv, s.create),
 			Description: "Validate and store a definition; creates its stream and emits workflow_created",
 			Request:     `{id?, name, description?, places: [place], initialPlace, transitions: [{id, name?, description?, fromPlaces, toPlace, conditions?, rules?}], idempotencyKey?}`,
@@ -34,5 +34,5 @@ func (s *Service) Start(nc *nats.Conn, srv *rpc.Server) (micro.Service, error) {
 		{Name: "list", Subject: subjects.WorkflowList, Handler: rpc.Endpoint(srv, s.list),
 			Description: "List definitions ordered by id",
 			Request:     `{first?: int (≤1000), after?: cursor}`, Response: `{items: [Definition], next?: cursor}`},
-	}, srv)
+	}, s.importSpecs(srv)...), srv)
 }
