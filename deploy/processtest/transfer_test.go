@@ -111,15 +111,17 @@ func TestImportKill9(t *testing.T) {
 
 	file := filepath.Join(t.TempDir(), "kill.ndjson")
 	f := testkit.Must(os.Create(file))
+	t0 := time.Now()
 	exp := transferProc(t, nil, f, "export", "--workflow", wf, "--events", "--nats", srcURL)
 	exp.wait(t, 2*time.Minute)
+	took := time.Since(t0)
 	f.Close()
 	if exp.exitCode != 0 {
 		t.Fatalf("export exited %d:\n%s", exp.exitCode, exp.out.tail(10))
 	}
 	exp.waitLine(t, fmt.Sprintf("exported %s: 2 versions, %d tokens", wf, n+1), time.Second)
 	size := testkit.Must(os.Stat(file)).Size()
-	t.Logf("exported %d tokens, %d bytes", n+1, size)
+	t.Logf("export took %v: %d tokens, %d bytes", took.Round(time.Millisecond), n+1, size)
 
 	dstPort := freePort(t)
 	dst, dstURL := circuitBreaker(t, dstDir, dstPort, "--sync-always")
@@ -162,7 +164,7 @@ func TestImportKill9(t *testing.T) {
 	t.Logf("killed the importer with %d/5 sample tokens in, then the system with %d/5; the importer said: %s", k1, k2, imp.out.tail(1))
 	dst, _ = circuitBreaker(t, dstDir, dstPort, "--sync-always")
 	// 3: complete.
-	t0 := time.Now()
+	t0 = time.Now()
 	imp = importer()
 	imp.wait(t, 3*time.Minute)
 	t.Logf("the completing run took %v: %s", time.Since(t0).Round(time.Millisecond), imp.out.tail(1))

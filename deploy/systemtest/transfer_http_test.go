@@ -159,3 +159,43 @@ func TestTransferOverHTTP(t *testing.T) {
 		t.Fatalf("a tenant imports into another tenant's workflow: %d %s", status, body)
 	}
 }
+
+// TestImportStreamsOverHTTP: POST /import works on the body as it
+// arrives (the workflow exists while the client is still sending), and a
+// client that stops sending for the body timeout gets 408, with what it
+// sent before imported.
+func TestImportStreamsOverHTTP(t *testing.T) {
+	a := start(t, "")
+	ids := transferData(t, a, "slow", 2)
+	file := exportFile(t, a, "slow", false)
+	b := startHTTP(t, "", 1, nil, func(h *config.HTTP) { h.BodyTimeout = time.Second })
+	first := file[:bytes.Index(file, []byte(`"kind":"token"`))]
+	first = first[:bytes.LastIndexByte(first[:len(first)-1], '\n')+1] // header and versions
+	pr, pw := io.Pipe()
+	done := make(chan int, 1)
+	go func() {
+		status, _, _ := httpDo(t, b, http.MethodPost, "/import", "", pr)
+		done <- status
+	}()
+	testkit.Must(pw.Write(first))
+	// The first token line ends the versions: the workflow is imported then.
+	rest := file[len(first):]
+	line := rest[:bytes.IndexByte(rest, '\n')+1]
+	testkit.Must(pw.Write(line))
+	testkit.Poll(t, 10*time.Second, "the workflow imported while the body is still coming", func() bool {
+		_, err := b.c.GetWorkflow(ctx(t), "slow")
+		return err == nil
+	})
+	select { // the client now stalls
+	case status := <-done:
+		if status != http.StatusRequestTimeout {
+			t.Fatalf("a stalled import: %d, want 408", status)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("a stalled import was not ended by the body timeout")
+	}
+	pw.Close()
+	if _, err := b.c.GetToken(ctx(t), ids[0]); !errors.Is(err, fail.ErrNotFound) {
+		t.Fatalf("the token whose line came last is visible: %v", err)
+	}
+}

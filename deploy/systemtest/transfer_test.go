@@ -179,11 +179,12 @@ func TestExportImportRoundTrip(t *testing.T) {
 	c := ctx(t)
 	const wf = "xfer"
 	ids := transferData(t, a, wf, 2500)
+	t0 := time.Now()
 	file := exportFile(t, a, wf, true)
 	lines := bytes.Count(file, []byte("\n"))
-	t.Logf("export: %d tokens, %d lines, %d bytes", len(ids), lines, len(file))
+	t.Logf("export took %v: %d tokens, %d lines, %d bytes", time.Since(t0).Round(time.Millisecond), len(ids), lines, len(file))
 
-	t0 := time.Now()
+	t0 = time.Now()
 	sum, err := importFile(t, b, file, false)
 	if err != nil {
 		t.Fatalf("import: %v (%+v)", err, sum)

@@ -90,17 +90,14 @@ func (s *Server) exportWorkflow(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rc := http.NewResponseController(w)
-	out := &lazyWriter{w: w, start: func() {
+	out := &lazyWriter{w: w, extend: func() { _ = rc.SetWriteDeadline(time.Now().Add(s.opts.WriteTimeout)) }, start: func() {
 		w.Header().Set("Content-Type", transfer.ContentType)
 		w.Header().Set("Content-Disposition", `attachment; filename="`+safeFilename(id)+`.ndjson"`)
 		w.Header().Set("Cache-Control", "no-store")
 		w.WriteHeader(http.StatusOK)
 	}}
 	_, err = transfer.Export(r.Context(), s.transferClient(r.Context()), out, transfer.ExportOptions{WorkflowID: id, Events: events,
-		Flush: func() {
-			_ = rc.SetWriteDeadline(time.Now().Add(s.opts.WriteTimeout))
-			_ = rc.Flush()
-		}})
+		Flush: func() { _ = rc.Flush() }})
 	if err != nil && !out.started {
 		transferError(w, err)
 	} else if err != nil {
@@ -117,14 +114,13 @@ func (s *Server) importWorkflow(w http.ResponseWriter, r *http.Request) {
 	rc := http.NewResponseController(w)
 	idle := s.opts.BodyTimeout
 	body := &idleReader{r: r.Body, extend: func() { _ = rc.SetReadDeadline(time.Now().Add(idle)) }}
-	body.extend()
 	by := "http"
 	if id, ok := auth.FromContext(r.Context()); ok {
 		by = id.Name
 	}
 	sum, err := transfer.Import(r.Context(), s.transferClient(r.Context()), body, transfer.ImportOptions{Merge: merge, TriggeredBy: by,
 		RequestBytes: int(min(s.nc.MaxPayload()/4, 1<<20)),
-		Progress: func(*transfer.Summary) { _ = rc.SetWriteDeadline(time.Now().Add(s.opts.WriteTimeout)) }})
+		Progress:     func(*transfer.Summary) { _ = rc.SetWriteDeadline(time.Now().Add(s.opts.WriteTimeout)) }})
 	status := http.StatusOK
 	if err != nil {
 		status = httpStatus(err)
@@ -196,10 +192,13 @@ func safeFilename(id string) string {
 }
 
 // lazyWriter writes the response's header when the first bytes come, so
-// an export that fails before writing anything gets an error status.
+// an export that fails before writing anything gets an error status, and
+// gives every write the write timeout (a client that stops reading stalls
+// the export that long, no longer; an export as long as it keeps going).
 type lazyWriter struct {
 	w       io.Writer
 	start   func()
+	extend  func()
 	started bool
 }
 
@@ -208,12 +207,14 @@ func (l *lazyWriter) Write(p []byte) (int, error) {
 		l.started = true
 		l.start()
 	}
+	l.extend()
 	return l.w.Write(p)
 }
 
-// idleReader moves the read deadline on after every read that returns
-// data, so a body may take as long as it keeps coming, and remembers the
-// error that ended it.
+// idleReader gives every read of the body the body timeout, so a body
+// may take as long as it keeps coming (the time the import spends on the
+// services between reads does not count), and remembers the error that
+// ended it.
 type idleReader struct {
 	r      io.Reader
 	extend func()
@@ -221,10 +222,8 @@ type idleReader struct {
 }
 
 func (i *idleReader) Read(p []byte) (int, error) {
+	i.extend()
 	n, err := i.r.Read(p)
-	if n > 0 {
-		i.extend()
-	}
 	if err != nil && i.err == nil {
 		i.err = err
 	}
