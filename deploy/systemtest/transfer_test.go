@@ -37,7 +37,8 @@ func loopWorkflow(id string) (*wire.CreateWorkflowRequest, *wire.UpdateWorkflowR
 // with longHistory history entries. It returns the token ids.
 func transferData(t *testing.T, s *system, wf string, longHistory int) []string {
 	t.Helper()
-	c := ctx(t)
+	c, cancel := context.WithTimeout(context.Background(), 5*time.Minute) // thousands of fires on a busy machine
+	defer cancel()
 	v1, v2 := loopWorkflow(wf)
 	testkit.Must(s.c.CreateWorkflow(c, v1))
 	var ids []string
@@ -176,9 +177,9 @@ func streamLast(t *testing.T, s *system, wf string) uint64 {
 // not one message.
 func TestExportImportRoundTrip(t *testing.T) {
 	a, b := start(t, ""), start(t, "")
-	c := ctx(t)
 	const wf = "xfer"
 	ids := transferData(t, a, wf, 2500)
+	c := ctx(t)
 	t0 := time.Now()
 	file := exportFile(t, a, wf, true)
 	lines := bytes.Count(file, []byte("\n"))
@@ -308,8 +309,8 @@ func TestImportConflictsAndMerge(t *testing.T) {
 // importing the whole file then completes it: every token exactly once.
 func TestImportTruncatedFile(t *testing.T) {
 	a, b := start(t, ""), start(t, "")
-	c := ctx(t)
 	ids := transferData(t, a, "cut", 1500)
+	c := ctx(t)
 	file := exportFile(t, a, "cut", false)
 	long := ids[len(ids)-4]
 	// Cut in the middle of the long token's history, after a whole line.

@@ -270,9 +270,8 @@ func (s *store) publishImported(ctx context.Context, st jetstream.Stream, d *flo
 		if err != nil {
 			return fail.Wrap(fail.Internal, err, "encode event")
 		}
-		evm := nats.NewMsg(subjects.LifecycleEvents(d.ID))
+		evm := nats.NewMsg(subjects.LifecycleEvents(d.ID)) // no message id: the version's compare-and-swap makes it once
 		evm.Data = ev
-		evm.Header.Set(jetstream.MsgIDHeader, "workflow:"+d.ID+":imported:"+strconv.Itoa(d.Version))
 		if s.opts.EventTTL >= time.Second {
 			evm.Header.Set(jetstream.MsgTTLHeader, s.opts.EventTTL.String())
 		}

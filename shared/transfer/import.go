@@ -191,6 +191,9 @@ func (im *importer) readLine() ([]byte, error) {
 				return nil, io.EOF
 			}
 			im.line++
+			if len(buf) > im.o.MaxLineBytes {
+				return nil, im.fileError("longer than %d bytes", im.o.MaxLineBytes)
+			}
 			return buf, nil
 		case err != nil:
 			return nil, fmt.Errorf("read line %d: %w", im.line+1, err)

@@ -271,24 +271,15 @@ func (s *Store) importedKeys(ctx context.Context, wf *workflow, part *ImportPart
 		}
 	}
 	if part.First > 1 {
-		hist := subjects.TokenHistory(wf.id, part.TokenID)
-		for after := uint64(0); ; {
-			msg, err := s.rd.Next(ctx, subjects.StreamName(wf.id), after+1, hist)
-			if errors.Is(err, jetstream.ErrMsgNotFound) {
-				break
-			}
-			if err != nil {
-				return nil, storeError(err)
-			}
-			after = msg.Sequence
-			e, err := decodeEntry(msg.Data)
-			if err != nil {
-				return nil, err
-			}
+		err := s.eachStoredEntry(ctx, wf, part.TokenID, func(e *storedEntry) bool {
 			if e.N >= part.First {
-				break
+				return false
 			}
 			add(e.entry().Record)
+			return true
+		})
+		if err != nil {
+			return nil, err
 		}
 	}
 	for _, e := range part.Entries {
@@ -298,6 +289,51 @@ func (s *Store) importedKeys(ctx context.Context, wf *workflow, part *ImportPart
 		keys = keys[n-flow.MaxKeys:]
 	}
 	return keys, nil
+}
+
+// eachStoredEntry calls f on a token's stored history entries in order,
+// until f returns false: direct batch gets on one server, leader reads
+// when replicated.
+func (s *Store) eachStoredEntry(ctx context.Context, wf *workflow, tokenID string, f func(*storedEntry) bool) error {
+	hist, stream := subjects.TokenHistory(wf.id, tokenID), subjects.StreamName(wf.id)
+	for after := uint64(0); ; {
+		if s.rd.Leader() {
+			msg, err := s.rd.Next(ctx, stream, after+1, hist)
+			if errors.Is(err, jetstream.ErrMsgNotFound) {
+				return nil
+			}
+			if err != nil {
+				return storeError(err)
+			}
+			after = msg.Sequence
+			e, err := decodeEntry(msg.Data)
+			if err != nil || !f(e) {
+				return err
+			}
+			continue
+		}
+		it, err := jetstreamext.GetBatch(ctx, s.js, stream, 1000, jetstreamext.GetBatchSeq(after+1), jetstreamext.GetBatchSubject(hist))
+		if err != nil {
+			return storeError(err)
+		}
+		read := 0
+		for msg, err := range it {
+			if errors.Is(err, jetstreamext.ErrNoMessages) {
+				return nil
+			}
+			if err != nil {
+				return storeError(err)
+			}
+			read, after = read+1, msg.Sequence
+			e, err := decodeEntry(msg.Data)
+			if err != nil || !f(e) {
+				return err
+			}
+		}
+		if read == 0 {
+			return nil
+		}
+	}
 }
 
 // groupPlans packs plans into batches of at most maxBatchMsgs messages, in
@@ -444,9 +480,8 @@ func (s *Store) importMsgs(wf *workflow, p *importPlan, entries []flow.Entry, hi
 	if err != nil {
 		return nil, fail.Wrap(fail.Internal, err, "encode event of token "+t.ID)
 	}
-	evm := nats.NewMsg(subjects.LifecycleEvents(wf.id))
+	evm := nats.NewMsg(subjects.LifecycleEvents(wf.id)) // no message id: the state's compare-and-swap makes it once
 	evm.Data = body
-	evm.Header.Set(jetstream.MsgIDHeader, t.ID+":imported:"+strconv.FormatUint(t.Revision, 10))
 	if s.opts.EventTTL >= time.Second {
 		evm.Header.Set(jetstream.MsgTTLHeader, s.opts.EventTTL.String())
 	}
