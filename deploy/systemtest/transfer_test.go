@@ -423,3 +423,76 @@ func TestImportConcurrently(t *testing.T) {
 		t.Fatalf("%d token_imported events for %d tokens", n, len(ids))
 	}
 }
+
+// TestImportTokenParts: over NATS, a token's parts may come in one
+// request (each is planned on what the one before wrote), a part after a
+// gap is refused, and parts sent again are skipped by number.
+func TestImportTokenParts(t *testing.T) {
+	s, c := start(t, ""), ctx(t)
+	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	def := &flow.Definition{ID: "parts", Name: "parts", Places: []string{"a"}, InitialPlace: "a",
+		Transitions: []flow.Transition{{ID: "loop", FromPlaces: []string{"a"}, ToPlace: "a"}}, CreatedAt: at, UpdatedAt: at, Version: 1}
+	testkit.Must(s.c.ImportWorkflow(c, &wire.ImportWorkflowRequest{WorkflowID: "parts", Versions: []*flow.Definition{def}}))
+	entries := func(from, to int) []wire.HistoryItem {
+		var out []wire.HistoryItem
+		for n := from; n <= to; n++ {
+			r := flow.TransitionRecord{FromPlace: "a", ToPlace: "a", TransitionID: "loop", Timestamp: at.Add(time.Duration(n) * time.Second),
+				IdempotencyKey: fmt.Sprintf("k%d", n)}
+			ev := &flow.HistoryEvent{Timestamp: r.Timestamp, Transition: "loop", From: "a", To: "a", Data: json.RawMessage(fmt.Sprintf(`{"n":%d}`, n))}
+			if n == 1 {
+				r.TransitionID, r.IdempotencyKey, ev = "create", "", nil
+			}
+			out = append(out, wire.HistoryItem{Record: r, Event: ev})
+		}
+		return out
+	}
+	id := "5f0e8d1c-2b3a-4c5d-8e6f-000000000001"
+	tok := &flow.Token{ID: id, Place: "a", Data: json.RawMessage(`{"n":70}`), CreatedAt: at, UpdatedAt: at.Add(time.Minute), Revision: 70, Records: 70}
+	rep := testkit.Must(s.c.ImportTokens(c, &wire.ImportTokensRequest{WorkflowID: "parts", Tokens: []wire.ImportTokenPart{
+		{TokenID: id, First: 1, Entries: entries(1, 30)},
+		{TokenID: id, First: 31, Entries: entries(31, 60)},
+		{TokenID: id, First: 61, Entries: entries(61, 70), Token: tok, Final: true},
+	}}))
+	if o := rep.Items; o[0].Outcome != wire.ImportPartial || o[1].Outcome != wire.ImportPartial || o[2].Outcome != wire.ImportImported || o[2].Entries != 10 {
+		t.Fatalf("parts in one request: %+v", o)
+	}
+	if h := testkit.Must(s.c.AllHistory(c, id)); len(h) != 70 || h[69].Event == nil || string(h[69].Event.Data) != `{"n":70}` {
+		t.Fatalf("history of %d entries", len(h))
+	}
+	// The keys of the latest 64 keyed records are remembered: k7 … k70.
+	got := testkit.Must(s.c.Fire(c, &wire.FireRequest{TokenID: id, TransitionID: "loop", IdempotencyKey: "k70"}))
+	if got.Revision != 70 {
+		t.Fatalf("a retried key fired: revision %d", got.Revision)
+	}
+	// A gap, and parts sent again.
+	id2 := "5f0e8d1c-2b3a-4c5d-8e6f-000000000002"
+	tok2 := *tok
+	tok2.ID = id2
+	rep = testkit.Must(s.c.ImportTokens(c, &wire.ImportTokensRequest{WorkflowID: "parts", Tokens: []wire.ImportTokenPart{
+		{TokenID: id2, First: 1, Entries: entries(1, 20)},
+		{TokenID: id2, First: 31, Entries: entries(31, 70), Token: &tok2, Final: true},
+	}}))
+	if o := rep.Items; o[0].Outcome != wire.ImportPartial || o[1].Outcome != wire.ImportFailed || o[1].Code != "BAD_USER_INPUT" ||
+		!strings.Contains(o[1].Error, "ends at entry 20") {
+		t.Fatalf("a gap: %+v", o)
+	}
+	rep = testkit.Must(s.c.ImportTokens(c, &wire.ImportTokensRequest{WorkflowID: "parts", Tokens: []wire.ImportTokenPart{
+		{TokenID: id2, First: 1, Entries: entries(1, 40)},
+		{TokenID: id2, First: 41, Entries: entries(41, 70), Token: &tok2, Final: true},
+	}}))
+	if o := rep.Items; o[0].Outcome != wire.ImportPartial || o[0].Entries != 20 || o[1].Outcome != wire.ImportImported || o[1].Entries != 30 {
+		t.Fatalf("parts again: %+v", o)
+	}
+	if _, err := s.c.GetToken(c, id2); err != nil {
+		t.Fatal(err)
+	}
+	// Another file's entries for a token whose history is under way: a conflict.
+	id3 := "5f0e8d1c-2b3a-4c5d-8e6f-000000000003"
+	testkit.Must(s.c.ImportTokens(c, &wire.ImportTokensRequest{WorkflowID: "parts", Tokens: []wire.ImportTokenPart{{TokenID: id3, First: 1, Entries: entries(1, 5)}}}))
+	other := entries(1, 10)
+	other[4].Record.TriggeredBy = "someone else"
+	rep = testkit.Must(s.c.ImportTokens(c, &wire.ImportTokensRequest{WorkflowID: "parts", Tokens: []wire.ImportTokenPart{{TokenID: id3, First: 1, Entries: other}}}))
+	if o := rep.Items[0]; o.Outcome != wire.ImportConflict {
+		t.Fatalf("another file's history: %+v", o)
+	}
+}

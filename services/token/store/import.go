@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"reflect"
+	"slices"
 	"strconv"
 	"time"
 
@@ -74,18 +75,29 @@ func (s *Store) Import(ctx context.Context, wfID string, parts []*ImportPart) ([
 	for i := range parts {
 		pending[i] = i
 	}
-	for attempt := 0; len(pending) > 0; attempt++ {
-		if attempt == maxImportAttempts {
-			for _, i := range pending {
-				res[i] = ImportResult{Outcome: wire.ImportFailed, Err: fail.New(fail.Unavailable, "the workflow's stream kept moving: import token %s again", parts[i].TokenID)}
+	// Rounds: each plans (reads) and writes at most one part of a token,
+	// since a token's next part is planned on what its previous one wrote;
+	// parts whose batch lost a race are planned again, alone, next round.
+	retries := 0
+	for retried := false; len(pending) > 0; {
+		if retried {
+			if retries++; retries == maxImportAttempts {
+				for _, i := range pending {
+					res[i] = ImportResult{Outcome: wire.ImportFailed, Err: fail.New(fail.Unavailable, "the workflow's stream kept moving: import token %s again", parts[i].TokenID)}
+				}
+				break
 			}
-			break
-		}
-		if attempt > 0 {
-			time.Sleep(time.Duration(attempt) * time.Millisecond)
+			time.Sleep(time.Duration(retries) * time.Millisecond)
 		}
 		var plans []*importPlan
+		var next []int
+		inRound := make(map[string]bool)
 		for _, i := range pending {
+			if inRound[parts[i].TokenID] {
+				next = append(next, i)
+				continue
+			}
+			inRound[parts[i].TokenID] = true
 			p, r := s.planImport(ctx, wf, i, parts[i])
 			if p == nil {
 				res[i] = r
@@ -93,13 +105,14 @@ func (s *Store) Import(ctx context.Context, wfID string, parts []*ImportPart) ([
 			}
 			plans = append(plans, p)
 		}
-		pending = pending[:0]
-		for _, g := range groupPlans(plans, attempt == 0) {
+		grouped := !retried
+		retried = false
+		for _, g := range groupPlans(plans, grouped) {
 			retry, err := s.sendImport(ctx, wf, g)
 			for _, p := range g {
 				switch {
 				case retry:
-					pending = append(pending, p.idx)
+					next, retried = append(next, p.idx), true
 				case err != nil:
 					res[p.idx] = ImportResult{Outcome: wire.ImportFailed, Err: err}
 				case p.part.Token != nil:
@@ -110,6 +123,8 @@ func (s *Store) Import(ctx context.Context, wfID string, parts []*ImportPart) ([
 				}
 			}
 		}
+		slices.Sort(next) // a token's parts in their order
+		pending = next
 	}
 	return res, nil
 }
