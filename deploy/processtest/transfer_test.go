@@ -190,6 +190,20 @@ func TestImportKill9(t *testing.T) {
 	if err := json.Unmarshal(out.Bytes(), &sum); err != nil || imp.exitCode != 0 || sum.Unchanged != n+1 || sum.Imported != 0 || after != before {
 		t.Fatalf("re-import: exit %d, %s (%v); %d messages written", imp.exitCode, out.Bytes(), err, after-before)
 	}
+	// Failures exit 1 with a clear message: a truncated file, a missing workflow.
+	whole := testkit.Must(os.ReadFile(file))
+	imp = transferProc(t, bytes.NewReader(whole[:len(whole)/2]), io.Discard, "import", "--nats", dstURL)
+	imp.wait(t, 3*time.Minute)
+	if imp.exitCode != 1 {
+		t.Fatalf("import of a truncated file exited %d", imp.exitCode)
+	}
+	imp.waitLine(t, "truncated", time.Second)
+	exp = transferProc(t, nil, io.Discard, "export", "--workflow", "nope", "--nats", dstURL)
+	exp.wait(t, time.Minute)
+	if exp.exitCode != 1 {
+		t.Fatalf("export of a missing workflow exited %d", exp.exitCode)
+	}
+	exp.waitLine(t, "Workflow not found: nope", time.Second)
 	_ = dst
 }
 

@@ -338,7 +338,7 @@ func TestImportTruncatedFile(t *testing.T) {
 		t.Fatalf("%d tokens listed after the cut, want %d", n, before)
 	}
 	// A file cut in its last line (no newline, half a JSON object).
-	if _, err := importFile(t, b, file[:at-10], false); !errors.Is(err, fail.ErrBadInput) || !strings.Contains(err.Error(), "line") {
+	if _, err := importFile(t, b, file[:at-10], false); !errors.Is(err, fail.ErrBadInput) || !strings.Contains(err.Error(), "ends inside this line: it is truncated") {
 		t.Fatalf("half a line: %v", err)
 	}
 	sum, err = importWith(t, b, file, small)

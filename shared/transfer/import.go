@@ -109,19 +109,20 @@ type importer struct {
 	versions []*flow.Definition
 	stage    int // of the file: 0 header, 1 versions, 2 events, 3 tokens, 4 end
 
-	events      []wire.EventRecord
-	eventBytes  int
-	cur         *flow.Token // the token whose history is being read
-	curParts    int         // its parts sent so far
-	curEntries  []wire.HistoryItem
-	curFirst    int // number of curEntries[0]
-	curBytes    int
-	curCount    int // its entries read
-	pending     []wire.ImportTokenPart
-	pendBytes   int
-	pendEntries int
-	lastProblem string // the last token reported, so a token is reported once
-	broken      bool   // the file is at fault (not the services)
+	events       []wire.EventRecord
+	eventBytes   int
+	cur          *flow.Token // the token whose history is being read
+	curParts     int         // its parts sent so far
+	curEntries   []wire.HistoryItem
+	curFirst     int // number of curEntries[0]
+	curBytes     int
+	curCount     int // its entries read
+	pending      []wire.ImportTokenPart
+	pendBytes    int
+	pendEntries  int
+	lastProblem  string // the last token reported, so a token is reported once
+	broken       bool   // the file is at fault (not the services)
+	unterminated bool   // the last line read had no newline
 }
 
 // Stages of the file.
@@ -154,6 +155,9 @@ func (im *importer) run(ctx context.Context) error {
 		var l line
 		if err := json.Unmarshal(raw, &l); err != nil {
 			im.flushQuietly(ctx)
+			if im.unterminated {
+				return im.fileError("the file ends inside this line: it is truncated. The tokens read whole before it were imported; import the complete file to finish")
+			}
 			return im.fileError("not a JSON line of an export file: %s", wire.DescribeJSONError(err))
 		}
 		if im.stage == stageEnd {
@@ -194,6 +198,7 @@ func (im *importer) readLine() ([]byte, error) {
 			if len(buf) > im.o.MaxLineBytes {
 				return nil, im.fileError("longer than %d bytes", im.o.MaxLineBytes)
 			}
+			im.unterminated = true // the last line, without its newline
 			return buf, nil
 		case err != nil:
 			return nil, fmt.Errorf("read line %d: %w", im.line+1, err)
