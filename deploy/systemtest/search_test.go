@@ -181,3 +181,27 @@ func TestSearchEqualsBruteForce(t *testing.T) {
 		t.Fatalf("an undeclared key: %v", err)
 	}
 }
+
+// TestImportedTokensAreSearchable: an import writes its tokens' index
+// entries with their states, so findTokens finds them in the new
+// deployment.
+func TestImportedTokensAreSearchable(t *testing.T) {
+	from, to, c := start(t, ""), start(t, ""), ctx(t)
+	testkit.Must(from.c.CreateWorkflow(c, searchable("moved")))
+	want := 0
+	for i := range 12 {
+		dept := []string{"eng", "ops"}[i%2]
+		testkit.Must(from.c.CreateToken(c, &wire.CreateTokenRequest{WorkflowID: "moved", Metadata: json.RawMessage(`{"dept":"` + dept + `"}`)}))
+		if dept == "eng" {
+			want++
+		}
+	}
+	sum, err := importFile(t, to, exportFile(t, from, "moved", false), false)
+	if err != nil {
+		t.Fatalf("import: %v (%+v)", err, sum)
+	}
+	f := wire.TokenFilter{WorkflowIDs: []string{"moved"}, Metadata: map[string]json.RawMessage{"dept": json.RawMessage(`"eng"`)}}
+	if n := testkit.Must(to.c.CountTokens(c, f)); n != want {
+		t.Fatalf("%d imported eng tokens found, want %d", n, want)
+	}
+}

@@ -85,7 +85,7 @@ func (g *guard) admit(next http.Handler) http.Handler {
 			return
 		}
 		defer g.clients.release(key)
-		if hasBody(r) && !g.readBody(w, r) {
+		if hasBody(r) && !streamed(r) && !g.readBody(w, r) { // an import reads its body line by line (transfer.go)
 			return
 		}
 		next.ServeHTTP(w, r)

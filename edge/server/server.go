@@ -102,6 +102,7 @@ func (s *Server) routes() http.Handler {
 	})
 	mux.HandleFunc("GET /ready", s.ready)
 	mux.Handle("GET /metrics", s.adminOnly(s.opts.Metrics.Handler()))
+	s.transferRoutes(mux)
 	g := newGuard(s.opts)
 	guarded := g.deadlines(cors(s.opts.CORSOrigins, g.admit(g.limit(mux))))
 	return s.requestID(s.accessLog(newHTTPMetrics(s.opts.Metrics).wrap(guarded)))

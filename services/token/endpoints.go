@@ -75,6 +75,7 @@ func (s *Service) Start(nc *nats.Conn, srv *rpc.Server) (micro.Service, error) {
 			Request:     `{tokenId: uuid, triggeredBy?}`,
 			Response:    `{deleted: bool}`},
 	}
+	specs = append(specs, s.importSpecs(srv)...)
 	if s.writers != nil {
 		svc.Metadata = map[string]string{subjects.MetaWriter: s.writers.self}
 		specs = append(specs, s.writerSpecs(srv)...)

@@ -18,8 +18,8 @@ func (s *Service) Start(nc *nats.Conn, srv *rpc.Server) (micro.Service, error) {
 	return rpc.AddService(nc, rpc.Service{
 		Name:        subjects.WorkflowService,
 		Version:     Version,
-		Description: "Workflow definitions: validate, analyse, store, get, list and delete",
-	}, []rpc.Spec{
+		Description: "Workflow definitions: validate, analyse, store (and version), get, list, delete and import",
+	}, append([]rpc.Spec{
 		{Name: "create", Subject: subjects.WorkflowCreate, Handler: rpc.Endpoint(srv, s.create),
 			Description: "Validate and store a definition; creates its stream and emits workflow_created",
 			Request:     `{id?, name, description?, places: [place], initialPlace, transitions: [{id, name?, description?, fromPlaces, toPlace, conditions?, rules?}], archiveAfter?, idempotencyKey?}`,
@@ -37,5 +37,5 @@ func (s *Service) Start(nc *nats.Conn, srv *rpc.Server) (micro.Service, error) {
 		{Name: "list", Subject: subjects.WorkflowList, Handler: rpc.Endpoint(srv, s.list),
 			Description: "List definitions ordered by id",
 			Request:     `{first?: int (≤1000), after?: cursor}`, Response: `{items: [Definition], next?: cursor}`},
-	}, srv)
+	}, s.importSpecs(srv)...), srv)
 }

@@ -61,6 +61,9 @@ func parse(args []string, getenv func(string) string) (settings, error) {
 }
 
 func run(args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && transferCommands[args[0]] {
+		return runTransfer(args[0], args[1:], getenv, os.Stdin, stdout, stderr)
+	}
 	s, err := parse(args, getenv)
 	if err != nil {
 		return err
