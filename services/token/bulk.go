@@ -41,21 +41,20 @@ func (s *Service) bulkHere(ctx context.Context, r *wire.BulkTransitionRequest) (
 	if err := q.check(&f); err != nil {
 		return nil, err
 	}
-	b := &bulkRun{s: s, r: r, res: &wire.BulkResult{Complete: true, DryRun: r.DryRun, Errors: []string{}, Outcomes: []wire.BulkOutcome{}}, reasons: map[string]bool{}}
-	if err := b.run(ctx, func(yield func(*flow.Token) bool) error {
+	b := &bulkRun{s: s, r: r, res: &wire.BulkResult{DryRun: r.DryRun, Errors: []string{}, Outcomes: []wire.BulkOutcome{}}, reasons: map[string]bool{}}
+	complete, err := fanOut(ctx, bulkWorkers, func(yield func(*flow.Token) bool) error {
 		_, err := s.searchWorkflow(ctx, r.WorkflowID, &f, "", 0, yield)
 		return err
-	}); err != nil {
+	}, func(t *flow.Token) { b.one(ctx, t) })
+	if err != nil {
 		return nil, err
 	}
-	b.res.Success = b.res.Complete && b.res.FailedCount == 0
+	b.mu.Lock()
+	b.res.Complete = complete
+	b.res.Success = complete && b.res.FailedCount == 0
+	b.mu.Unlock()
 	b.progress(ctx, true)
-	out, err := json.Marshal(b.res)
-	if err != nil {
-		return nil, fail.Wrap(fail.Internal, err, "encode bulk result")
-	}
-	raw := json.RawMessage(out)
-	return &raw, nil
+	return rawReply(b.res, "bulk result")
 }
 
 // bulkRun is one bulk transition in progress.
@@ -66,34 +65,6 @@ type bulkRun struct {
 	res     *wire.BulkResult
 	reasons map[string]bool
 	sent    int // progress events sent
-}
-
-// run fires each token the candidates yield, until the deadline is near.
-func (b *bulkRun) run(ctx context.Context, candidates func(yield func(*flow.Token) bool) error) error {
-	work := make(chan *flow.Token)
-	var wg sync.WaitGroup
-	for range bulkWorkers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for t := range work {
-				b.one(ctx, t)
-			}
-		}()
-	}
-	err := candidates(func(t *flow.Token) bool {
-		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < migrationReserve {
-			b.mu.Lock()
-			b.res.Complete = false
-			b.mu.Unlock()
-			return false
-		}
-		work <- t
-		return true
-	})
-	close(work)
-	wg.Wait()
-	return err
 }
 
 // one fires the transition on one token (or, dry, checks that it could).

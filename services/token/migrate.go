@@ -6,9 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"time"
 
-	"github.com/cbnats/circuitbreaker/shared/fail"
 	"github.com/cbnats/circuitbreaker/shared/flow"
 	"github.com/cbnats/circuitbreaker/shared/tenant"
 	"github.com/cbnats/circuitbreaker/shared/wire"
@@ -23,10 +21,6 @@ import (
 
 // migrationWorkers bounds the tokens of one migration in flight at once.
 const migrationWorkers = 32
-
-// migrationReserve is the time a migration keeps before its deadline to
-// answer: it starts no token later than that.
-const migrationReserve = 500 * time.Millisecond
 
 // errOnTarget ends the change of a token that is on the target version
 // already (migrated before).
@@ -49,16 +43,14 @@ func (s *Service) migrateHere(ctx context.Context, r *wire.MigrateRequest) (*jso
 	if err != nil {
 		return nil, err
 	}
-	m := &migration{s: s, r: r, mp: mp, res: &wire.MigrationResult{Complete: true, DryRun: r.DryRun, Outcomes: []wire.MigrationOutcome{}}}
-	if err := m.run(ctx); err != nil {
+	m := &migration{s: s, r: r, mp: mp, res: &wire.MigrationResult{DryRun: r.DryRun, Outcomes: []wire.MigrationOutcome{}}}
+	complete, err := fanOut(ctx, migrationWorkers, func(yield func(*flow.Token) bool) error { return m.candidates(ctx, yield) },
+		func(t *flow.Token) { m.one(ctx, t) })
+	if err != nil {
 		return nil, err
 	}
-	b, err := json.Marshal(m.res)
-	if err != nil {
-		return nil, fail.Wrap(fail.Internal, err, "encode migration result")
-	}
-	raw := json.RawMessage(b)
-	return &raw, nil
+	m.res.Complete = complete
+	return rawReply(m.res, "migration result")
 }
 
 // migration is one migration request in progress.
@@ -68,34 +60,6 @@ type migration struct {
 	mp  *flow.Mapping
 	mu  sync.Mutex // guards res
 	res *wire.MigrationResult
-}
-
-// run migrates the request's tokens: its ids, or every token of the
-// workflow on the source version that its filter accepts, read a page at
-// a time.
-func (m *migration) run(ctx context.Context) error {
-	work := make(chan *flow.Token)
-	var wg sync.WaitGroup
-	for range migrationWorkers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for t := range work {
-				m.one(ctx, t)
-			}
-		}()
-	}
-	err := m.candidates(ctx, func(t *flow.Token) bool {
-		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < migrationReserve {
-			m.res.Complete = false
-			return false
-		}
-		work <- t
-		return true
-	})
-	close(work)
-	wg.Wait()
-	return err
 }
 
 // candidates calls yield with each token to migrate until it returns false.

@@ -145,12 +145,7 @@ func reply(t *flow.Token, err error) (*json.RawMessage, error) {
 	if err != nil {
 		return nil, err
 	}
-	b, err := json.Marshal(t)
-	if err != nil {
-		return nil, fail.Wrap(fail.Internal, err, "encode token "+t.ID)
-	}
-	raw := json.RawMessage(b)
-	return &raw, nil
+	return rawReply(t, "token "+t.ID)
 }
 
 func (s *Service) get(ctx context.Context, r *wire.GetTokenRequest) (*flow.Token, error) {
