@@ -79,5 +79,8 @@ func (s *Service) writerSpecs(srv *rpc.Server) []rpc.Spec {
 			Description: fmt.Sprintf(why, "update"), Request: "as update", Response: tokenReply},
 		{Name: "writer-migrate", Subject: at(opMigrate), Handler: rpc.Endpoint(srv, s.migrateHere),
 			Description: fmt.Sprintf(why, "migration"), Request: "as migrate", Response: "as migrate"},
+		{Name: "writer-timer", Subject: at(opTimer), Handler: rpc.Endpoint(srv, s.timerHere),
+			Description: fmt.Sprintf(why, "due timer"), Request: "{workflowId, tokenId, transitionId, revision, dueAt}",
+			Response: "{result: fired|stale|skipped|rescheduled, dueAt}"},
 	}
 }

@@ -38,13 +38,16 @@ func Start(ctx context.Context, nc *nats.Conn, o rpc.ServiceOptions) (*rpc.Insta
 	if o.Store.RouteWrites {
 		w = newWriters(nc, o.Metrics)
 	}
-	ms, err := New(st, w, t).Start(nc, srv)
+	svc := New(st, w, t)
+	ms, err := svc.Start(nc, srv)
 	if err != nil {
 		t.quotas.Close()
 		st.Close()
 		return nil, err
 	}
-	closers := []func(){t.quotas.Close, st.Close}
+	timers := newTimerRunner(svc, o.Log, o.Metrics)
+	timers.start()
+	closers := []func(){timers.close, t.quotas.Close, st.Close}
 	if w != nil {
 		go w.run()
 		closers = append([]func(){w.close}, closers...)

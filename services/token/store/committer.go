@@ -61,6 +61,7 @@ type change struct {
 	prevSubject string      // current state subject; "" for a create
 	prevSeq     uint64      // its sequence: the per-token compare-and-swap
 	event       wire.Event
+	extra       []extraMsg // timer messages written before the state (timers.go)
 	stored      []byte     // the state as written, set by encode
 	done        chan error // buffered; receives the outcome once
 }
@@ -80,7 +81,7 @@ func (ch *change) size() int {
 	if ch.entry != nil {
 		n++
 	}
-	return n
+	return n + len(ch.extra)
 }
 
 // outcome is what a change's writer is told: nil when it committed.
@@ -431,6 +432,9 @@ func (c *committer) encode(ch *change, seq uint64) ([]*nats.Msg, error) {
 			return nil, err
 		}
 		msgs = append(msgs, m)
+	}
+	for _, x := range ch.extra {
+		msgs = append(msgs, x.msg())
 	}
 	state, err := c.stateMsg(ch)
 	if err != nil {

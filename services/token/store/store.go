@@ -71,6 +71,7 @@ type Store struct {
 	workflows map[string]*workflow
 	loading   map[string]chan struct{} // workflows being loaded (and upgraded): closed when done
 	wg        sync.WaitGroup           // committer goroutines
+	timers    timerState               // workflows with timers (timers.go)
 }
 
 // workflow is what the store caches of one workflow: its stream handle,
@@ -269,6 +270,9 @@ func (s *Store) load(ctx context.Context, id string) (*workflow, error) {
 		log, s.opts.EventTTL, s.js.Conn().MaxPayload, newCommitMetrics(s.opts.Metrics))}
 	if _, err := s.machine(ctx, wf, 1); err != nil { // a stream without a definition is no workflow
 		return nil, err
+	}
+	if info := st.CachedInfo(); info != nil && info.Config.AllowMsgSchedules {
+		s.timersEnabled(id)
 	}
 	return wf, nil
 }

@@ -248,7 +248,11 @@ func (s *Store) Create(ctx context.Context, t *flow.Token, entry *flow.Entry) (*
 	ev := wire.Event{EventType: wire.EventTokenCreated, TokenID: t.ID, WorkflowID: t.WorkflowID,
 		Place: t.Place, Timestamp: t.CreatedAt, TriggeredBy: optional(entry.Record.TriggeredBy),
 		TriggeredByClaim: optional(entry.Record.TriggeredByClaim)}
-	return s.commit(ctx, wf, &change{token: t, entry: entry, event: ev})
+	ch := &change{token: t, entry: entry, event: ev}
+	if err := s.planTimers(ctx, wf, nil, ch); err != nil {
+		return nil, err
+	}
+	return s.commit(ctx, wf, ch)
 }
 
 // Change commits next, which replaces prev (as read), with the history
@@ -260,7 +264,11 @@ func (s *Store) Change(ctx context.Context, prev, next *flow.Token, entry *flow.
 	if err != nil {
 		return nil, err
 	}
-	return s.commit(ctx, wf, &change{token: next, entry: entry, prevSubject: prev.NatsSubject, prevSeq: prev.NatsSequence, event: ev})
+	ch := &change{token: next, entry: entry, prevSubject: prev.NatsSubject, prevSeq: prev.NatsSequence, event: ev}
+	if err := s.planTimers(ctx, wf, prev, ch); err != nil {
+		return nil, err
+	}
+	return s.commit(ctx, wf, ch)
 }
 
 // commit submits ch to its workflow's committer and remembers the committed
