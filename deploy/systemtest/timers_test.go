@@ -1,11 +1,13 @@
 package systemtest
 
 import (
+	"context"
 	"encoding/json"
 	"testing"
 	"time"
 
 	"github.com/cbnats/circuitbreaker/deploy/internal/testkit"
+	"github.com/cbnats/circuitbreaker/deploy/internal/timerlag"
 	"github.com/cbnats/circuitbreaker/shared/flow"
 	"github.com/cbnats/circuitbreaker/shared/wire"
 )
@@ -155,5 +157,34 @@ func TestTimerDueWhileStopped(t *testing.T) {
 	time.Sleep(time.Second)
 	if n := timerFires(t, s, tok.ID); n != 1 {
 		t.Fatalf("%d timer fires, want 1", n)
+	}
+}
+
+// TestTenThousandTimers: 10,000 timers due in the same second all fire,
+// in due order, within the documented bound (README, "Timers"): the
+// server publishes due timers each quarter second, and a backlog is
+// worked off at the rate fires commit.
+func TestTenThousandTimers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("10,000 timers")
+	}
+	s := startWith(t, "", func(st *storeOpts) { st.RouteWrites = true })
+	c, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	r, err := timerlag.Run(c, s.c, timerlag.Options{Timers: 10_000, Clients: 16, Workflow: "lag10k", Wait: time.Minute,
+		Progress: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Log(r)
+	if r.Fired != r.Timers {
+		t.Fatalf("%d of %d timers fired", r.Fired, r.Timers)
+	}
+	// The bound: 0.25 s (the server's scheduling tick) plus the backlog
+	// at the rate fires commit, with a second to spare; and due order
+	// within one tick.
+	bound := 1250*time.Millisecond + time.Duration(float64(r.Timers)/r.FireRate*float64(time.Second))
+	if r.LastFired > bound || r.MaxOvertake > 500*time.Millisecond {
+		t.Fatalf("outside the bound %v: %v", bound, r)
 	}
 }
