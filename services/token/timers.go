@@ -50,7 +50,7 @@ const (
 	// workflow, so a backlog (after downtime) is worked off in due order
 	// without filling the workflow's batches: live writes keep their
 	// share of every group commit.
-	timerWorkers = 16
+	timerWorkers = 32
 	// timerEarly is how early a timer may fire against this instance's
 	// clock (the server schedules by its own).
 	timerEarly = time.Second
