@@ -9,6 +9,7 @@ import (
 	"github.com/cbnats/circuitbreaker/deploy/internal/testkit"
 	"github.com/cbnats/circuitbreaker/deploy/internal/timerlag"
 	"github.com/cbnats/circuitbreaker/shared/flow"
+	"github.com/cbnats/circuitbreaker/shared/subjects"
 	"github.com/cbnats/circuitbreaker/shared/wire"
 )
 
@@ -95,6 +96,11 @@ func TestTimerTokenLeavesFirst(t *testing.T) {
 	done := testkit.Must(s.c.Fire(c, &wire.FireRequest{TokenID: tok.ID, TransitionID: "approve"}))
 	if len(done.Timers) != 0 {
 		t.Fatalf("timers after leaving: %+v", done.Timers)
+	}
+	st := testkit.Must(s.stackJS().Stream(c, subjects.StreamName(wf.ID)))
+	last := testkit.Must(st.GetLastMsgForSubject(c, subjects.TimerSchedule(wf.ID, tok.ID, "escalate", 1)))
+	if last.Header.Get(subjects.HeaderTokenOp) != subjects.TokenOpDelete {
+		t.Fatalf("the schedule of a token that left was not cancelled: %v", last.Header)
 	}
 	time.Sleep(2500 * time.Millisecond)
 	got := testkit.Must(s.c.GetToken(c, tok.ID))
@@ -186,5 +192,32 @@ func TestTenThousandTimers(t *testing.T) {
 	bound := 1250*time.Millisecond + time.Duration(float64(r.Timers)/r.FireRate*float64(time.Second))
 	if r.LastFired > bound || r.MaxOvertake > 500*time.Millisecond {
 		t.Fatalf("outside the bound %v: %v", bound, r)
+	}
+}
+
+// TestTimerTwoInstances: with two token-service instances consuming the
+// same timers (writes routed to one writer), each of 300 timers fires
+// exactly once.
+func TestTimerTwoInstances(t *testing.T) {
+	s, c := startWith(t, "", func(st *storeOpts) { st.RouteWrites = true }), ctx(t)
+	wf := testkit.Must(s.c.CreateWorkflow(c, escalation("esc5", "PT1S")))
+	var ids []string
+	for range 300 {
+		ids = append(ids, testkit.Must(s.c.CreateToken(c, &wire.CreateTokenRequest{WorkflowID: wf.ID})).ID)
+	}
+	testkit.Poll(t, 30*time.Second, "every timer fires", func() bool {
+		return len(testkit.Must(s.c.TokensInPlace(c, wf.ID, "escalated", wire.Page{First: 1000})).Items) == len(ids)
+	})
+	time.Sleep(time.Second)
+	fired := map[string]int{}
+	for _, e := range events(t, s, wf.ID) {
+		if e.EventType == wire.EventTimerFired {
+			fired[e.TokenID]++
+		}
+	}
+	for _, id := range ids {
+		if tok := testkit.Must(s.c.GetToken(c, id)); tok.Revision != 2 || fired[id] != 1 {
+			t.Fatalf("token %s: revision %d, %d timer_fired events", id, tok.Revision, fired[id])
+		}
 	}
 }

@@ -172,12 +172,14 @@ func (r *timerRunner) pull(id string, c jetstream.Consumer) error {
 	if err != nil {
 		return err
 	}
+	ctx, cancel := context.WithCancel(r.ctx)
+	defer cancel()
 	defer it.Stop()
-	go func() { <-r.ctx.Done(); it.Stop() }()
+	go func() { <-ctx.Done(); it.Stop() }()
 	sem := make(chan struct{}, timerWorkers)
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	go r.watchBacklog(id, c)
+	go r.watchBacklog(ctx, id, c)
 	for {
 		msg, err := it.Next()
 		if err != nil {
@@ -197,12 +199,12 @@ func (r *timerRunner) pull(id string, c jetstream.Consumer) error {
 
 // watchBacklog keeps cb_timers_pending up to date for workflow id while
 // its consumer runs.
-func (r *timerRunner) watchBacklog(id string, c jetstream.Consumer) {
+func (r *timerRunner) watchBacklog(ctx context.Context, id string, c jetstream.Consumer) {
 	t := time.NewTicker(2 * time.Second)
 	defer t.Stop()
 	for {
-		ctx, cancel := context.WithTimeout(r.ctx, 2*time.Second)
-		info, err := c.Info(ctx)
+		ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		info, err := c.Info(ictx)
 		cancel()
 		if err == nil {
 			n := int64(info.NumPending) + int64(info.NumAckPending)
@@ -214,7 +216,7 @@ func (r *timerRunner) watchBacklog(id string, c jetstream.Consumer) {
 		}
 		select {
 		case <-t.C:
-		case <-r.ctx.Done():
+		case <-ctx.Done():
 			return
 		}
 	}
