@@ -221,3 +221,55 @@ func TestTimerTwoInstances(t *testing.T) {
 		}
 	}
 }
+
+// TestTimerReadmeExample runs the README's escalation example through
+// GraphQL (with seconds instead of 48 hours): the review escalates by
+// itself, then expires at its deadline; bad timer inputs are refused.
+func TestTimerReadmeExample(t *testing.T) {
+	s := start(t, "")
+	const def = `mutation($after: String!) {
+  createWorkflow(input: {
+    id: "review", name: "Review with escalation",
+    places: ["review", "escalated", "approved", "expired"], initialPlace: "review",
+    transitions: [
+      {id: "approve",  fromPlaces: ["review", "escalated"], toPlace: "approved"},
+      {id: "escalate", fromPlaces: ["review"],    toPlace: "escalated", after: $after},
+      {id: "expire",   fromPlaces: ["escalated"], toPlace: "expired",   at: "data.deadline",
+       rules: [{id: "unassigned", condition: {type: Not, rule: {id: "has_reviewer", condition: {type: FieldExists, field: "reviewer"}}}}]}
+    ]}) { id transitions { id after at } }
+}`
+	var wf struct {
+		Transitions []struct{ ID, After, At *string }
+	}
+	s.ok(t, def, map[string]any{"after": "PT1S"}, "createWorkflow", &wf)
+	if len(wf.Transitions) != 3 || wf.Transitions[0].After != nil || *wf.Transitions[1].After != "PT1S" || *wf.Transitions[2].At != "data.deadline" {
+		t.Fatalf("transitions: %+v", wf.Transitions)
+	}
+	var tok struct {
+		ID     string
+		Timers []struct{ TransitionID, DueAt string }
+	}
+	s.ok(t, `mutation($d: JSON) { createToken(input: {workflowId: "review", data: $d}) { id timers { transitionId dueAt } } }`,
+		map[string]any{"d": map[string]any{"deadline": time.Now().Add(2500 * time.Millisecond).UTC().Format(time.RFC3339Nano)}}, "createToken", &tok)
+	if len(tok.Timers) != 1 || tok.Timers[0].TransitionID != "escalate" {
+		t.Fatalf("timers: %+v", tok.Timers)
+	}
+	var evals []struct {
+		TransitionID string
+		TimerDueAt   *string
+	}
+	s.ok(t, `query($id: String!) { transitionEvaluations(tokenId: $id) { transitionId timerDueAt } }`, map[string]any{"id": tok.ID}, "transitionEvaluations", &evals)
+	for _, e := range evals {
+		if (e.TransitionID == "escalate") != (e.TimerDueAt != nil && *e.TimerDueAt == tok.Timers[0].DueAt) {
+			t.Fatalf("evaluations: %+v", evals)
+		}
+	}
+	place := func() string {
+		var got struct{ Place string }
+		s.ok(t, `query($id: String!) { token(id: $id) { place } }`, map[string]any{"id": tok.ID}, "token", &got)
+		return got.Place
+	}
+	testkit.Poll(t, 10*time.Second, "escalated", func() bool { return place() == "escalated" })
+	testkit.Poll(t, 10*time.Second, "expired", func() bool { return place() == "expired" })
+	s.fails(t, def, map[string]any{"after": "48h"}, "BAD_USER_INPUT", "not an ISO 8601 duration")
+}
