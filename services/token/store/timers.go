@@ -129,8 +129,8 @@ func (s *Store) planTimers(ctx context.Context, wf *workflow, prev *flow.Token, 
 		}
 		body, _ := json.Marshal(wire.TimerDue{WorkflowID: wfID, TokenID: tok, TransitionID: t.TransitionID, Revision: t.Revision, DueAt: t.DueAt})
 		extra = append(extra, extraMsg{subject: subj, data: body, header: nats.Header{
-			"Nats-Schedule":        {"@at " + t.DueAt.UTC().Format(time.RFC3339Nano)},
-			"Nats-Schedule-Target": {subjects.TimerDue(wfID, tok, t.TransitionID, t.Revision)},
+			jetstream.ScheduleHeader:       {"@at " + t.DueAt.UTC().Format(time.RFC3339Nano)},
+			jetstream.ScheduleTargetHeader: {subjects.TimerDue(wfID, tok, t.TransitionID, t.Revision)},
 		}})
 		extra = append(extra, s.timerEvent(next, wire.EventTimerSet, t, "", 0))
 	}
@@ -301,8 +301,8 @@ func (s *Store) Reschedule(ctx context.Context, d wire.TimerDue, dueAt time.Time
 	body, _ := json.Marshal(d)
 	m := nats.NewMsg(subjects.TimerSchedule(d.WorkflowID, d.TokenID, d.TransitionID, d.Revision))
 	m.Data = body
-	m.Header.Set("Nats-Schedule", "@at "+dueAt.UTC().Format(time.RFC3339Nano))
-	m.Header.Set("Nats-Schedule-Target", subjects.TimerDue(d.WorkflowID, d.TokenID, d.TransitionID, d.Revision))
+	m.Header.Set(jetstream.ScheduleHeader, "@at "+dueAt.UTC().Format(time.RFC3339Nano))
+	m.Header.Set(jetstream.ScheduleTargetHeader, subjects.TimerDue(d.WorkflowID, d.TokenID, d.TransitionID, d.Revision))
 	if _, err := s.js.PublishMsg(ctx, m); err != nil {
 		return storeError(err)
 	}
