@@ -175,7 +175,7 @@ func TestTenThousandTimers(t *testing.T) {
 		t.Skip("10,000 timers")
 	}
 	s := startWith(t, "", func(st *storeOpts) { st.RouteWrites = true })
-	c, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	c, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	r, err := timerlag.Run(c, s.c, timerlag.Options{Timers: 10_000, Clients: 16, Workflow: "lag10k", Wait: time.Minute,
 		Progress: t.Logf})

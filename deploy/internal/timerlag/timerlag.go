@@ -64,32 +64,49 @@ func Run(ctx context.Context, c *client.Client, o Options) (Report, error) {
 	}
 	o.Clients = max(o.Clients, 1)
 	r := Report{Timers: o.Timers}
-	if _, err := c.CreateWorkflow(ctx, Definition(o.Workflow)); err != nil {
+	// A pilot of tokens without a due time (so without a timer) sizes the
+	// lead: every timer must be set before its second begins. When the
+	// machine slows down and creating runs into the second, the run starts
+	// again on a new workflow with a lead sized from the rate just seen.
+	if _, err := c.CreateWorkflow(ctx, Definition(o.Workflow+"_pilot")); err != nil {
 		return r, err
 	}
-	// A pilot of tokens without a due time (so without a timer) sizes the
-	// lead: every timer must be set before its second begins.
 	pilot := min(500, o.Timers/10+20)
 	t0 := time.Now()
-	if err := create(ctx, c, o, pilot, func(int) json.RawMessage { return nil }); err != nil {
+	if err := create(ctx, c, o.Workflow+"_pilot", o.Clients, pilot, func(int) json.RawMessage { return nil }); err != nil {
 		return r, err
 	}
 	r.CreateRate = float64(pilot) / time.Since(t0).Seconds()
-	lead := time.Duration(float64(o.Timers)/r.CreateRate*1.3*float64(time.Second)) + 1500*time.Millisecond
-	r.Second = time.Now().Add(lead).Truncate(time.Second).Add(time.Second)
-	due := func(i int) time.Time { return r.Second.Add(time.Duration(i) * time.Second / time.Duration(o.Timers)) }
-	o.Progress("creating %d timers due in the second from %s (creating at %.0f/s) ...", o.Timers, r.Second.Format("15:04:05"), r.CreateRate)
-	t0 = time.Now()
-	err := create(ctx, c, o, o.Timers, func(i int) json.RawMessage {
-		b, _ := json.Marshal(map[string]string{"due": due(i).UTC().Format(time.RFC3339Nano)})
-		return b
-	})
-	if err != nil {
-		return r, err
-	}
-	r.CreateRate = float64(o.Timers) / time.Since(t0).Seconds()
-	if late := time.Now(); !late.Before(r.Second) {
-		return r, fmt.Errorf("creating the timers ran %v into their second: the machine is too busy to measure", late.Sub(r.Second))
+	const attempts = 3
+	for attempt := 1; ; attempt++ {
+		wf := o.Workflow
+		if attempt > 1 {
+			wf = fmt.Sprintf("%s_%d", o.Workflow, attempt)
+		}
+		if _, err := c.CreateWorkflow(ctx, Definition(wf)); err != nil {
+			return r, err
+		}
+		lead := time.Duration(float64(o.Timers)/r.CreateRate*float64(attempt+1)*float64(time.Second)) + 1500*time.Millisecond
+		r.Second = time.Now().Add(lead).Truncate(time.Second).Add(time.Second)
+		due := func(i int) time.Time { return r.Second.Add(time.Duration(i) * time.Second / time.Duration(o.Timers)) }
+		o.Progress("creating %d timers due in the second from %s (creating at %.0f/s) ...", o.Timers, r.Second.Format("15:04:05"), r.CreateRate)
+		t0 = time.Now()
+		err := create(ctx, c, wf, o.Clients, o.Timers, func(i int) json.RawMessage {
+			b, _ := json.Marshal(map[string]string{"due": due(i).UTC().Format(time.RFC3339Nano)})
+			return b
+		})
+		if err != nil {
+			return r, err
+		}
+		r.CreateRate = float64(o.Timers) / time.Since(t0).Seconds()
+		if late := time.Now(); late.Before(r.Second) {
+			o.Workflow = wf
+			break
+		} else if attempt == attempts {
+			return r, fmt.Errorf("creating the timers ran %v into their second %d times: the machine is too busy to measure", late.Sub(r.Second), attempts)
+		} else {
+			o.Progress("creating ran %v into the second (%.0f/s): again with a longer lead", late.Sub(r.Second), r.CreateRate)
+		}
 	}
 	deadline := r.Second.Add(time.Second + o.Wait)
 	var fired []*flow.Token
@@ -111,14 +128,14 @@ func Run(ctx context.Context, c *client.Client, o Options) (Report, error) {
 	return r, nil
 }
 
-// create makes n tokens with data(i), o.Clients at a time, in order of i.
-func create(ctx context.Context, c *client.Client, o Options, n int, data func(int) json.RawMessage) error {
+// create makes n tokens of wf with data(i), clients at a time, in order of i.
+func create(ctx context.Context, c *client.Client, wf string, clients, n int, data func(int) json.RawMessage) error {
 	var (
 		next  atomic.Int64
 		wg    sync.WaitGroup
 		first atomic.Value
 	)
-	for range o.Clients {
+	for range clients {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -127,7 +144,7 @@ func create(ctx context.Context, c *client.Client, o Options, n int, data func(i
 				if i >= n || first.Load() != nil {
 					return
 				}
-				if _, err := c.CreateToken(ctx, &wire.CreateTokenRequest{WorkflowID: o.Workflow, Data: data(i)}); err != nil {
+				if _, err := c.CreateToken(ctx, &wire.CreateTokenRequest{WorkflowID: wf, Data: data(i)}); err != nil {
 					first.CompareAndSwap(nil, err)
 					return
 				}
