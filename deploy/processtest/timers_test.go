@@ -16,6 +16,7 @@ import (
 	"github.com/cbnats/circuitbreaker/shared/flow"
 	"github.com/cbnats/circuitbreaker/shared/natstest"
 	"github.com/cbnats/circuitbreaker/shared/rpc"
+	"github.com/cbnats/circuitbreaker/shared/subjects"
 	"github.com/cbnats/circuitbreaker/shared/wire"
 )
 
@@ -39,12 +40,35 @@ func createTimed(t *testing.T, c *client.Client, wf string, n int) []string {
 // moved exactly once (revision 2, one timer_fired event).
 func checkFiredOnce(t *testing.T, c *client.Client, js jetstream.JetStream, wf string, ids []string, within time.Duration) {
 	t.Helper()
-	testkit.Poll(t, within, "every timer fires", func() bool {
+	for deadline := time.Now().Add(within); ; time.Sleep(50 * time.Millisecond) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
 		page, err := c.TokensInPlace(ctx, wf, "escalated", wire.Page{First: 1000})
-		return err == nil && len(page.Items) == len(ids)
-	})
+		cancel()
+		if err == nil && len(page.Items) == len(ids) {
+			break
+		}
+		if time.Now().After(deadline) {
+			for _, id := range ids {
+				if tok, err := c.GetToken(ctxFor(t, 5*time.Second), id); err != nil || tok.Place != "escalated" {
+					t.Logf("token %s: %+v, %v", id, tok, err)
+					st := testkit.Must(js.Stream(ctxFor(t, 5*time.Second), subjects.StreamName(wf)))
+					for _, subj := range []string{subjects.TimerSchedule(wf, id, "escalate", 1), subjects.TimerDue(wf, id, "escalate", 1)} {
+						m, err := st.GetLastMsgForSubject(ctxFor(t, 5*time.Second), subj)
+						if err != nil {
+							t.Logf("  %s: %v", subj, err)
+						} else {
+							t.Logf("  %s: seq %d %v %s", subj, m.Sequence, m.Header, m.Data)
+						}
+					}
+				}
+			}
+			if cons, err := js.Consumer(ctxFor(t, 5*time.Second), subjects.StreamName(wf), subjects.TimerConsumer); err == nil {
+				info, err := cons.Info(ctxFor(t, 5*time.Second))
+				t.Logf("timer consumer: %+v, %v", info, err)
+			}
+			t.Fatalf("not every timer fired within %v", within)
+		}
+	}
 	time.Sleep(time.Second) // a duplicate would show by now
 	fired := map[string]int{}
 	for _, e := range streamEvents(ctxFor(t, 30*time.Second), t, js, wf) {
@@ -84,7 +108,7 @@ func TestTimerTokenServiceKill9(t *testing.T) {
 	a.kill9(t)
 	t.Logf("killed one token service %v after the first timer's due time", time.Since(t0.Add(3*time.Second)))
 	tokenService(t, url)
-	checkFiredOnce(t, c, js, wf, ids, 40*time.Second)
+	checkFiredOnce(t, c, js, wf, ids, 60*time.Second)
 }
 
 // TestTimerEverythingKill9: the one-process command (NATS, services,

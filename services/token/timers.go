@@ -59,6 +59,10 @@ const (
 	rescanEvery = 30 * time.Second
 	// timerTimeout bounds the settling of one due timer (under TimerAckWait).
 	timerTimeout = 8 * time.Second
+	// An idle consumer's workflow is swept for due timers older than
+	// sweepAge this often (sweep).
+	sweepEvery = 10 * time.Second
+	sweepAge   = 2 * store.TimerAckWait
 )
 
 var (
@@ -79,6 +83,7 @@ type timerRunner struct {
 	pending metrics.Gauge
 	lag     metrics.Histogram
 	settled metrics.Counter
+	swept   metrics.Counter
 
 	ctx  context.Context
 	stop context.CancelFunc
@@ -94,7 +99,8 @@ func newTimerRunner(s *Service, log zerolog.Logger, reg *metrics.Registry) *time
 	return &timerRunner{svc: s, log: log, ctx: ctx, stop: stop, running: map[string]bool{}, backlog: map[string]int64{},
 		pending: reg.Gauge("cb_timers_pending", "Due timers not yet settled (fired, skipped or found stale), from the timer consumers' pending counts."),
 		lag:     reg.Histogram("cb_timer_fire_lag_seconds", "How long after its due time a timer fired."),
-		settled: reg.Counter("cb_timers_settled_total", "Due timers settled, by result (fired, stale, skipped, rescheduled).", "result")}
+		settled: reg.Counter("cb_timers_settled_total", "Due timers settled, by result (fired, stale, skipped, rescheduled).", "result"),
+		swept:   reg.Counter("cb_timers_swept_total", "Due timers the consumer left unsettled, settled by the sweep.")}
 }
 
 // start consumes the workflows that have timers now, and those found later.
@@ -200,6 +206,7 @@ func (r *timerRunner) pull(id string, c jetstream.Consumer) error {
 // watchBacklog keeps cb_timers_pending up to date for workflow id while
 // its consumer runs.
 func (r *timerRunner) watchBacklog(ctx context.Context, id string, c jetstream.Consumer) {
+	lastSweep := time.Now()
 	t := time.NewTicker(2 * time.Second)
 	defer t.Stop()
 	for {
@@ -213,6 +220,10 @@ func (r *timerRunner) watchBacklog(ctx context.Context, id string, c jetstream.C
 			r.backlog[id] = n
 			r.mu.Unlock()
 			r.pending.Add(d)
+			if n == 0 && time.Since(lastSweep) >= sweepEvery {
+				lastSweep = time.Now()
+				r.sweep(ctx, id)
+			}
 		}
 		select {
 		case <-t.C:
@@ -235,23 +246,57 @@ func (r *timerRunner) settle(msg jetstream.Msg) {
 		_ = msg.Term()
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.ctx, timerTimeout)
-	defer cancel()
-	raw, err := route(ctx, r.svc.writers, d.WorkflowID, opTimer, &d, r.svc.timerHere)
-	if err != nil {
+	if err := r.settleTimer(d); err != nil {
 		if r.ctx.Err() == nil {
 			r.log.Warn().Err(err).Str("token", d.TokenID).Str("transition", d.TransitionID).Msg("due timer not settled; retrying")
 		}
 		_ = msg.NakWithDelay(time.Second)
 		return
 	}
+	_ = msg.Ack()
+}
+
+// settleTimer passes due timer d on to its workflow's writer and counts
+// the outcome.
+func (r *timerRunner) settleTimer(d wire.TimerDue) error {
+	ctx, cancel := context.WithTimeout(r.ctx, timerTimeout)
+	defer cancel()
+	raw, err := route(ctx, r.svc.writers, d.WorkflowID, opTimer, &d, r.svc.timerHere)
+	if err != nil {
+		return err
+	}
 	var out timerOutcome
 	_ = json.Unmarshal(*raw, &out)
 	r.settled.Inc(out.Result)
 	if out.Result == "fired" {
 		r.lag.Observe(max(time.Since(d.DueAt), 0))
+	} else {
+		r.log.Debug().Str("token", d.TokenID).Str("transition", d.TransitionID).Str("result", out.Result).Msg("due timer settled")
 	}
-	_ = msg.Ack()
+	return nil
+}
+
+// sweep settles the due timers of workflow id that are still stored
+// though its consumer has nothing pending: a safety net for a due
+// message delivered to an instance that died and not delivered again
+// (seen, rarely, when a token service was killed as timers fell due).
+// Settling is idempotent (compare-and-swap on the token's entry), so a
+// due message the consumer also delivers fires once.
+func (r *timerRunner) sweep(ctx context.Context, id string) {
+	ctx, cancel := context.WithTimeout(ctx, timerTimeout)
+	defer cancel()
+	overdue, err := r.svc.store.OverdueTimers(ctx, id, time.Now().Add(-sweepAge), timerWorkers)
+	if err != nil {
+		return
+	}
+	for _, d := range overdue {
+		r.log.Warn().Str("workflow", id).Str("token", d.TokenID).Str("transition", d.TransitionID).Time("dueAt", d.DueAt).
+			Msg("due timer left unsettled by the consumer: settling it")
+		if err := r.settleTimer(d); err != nil {
+			return
+		}
+		r.swept.Inc()
+	}
 }
 
 // timerHere settles due timer d on the instance that writes its workflow.

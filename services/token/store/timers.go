@@ -25,12 +25,14 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/synadia-io/orbit.go/jetstreamext"
 
 	"github.com/cbnats/circuitbreaker/shared/fail"
 	"github.com/cbnats/circuitbreaker/shared/flow"
@@ -307,4 +309,40 @@ func (s *Store) Reschedule(ctx context.Context, d wire.TimerDue, dueAt time.Time
 		return storeError(err)
 	}
 	return s.SettleDue(ctx, d)
+}
+
+// OverdueTimers returns (at most limit of) the due messages of workflow
+// id still stored that fell due before before: due timers that no
+// consumer settled. It reads only the due subjects, which hold the
+// backlog of due timers and their removal markers, never the tokens.
+func (s *Store) OverdueTimers(ctx context.Context, id string, before time.Time, limit int) ([]wire.TimerDue, error) {
+	var out []wire.TimerDue
+	for after := uint64(0); len(out) < limit; {
+		it, err := jetstreamext.GetBatch(ctx, s.js, subjects.StreamName(id), 1000,
+			jetstreamext.GetBatchSeq(after+1), jetstreamext.GetBatchSubject(subjects.AllTimersDue(id)))
+		if err != nil {
+			return out, storeError(err)
+		}
+		read := 0
+		for msg, err := range it {
+			if errors.Is(err, jetstreamext.ErrNoMessages) {
+				break
+			}
+			if err != nil {
+				return out, storeError(err)
+			}
+			read, after = read+1, msg.Sequence
+			if msg.Time.After(before) { // stored in time order: the rest is newer
+				return out, nil
+			}
+			var d wire.TimerDue
+			if msg.Header.Get(subjects.HeaderTokenOp) != subjects.TokenOpDelete && json.Unmarshal(msg.Data, &d) == nil && len(out) < limit {
+				out = append(out, d)
+			}
+		}
+		if read == 0 {
+			return out, nil
+		}
+	}
+	return out, nil
 }
