@@ -103,6 +103,7 @@ func testAllowed(t *testing.T, s *system) {
 	}
 	readOnly(t, ctx, other, id)
 	newVersion(t, s)
+	timersFire(t, s)
 	discover(t, s)
 	microInfo(t, s)
 	stopWatch()

@@ -3,8 +3,8 @@ package systemtest
 // The schema contract test's data: every mutation, run in order, making
 // a workflow without rules (with an unreachable place and a dead
 // transition) and one with conditions and nested And/Or/Not, field and
-// Expression rules; tokens fresh, moved twice, updated, passing and
-// failing guards; events of every type; durable subscriptions; a token
+// Expression rules and timers; tokens fresh, moved twice, updated, passing
+// and failing guards; events of every type; durable subscriptions; a token
 // archived, one deleted, and a throwaway workflow deleted with its token.
 
 // contractFixture holds what the mutations made.
@@ -98,6 +98,9 @@ func contractMutations() []mutationStep {
 			"transitions": []any{
 				map[string]any{"id": "check", "fromPlaces": []any{"start"}, "toPlace": "checked", "conditions": []any{"has_title"}, "rules": guard},
 				map[string]any{"id": "finish", "fromPlaces": []any{"checked"}, "toPlace": "end", "conditions": []any{"high_priority"}},
+				// timers: pending on the tokens left in start (Token.timers, timerDueAt)
+				map[string]any{"id": "expire", "fromPlaces": []any{"start"}, "toPlace": "end", "after": "PT1H"},
+				map[string]any{"id": "deadline", "fromPlaces": []any{"checked"}, "toPlace": "end", "at": "data.deadline"},
 			}})},
 		{field: "createToken", args: input(map[string]any{"workflowId": plainWF}), keep: keepToken}, // 0: fresh
 		{field: "createWorkflowInstance", args: input(map[string]any{"workflowId": plainWF, "initialData": map[string]any{"title": "doc"}, // 1: moved

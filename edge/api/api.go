@@ -117,6 +117,9 @@ func (a *API) Resolvers() gql.Resolvers {
 		"Token.cursor":   func(_ context.Context, p gql.Params) (any, error) { return tokenCursor(p.Parent.(*flow.Token)), nil },
 		"Token.revision": func(_ context.Context, p gql.Params) (any, error) { return int64(p.Parent.(*flow.Token).Revision), nil },
 
+		"Token.timers":            tokenTimers,
+		"Transition.after":        transitionTimer(func(t flow.Transition) string { return t.After }),
+		"Transition.at":           transitionTimer(func(t flow.Transition) string { return t.At }),
 		"Token.history":           a.tokenHistory(true),
 		"Token.transitionHistory": a.tokenHistory(false),
 		"Token.archivedAt": func(_ context.Context, p gql.Params) (any, error) {

@@ -104,5 +104,8 @@ func (s *Service) writerSpecs(srv *rpc.Server) []rpc.Spec {
 			Description: fmt.Sprintf(why, "archive"), Request: "as archive", Response: tokenReply},
 		{Name: "writer-delete", Subject: at(opDelete), Handler: rpc.Endpoint(srv, s.deleteHere),
 			Description: fmt.Sprintf(why, "delete"), Request: "as delete", Response: `{deleted: bool}`},
+		{Name: "writer-timer", Subject: at(opTimer), Handler: rpc.Endpoint(srv, s.timerHere),
+			Description: fmt.Sprintf(why, "due timer"), Request: "{workflowId, tokenId, transitionId, revision, dueAt}",
+			Response: "{result: fired|stale|skipped|rescheduled, dueAt}"},
 	}
 }

@@ -64,7 +64,9 @@ func Start(ctx context.Context, nc *nats.Conn, o rpc.ServiceOptions) (*rpc.Insta
 	}
 	sw := newSweeper(svc, js, o.Store.ArchiveSweepEvery, o.Log)
 	go sw.run()
-	closers := []func(){sw.close, func() { _ = notices.Unsubscribe() }, t.quotas.Close, st.Close}
+	timers := newTimerRunner(svc, o.Log, o.Metrics)
+	timers.start()
+	closers := []func(){timers.close, sw.close, func() { _ = notices.Unsubscribe() }, t.quotas.Close, st.Close}
 	if w != nil {
 		go w.run()
 		closers = append([]func(){w.close}, closers...)

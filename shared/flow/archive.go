@@ -2,8 +2,6 @@ package flow
 
 import (
 	"fmt"
-	"regexp"
-	"strconv"
 	"time"
 
 	"github.com/cbnats/circuitbreaker/shared/fail"
@@ -50,10 +48,6 @@ const (
 	MaxArchiveAfter = 100 * 365 * 24 * time.Hour
 )
 
-// isoDuration is the ISO 8601 durations ParseArchiveAfter takes: weeks,
-// days, hours, minutes and seconds (years and months have no fixed length).
-var isoDuration = regexp.MustCompile(`^P(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?$`)
-
 // ParseArchiveAfter reads a workflow's archiveAfter: an ISO 8601 duration
 // of weeks, days, hours, minutes and seconds ("P30D", "P1W", "PT12H",
 // "P1DT30M", "PT1.5S"; days are 24 hours) or a Go duration ("720h",
@@ -77,25 +71,15 @@ func parseDuration(s string) (time.Duration, error) {
 		}
 		return d, nil
 	}
-	m := isoDuration.FindStringSubmatch(s)
-	if m == nil || s == "P" || s[len(s)-1] == 'T' {
+	d, err := ParseDuration(s) // ISO 8601, as timers take it
+	if err != nil || d.Years != 0 || d.Months != 0 {
 		return 0, fmt.Errorf("archiveAfter %q is not an ISO 8601 duration of weeks, days, hours, minutes and seconds (P30D, PT12H, P1DT30M)", s)
 	}
-	var total float64
-	for i, unit := range []time.Duration{7 * 24 * time.Hour, 24 * time.Hour, time.Hour, time.Minute, time.Second} {
-		if m[i+1] == "" {
-			continue
-		}
-		n, err := strconv.ParseFloat(m[i+1], 64)
-		if err != nil {
-			return 0, fmt.Errorf("archiveAfter %q: %v", s, err)
-		}
-		total += n * float64(unit)
-	}
-	if total > float64(MaxArchiveAfter) {
+	total := time.Duration(d.Days)*24*time.Hour + d.Clock
+	if total > MaxArchiveAfter {
 		return 0, fmt.Errorf("archiveAfter %q is out of range: between %v and %v", s, MinArchiveAfter, MaxArchiveAfter)
 	}
-	return time.Duration(total), nil
+	return total, nil
 }
 
 // ArchiveAfterDuration is d's archiveAfter as a duration; 0 when unset

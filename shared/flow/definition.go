@@ -54,6 +54,11 @@ type Transition struct {
 	ToPlace     string       `json:"toPlace"`
 	Conditions  []string     `json:"conditions"` // names of rules.Builtins
 	Rules       []rules.Rule `json:"rules"`
+	// After or At make the transition a timer (timer.go): it fires by
+	// itself After (ISO 8601) from the token's entry into the from-place,
+	// or at the RFC 3339 time found at path At in its data or metadata.
+	After string `json:"after,omitempty"`
+	At    string `json:"at,omitempty"`
 }
 
 // ValidName reports whether s is usable as a workflow id, place name or
@@ -86,7 +91,7 @@ func (d *Definition) ValidateWithin(lim rules.Limits) error {
 
 // compile checks d and compiles each transition's guards within lim.
 func (d *Definition) compile(lim rules.Limits) ([][]guard, error) {
-	for _, check := range []func() string{d.checkHeader, d.checkPlaces, d.checkTransitions, d.checkSearchAttributes, d.checkArchiveAfter} {
+	for _, check := range []func() string{d.checkHeader, d.checkPlaces, d.checkTransitions, d.checkSearchAttributes, d.checkArchiveAfter, d.checkTimers} {
 		if msg := check(); msg != "" {
 			return nil, fail.New(fail.BadInput, "Invalid workflow: %s", msg)
 		}
@@ -200,7 +205,7 @@ func checkTransition(t Transition, places map[string]bool) string {
 	if !places[t.ToPlace] {
 		return fmt.Sprintf("Transition '%s' references invalid to_place '%s'", t.ID, t.ToPlace)
 	}
-	return ""
+	return checkTimer(t)
 }
 
 // guard is one compiled check of a transition: a builtin condition or a rule.

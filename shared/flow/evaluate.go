@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/cbnats/circuitbreaker/shared/rules"
 )
@@ -20,6 +21,9 @@ type Evaluation struct {
 	CanFire         bool           `json:"canFire"`
 	RuleResults     []rules.Result `json:"ruleResults"`
 	Explanation     string         `json:"explanation"`
+	// TimerDueAt is when the transition's timer fires by itself, for a
+	// timer transition the token has a pending timer for.
+	TimerDueAt *time.Time `json:"timerDueAt,omitempty"`
 }
 
 // Evaluate is EvaluateContext with no deadline but the rules' own limits.
@@ -50,6 +54,7 @@ func (m *Machine) EvaluateContext(ctx context.Context, t *Token) []Evaluation {
 		}
 		out[i] = e
 	}
+	m.markTimers(t, out)
 	return out
 }
 

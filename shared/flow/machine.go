@@ -79,6 +79,7 @@ func (m *Machine) FireContext(ctx context.Context, t *Token, r FireRequest) (*To
 		evData, _ = compact(r.Data, "data") // valid: applyData accepted it
 	}
 	next.Place, next.UpdatedAt, next.Revision, next.Records = tr.ToPlace, now, t.Revision+1, t.Records+1
+	next.Enter(now)
 	next.remember(r.IdempotencyKey, r.RequestHash, next.Revision)
 	return next, &Entry{
 		Record: TransitionRecord{FromPlace: t.Place, ToPlace: tr.ToPlace, TransitionID: tr.ID, Timestamp: now,

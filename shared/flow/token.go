@@ -3,6 +3,7 @@ package flow
 import (
 	"bytes"
 	"encoding/json"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -36,6 +37,13 @@ type Token struct {
 	// tokens, and can no longer change; it stays readable by id with its
 	// history.
 	ArchivedAt *time.Time `json:"archivedAt,omitempty"`
+	// EnteredAt and EnteredRevision are when and with which revision the
+	// token entered its place (a create or a fire); timers count from them.
+	EnteredAt       time.Time `json:"enteredAt,omitzero"`
+	EnteredRevision uint64    `json:"enteredRevision,omitempty"`
+	// Timers are the token's pending timers in its place (timer.go), set
+	// by storage with each change.
+	Timers []Timer `json:"timers,omitempty"`
 	// Keys are the idempotency keys of the token's latest keyed changes
 	// (at most MaxKeys), so that a retry is recognised without reading the
 	// history. Not part of the token as clients see it.
@@ -93,6 +101,7 @@ func (t *Token) Clone() *Token {
 	c := *t
 	c.Data, c.Metadata = cloneRaw(t.Data), cloneRaw(t.Metadata)
 	c.Keys = append(make([]KeyUse, 0, len(t.Keys)+1), t.Keys...)
+	c.Timers = slices.Clone(t.Timers)
 	return &c
 }
 
@@ -160,6 +169,7 @@ func (m *Machine) Create(r CreateRequest) (*Token, *Entry, error) {
 	recMD, _ := json.Marshal(map[string]string{"event_type": "token_created", "workflow_id": m.Def.ID})
 	t := &Token{ID: id, WorkflowID: m.Def.ID, WorkflowVersion: max(1, m.Def.Version), Place: place, Data: data, Metadata: md,
 		CreatedAt: now, UpdatedAt: now, Revision: 1, Records: 1}
+	t.Enter(now)
 	t.remember(r.IdempotencyKey, r.RequestHash, 1)
 	return t, &Entry{Record: TransitionRecord{
 		FromPlace: place, ToPlace: place, TransitionID: "create", Timestamp: now,

@@ -63,6 +63,9 @@ func (b *bench) all() ([]Result, error) {
 	if err := b.bulk(ctx, c); err != nil {
 		return nil, err
 	}
+	if err := b.timers(ctx, c); err != nil {
+		return nil, err
+	}
 	return b.results, nil
 }
 

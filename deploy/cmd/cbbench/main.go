@@ -56,6 +56,7 @@ type settings struct {
 	cpuProfile          string
 	tokenInstances      int
 	longHistory         int
+	timers              int
 	pids                map[string]int
 }
 
@@ -77,6 +78,7 @@ func parse(args []string, getenv func(string) string) (settings, error) {
 	fs.BoolVar(&s.syncAlways, "sync-always", false, "embedded server fsyncs every write")
 	fs.StringVar(&s.dataDir, "data-dir", "", "embedded data directory (default: a temporary one, removed)")
 	fs.IntVar(&s.longHistory, "long-history", 10_000, "transitions of the long-lived token in the history cases")
+	fs.IntVar(&s.timers, "timers", 10_000, "timers due in the same second in the timers case")
 	fs.IntVar(&s.tokenInstances, "token-instances", 1, "embedded token service instances (more than one race each other)")
 	fs.StringVar(&s.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run (server, services, edge, clients) to this file")
 	if err := fs.Parse(args); err != nil {

@@ -66,6 +66,7 @@ type change struct {
 	remove      bool        // a removal: a tombstone on prevSubject and the event, no state
 	event       wire.Event
 	index       []*nats.Msg // index entries written and tombstoned, after the event
+	extra       []extraMsg  // timer messages written before the state (timers.go)
 	stored      []byte      // the state as written, set by encode
 	done        chan error  // buffered; receives the outcome once
 }
@@ -88,7 +89,7 @@ func (ch *change) moves() bool {
 // size is how many messages the change writes.
 func (ch *change) size() int {
 	if ch.remove {
-		return 2 + len(ch.index) // tombstone, event and index tombstones
+		return 2 + len(ch.index) + len(ch.extra) // tombstone, event, index tombstones (and timer messages)
 	}
 	n := 2 + len(ch.index) // state, event and index entries
 	if ch.moves() {
@@ -97,7 +98,7 @@ func (ch *change) size() int {
 	if ch.entry != nil {
 		n++
 	}
-	return n
+	return n + len(ch.extra)
 }
 
 // outcome is what a change's writer is told: nil when it committed.
@@ -481,6 +482,9 @@ func (c *committer) encode(ch *change, seq uint64) ([]*nats.Msg, error) {
 			return nil, err
 		}
 		msgs = append(msgs, m)
+	}
+	for _, x := range ch.extra {
+		msgs = append(msgs, x.msg())
 	}
 	if !ch.remove {
 		state, err := c.stateMsg(ch)

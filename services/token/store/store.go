@@ -74,6 +74,7 @@ type Store struct {
 	loading   map[string]chan struct{} // workflows being loaded (and upgraded): closed when done
 	evicted   map[string]bool          // workflows evicted while being loaded: not kept
 	wg        sync.WaitGroup           // committer goroutines
+	timers    timerState               // workflows with timers (timers.go)
 
 	indexStream jetstream.Stream // the index bucket's stream: filtered purges remove entries without a trace
 }
@@ -410,6 +411,9 @@ func (s *Store) load(ctx context.Context, id string) (*workflow, error) {
 			s.js.Conn().MaxPayload, newCommitMetrics(s.opts.Metrics))}
 	if _, err := s.machine(ctx, wf, 1); err != nil { // a stream without a definition is no workflow
 		return nil, err
+	}
+	if info := st.CachedInfo(); info != nil && info.Config.AllowMsgSchedules {
+		s.timersEnabled(id)
 	}
 	return wf, nil
 }

@@ -47,8 +47,18 @@ type storedToken struct {
 	NatsSequence    uint64           `json:"natsSequence"`
 	NatsSubject     string           `json:"natsSubject"`
 	NatsTimestamp   time.Time        `json:"natsTimestamp"`
-	ArchivedAt      *time.Time       `json:"archivedAt,omitempty"` // set on workflows.<wf>.archive.<id>
-	Legacy          *legacyHistories `json:"-"`                    // a layout-1 state's history, when read
+	ArchivedAt      *time.Time       `json:"archivedAt,omitempty"`      // set on workflows.<wf>.archive.<id>
+	EnteredAt       time.Time        `json:"enteredAt,omitzero"`        // timers count from the entry into the place
+	EnteredRevision uint64           `json:"enteredRevision,omitempty"` // the revision that entered it
+	Timers          []storedTimer    `json:"timers,omitempty"`          // pending timers, scheduled in the same batch
+	Legacy          *legacyHistories `json:"-"`                         // a layout-1 state's history, when read
+}
+
+// storedTimer is one pending timer of a token (timers.go).
+type storedTimer struct {
+	TransitionID string    `json:"transitionId"`
+	DueAt        time.Time `json:"dueAt"`
+	Revision     uint64    `json:"revision"`
 }
 
 // storedKey is one remembered idempotency key.
@@ -98,9 +108,13 @@ type legacyHistories struct {
 func toStored(t *flow.Token) storedToken {
 	s := storedToken{Layout: layout, ID: t.ID, WorkflowID: t.WorkflowID, WorkflowVersion: t.WorkflowVersion, Place: t.Place, Data: t.Data, Metadata: t.Metadata,
 		CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt, Revision: t.Revision, Records: t.Records,
-		NatsSequence: t.NatsSequence, NatsSubject: t.NatsSubject, NatsTimestamp: t.NatsTimestamp, ArchivedAt: t.ArchivedAt}
+		NatsSequence: t.NatsSequence, NatsSubject: t.NatsSubject, NatsTimestamp: t.NatsTimestamp, ArchivedAt: t.ArchivedAt,
+		EnteredAt: t.EnteredAt, EnteredRevision: t.EnteredRevision}
 	for _, k := range t.Keys {
 		s.Keys = append(s.Keys, storedKey(k))
+	}
+	for _, tm := range t.Timers {
+		s.Timers = append(s.Timers, storedTimer(tm))
 	}
 	return s
 }
@@ -109,9 +123,13 @@ func toStored(t *flow.Token) storedToken {
 func (s *storedToken) token() *flow.Token {
 	t := &flow.Token{ID: s.ID, WorkflowID: s.WorkflowID, WorkflowVersion: max(1, s.WorkflowVersion), Place: s.Place, Data: s.Data, Metadata: s.Metadata,
 		CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt, Revision: s.Revision, Records: s.Records,
-		NatsSequence: s.NatsSequence, NatsSubject: s.NatsSubject, NatsTimestamp: s.NatsTimestamp, ArchivedAt: s.ArchivedAt}
+		NatsSequence: s.NatsSequence, NatsSubject: s.NatsSubject, NatsTimestamp: s.NatsTimestamp, ArchivedAt: s.ArchivedAt,
+		EnteredAt: s.EnteredAt, EnteredRevision: s.EnteredRevision}
 	for _, k := range s.Keys {
 		t.Keys = append(t.Keys, flow.KeyUse(k))
+	}
+	for _, tm := range s.Timers {
+		t.Timers = append(t.Timers, flow.Timer(tm))
 	}
 	return t
 }

@@ -269,7 +269,11 @@ func (s *Store) Create(ctx context.Context, t *flow.Token, entry *flow.Entry) (*
 	if err != nil {
 		return nil, err
 	}
-	return s.commit(ctx, wf, &change{token: t, entry: entry, event: ev, index: index})
+	ch := &change{token: t, entry: entry, event: ev, index: index}
+	if err := s.planTimers(ctx, wf, nil, ch); err != nil {
+		return nil, err
+	}
+	return s.commit(ctx, wf, ch)
 }
 
 // Change commits next, which replaces prev (as read), with the history
@@ -285,7 +289,11 @@ func (s *Store) Change(ctx context.Context, prev, next *flow.Token, entry *flow.
 	if err != nil {
 		return nil, err
 	}
-	return s.commit(ctx, wf, &change{token: next, entry: entry, prevSubject: prev.NatsSubject, prevSeq: prev.NatsSequence, event: ev, index: index})
+	ch := &change{token: next, entry: entry, prevSubject: prev.NatsSubject, prevSeq: prev.NatsSequence, event: ev, index: index}
+	if err := s.planTimers(ctx, wf, prev, ch); err != nil {
+		return nil, err
+	}
+	return s.commit(ctx, wf, ch)
 }
 
 // commit submits ch to its workflow's committer and remembers the committed
