@@ -8,7 +8,7 @@ import (
 	"github.com/cbnats/circuitbreaker/shared/wire"
 )
 
-// analyticsResolvers are the root fields of schema/analytics.graphql.
+// analyticsResolvers are the root fields of the analytics and health queries.
 func (a *API) analyticsResolvers() gql.Resolvers {
 	return gql.Resolvers{
 		"Query.workflowAnalytics":      a.workflowAnalytics,
