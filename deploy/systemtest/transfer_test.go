@@ -496,3 +496,29 @@ func TestImportTokenParts(t *testing.T) {
 		t.Fatalf("another file's history: %+v", o)
 	}
 }
+
+// TestExportImportArchivedAndTimers: archived tokens are exported and
+// imported as archived (readable by id, in no listing); a live token
+// with a timer gets its timer scheduled on import, and it fires there.
+func TestExportImportArchivedAndTimers(t *testing.T) {
+	from, to, c := start(t, ""), start(t, ""), ctx(t)
+	testkit.Must(from.c.CreateWorkflow(c, &wire.CreateWorkflowRequest{ID: "later", Name: "later", Places: []string{"a", "b"}, InitialPlace: "a",
+		Transitions: []flow.Transition{{ID: "escalate", FromPlaces: []string{"a"}, ToPlace: "b", After: "PT5S"}}})) // long enough for both imports
+	live := testkit.Must(from.c.CreateToken(c, &wire.CreateTokenRequest{WorkflowID: "later"}))
+	gone := testkit.Must(from.c.CreateToken(c, &wire.CreateTokenRequest{WorkflowID: "later"}))
+	testkit.Must(from.c.ArchiveToken(c, &wire.ArchiveTokenRequest{TokenID: gone.ID}))
+	file := exportFile(t, from, "later", false)
+	if sum, err := importFile(t, to, file, false); err != nil || sum.Imported != 2 {
+		t.Fatalf("import: %v %+v", err, sum)
+	}
+	archived := testkit.Must(to.c.GetToken(c, gone.ID))
+	if archived.ArchivedAt == nil || len(testkit.Must(to.c.ListTokens(c, "later", wire.Page{})).Items) != 1 {
+		t.Fatalf("the archived token imported as %+v", archived)
+	}
+	if sum, err := importFile(t, to, file, false); err != nil || sum.Imported != 0 {
+		t.Fatalf("a second import: %v %+v", err, sum)
+	}
+	testkit.Poll(t, 20*time.Second, "the imported token's timer fires", func() bool {
+		return testkit.Must(to.c.GetToken(c, live.ID)).Place == "b"
+	})
+}

@@ -179,6 +179,9 @@ func (s *Service) find(ctx context.Context, r *wire.FindTokenRequest) (*flow.Tok
 }
 
 func (s *Service) list(ctx context.Context, r *wire.ListTokensRequest) (*wire.TokenPage, error) {
+	if r.Archived {
+		return s.store.ListArchived(ctx, r.WorkflowID, r.Page)
+	}
 	return s.store.List(ctx, r.WorkflowID, r.Page)
 }
 

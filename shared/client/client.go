@@ -95,6 +95,12 @@ func (c *Client) ListTokens(ctx context.Context, workflowID string, p wire.Page)
 		&wire.ListTokensRequest{WorkflowID: workflowID, Page: p})
 }
 
+// ListArchivedTokens returns a page of a workflow's archived tokens.
+func (c *Client) ListArchivedTokens(ctx context.Context, workflowID string, p wire.Page) (*wire.TokenPage, error) {
+	return rpc.Call[wire.ListTokensRequest, wire.TokenPage](ctx, c.nc, c.subject(subjects.TokenList),
+		&wire.ListTokensRequest{WorkflowID: workflowID, Archived: true, Page: p})
+}
+
 // TokensInPlace returns a page of the tokens currently in a place.
 func (c *Client) TokensInPlace(ctx context.Context, workflowID, place string, p wire.Page) (*wire.TokenPage, error) {
 	return rpc.Call[wire.TokensInPlaceRequest, wire.TokenPage](ctx, c.nc, c.subject(subjects.TokenInPlace),

@@ -148,11 +148,19 @@ func (e *exporter) events(ctx context.Context) error {
 	}
 }
 
-// tokens writes every token with its history, page by page.
+// tokens writes every token with its history, page by page: the live
+// ones, then the archived ones.
 func (e *exporter) tokens(ctx context.Context) error {
+	if err := e.tokenList(ctx, e.c.ListTokens); err != nil {
+		return err
+	}
+	return e.tokenList(ctx, e.c.ListArchivedTokens)
+}
+
+func (e *exporter) tokenList(ctx context.Context, list func(context.Context, string, wire.Page) (*wire.TokenPage, error)) error {
 	for cursor := ""; ; {
 		p, err := call(ctx, func(ctx context.Context) (*wire.TokenPage, error) {
-			return e.c.ListTokens(ctx, e.wfID, wire.Page{First: wire.MaxPageSize, After: cursor})
+			return list(ctx, e.wfID, wire.Page{First: wire.MaxPageSize, After: cursor})
 		})
 		if err != nil {
 			return fmt.Errorf("tokens after %q: %w", cursor, err)

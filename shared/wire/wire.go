@@ -144,6 +144,8 @@ type FindTokenRequest struct {
 // stream sequence of their current state (oldest change first).
 type ListTokensRequest struct {
 	WorkflowID string `json:"workflowId"`
+	// Archived lists the workflow's archived tokens instead of its live ones.
+	Archived bool `json:"archived,omitempty"`
 	Page
 }
 

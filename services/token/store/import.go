@@ -138,6 +138,7 @@ type importPlan struct {
 	stateSeq uint64 // sequence of the token's last message in any place (0: none), final parts
 	keys     []flow.KeyUse
 	index    []*nats.Msg // the state's search index entries, final parts
+	timers   []extraMsg  // a live token's timers, final parts
 }
 
 func (p *importPlan) written() int { return len(p.part.Entries) - p.from }
@@ -146,7 +147,7 @@ func (p *importPlan) written() int { return len(p.part.Entries) - p.from }
 func (p *importPlan) size() int {
 	n := p.written()
 	if p.part.Token != nil {
-		n += 2 + len(p.index) // state, event and index entries
+		n += 2 + len(p.index) + len(p.timers) // state, event, index entries and timers
 	}
 	return n
 }
@@ -162,7 +163,7 @@ func (s *Store) planImport(ctx context.Context, wf *workflow, idx int, part *Imp
 		return nil, ImportResult{Outcome: out, Err: err}
 	}
 	id := part.TokenID
-	state, err := s.rd.Last(ctx, wf.stream, subjects.TokenAnyPlace(wf.id, id))
+	state, err := s.importedState(ctx, wf, id)
 	var stateSeq uint64
 	switch {
 	case errors.Is(err, jetstream.ErrMsgNotFound):
@@ -216,9 +217,6 @@ func (s *Store) planImport(ctx context.Context, wf *workflow, idx int, part *Imp
 	if part.Token == nil {
 		return p, ImportResult{}
 	}
-	if part.Token.ArchivedAt != nil {
-		return failed(fail.New(fail.BadInput, "token %s is archived: importing archived tokens is not supported (export leaves them out)", id))
-	}
 	if total := max(stored, end); total != part.Token.Records {
 		if total > part.Token.Records {
 			return failed(fail.New(fail.Conflict, "token %s: %d history entries are stored, the file's token has %d", id, total, part.Token.Records))
@@ -231,7 +229,29 @@ func (s *Store) planImport(ctx context.Context, wf *workflow, idx int, part *Imp
 	if p.index, err = s.indexMsgs(ctx, nil, part.Token); err != nil {
 		return failed(err)
 	}
+	ch := &change{token: part.Token.Clone()} // a live token's timers, scheduled with its state
+	if err := s.planTimers(ctx, wf, nil, ch); err != nil {
+		return failed(err)
+	}
+	p.timers, part.Token.Timers = ch.extra, ch.token.Timers
 	return p, ImportResult{}
+}
+
+// importedState is the newest message of a token in any place, or its
+// archived state.
+func (s *Store) importedState(ctx context.Context, wf *workflow, id string) (*jetstream.RawStreamMsg, error) {
+	state, err := s.rd.Last(ctx, wf.stream, subjects.TokenAnyPlace(wf.id, id))
+	if err == nil && state.Header.Get(subjects.HeaderTokenOp) != subjects.TokenOpDelete {
+		return state, nil
+	}
+	archived, aerr := s.rd.Last(ctx, wf.stream, subjects.ArchivedToken(wf.id, id))
+	if aerr == nil {
+		return archived, nil
+	}
+	if errors.Is(err, jetstream.ErrMsgNotFound) && !errors.Is(aerr, jetstream.ErrMsgNotFound) {
+		return nil, aerr
+	}
+	return state, err
 }
 
 // indexImported writes the token's index entry, or checks the one stored.
@@ -479,9 +499,16 @@ func (s *Store) importMsgs(wf *workflow, p *importPlan, entries []flow.Entry, hi
 	if !final || p.part.Token == nil {
 		return msgs, nil
 	}
+	for _, x := range p.timers { // before the state, as the committer writes them
+		msgs = append(msgs, x.msg())
+		seq++
+	}
 	t := p.part.Token.Clone()
 	seq++
 	t.NatsSequence, t.NatsSubject, t.NatsTimestamp = seq, subjects.TokenState(wf.id, t.Place, t.ID), time.Now().UTC()
+	if t.ArchivedAt != nil {
+		t.NatsSubject = subjects.ArchivedToken(wf.id, t.ID)
+	}
 	t.Keys = p.keys
 	data, err := encodeState(t)
 	if err != nil {
@@ -494,8 +521,12 @@ func (s *Store) importMsgs(wf *workflow, p *importPlan, entries []flow.Entry, hi
 	state.Data = data
 	state.Header.Set(jetstream.MsgRollup, jetstream.MsgRollupSubject)
 	state.Header.Set(subjects.HeaderTokenRev, strconv.FormatUint(t.Revision, 10))
-	state.Header.Set(jetstream.ExpectedLastSubjSeqSubjHeader, subjects.TokenAnyPlace(wf.id, t.ID))
-	state.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(p.stateSeq, 10))
+	if t.ArchivedAt == nil {
+		state.Header.Set(jetstream.ExpectedLastSubjSeqSubjHeader, subjects.TokenAnyPlace(wf.id, t.ID))
+		state.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(p.stateSeq, 10))
+	} else { // its own subject: the archive
+		state.Header.Set(jetstream.ExpectedLastSubjSeqHeader, "0")
+	}
 	ev := p.part.Event
 	ev.NatsSequence, ev.Revision = seq, t.Revision
 	body, err := json.Marshal(ev)

@@ -92,6 +92,11 @@ func (s *Store) List(ctx context.Context, workflowID string, p wire.Page) (*wire
 	return s.scan(ctx, workflowID, subjects.AllTokens(workflowID), p)
 }
 
+// ListArchived returns a page of a workflow's archived tokens.
+func (s *Store) ListArchived(ctx context.Context, workflowID string, p wire.Page) (*wire.TokenPage, error) {
+	return s.scan(ctx, workflowID, subjects.ArchivedToken(workflowID, "*"), p)
+}
+
 // InPlace returns a page of the tokens in a place. Tokens that left the
 // place are never listed: their old subject holds only a tombstone.
 func (s *Store) InPlace(ctx context.Context, workflowID, place string, p wire.Page) (*wire.TokenPage, error) {
