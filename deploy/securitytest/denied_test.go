@@ -99,7 +99,7 @@ var denials = []denial{
 	{"workflow recreates the token index", "workflow", request("$JS.API.STREAM.CREATE.KV_CB_TOKEN_INDEX")},
 	{"workflow writes the token index", "workflow", publish("$KV.CB_TOKEN_INDEX.x")},
 	{"workflow writes a token state", "workflow", publish("workflows.doc.places.draft.tokens.x")},
-	{"workflow updates a workflow stream", "workflow", request("$JS.API.STREAM.UPDATE.WORKFLOW_doc")},
+	{"workflow updates the analytics bucket", "workflow", request("$JS.API.STREAM.UPDATE.KV_CB_ANALYTICS")},
 	{"workflow deletes the catalogue", "workflow", request("$JS.API.STREAM.DELETE.KV_CB_WORKFLOWS")},
 	{"event writes an event", "event", publish("workflows.doc.events.lifecycle")},
 	{"event binds the token index", "event", bucket("CB_TOKEN_INDEX")},

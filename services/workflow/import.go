@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"reflect"
+	"slices"
 	"strconv"
 	"time"
 
@@ -82,7 +83,8 @@ func (s *Service) importWorkflow(ctx context.Context, r *wire.ImportWorkflowRequ
 		if err := s.admit(ctx, id); err != nil {
 			return nil, err
 		}
-		if st, err = s.store.createStream(ctx, id); err != nil {
+		timers := slices.ContainsFunc(defs, (*flow.Definition).HasTimers)
+		if st, err = s.store.createStream(ctx, id, timers); err != nil {
 			return nil, err
 		}
 	}
@@ -212,8 +214,8 @@ func (s *store) importState(ctx context.Context, id string) (jetstream.Stream, [
 }
 
 // createStream creates (or finds) a workflow's stream.
-func (s *store) createStream(ctx context.Context, id string) (jetstream.Stream, error) {
-	st, err := s.js.CreateStream(ctx, s.streamConfig(id))
+func (s *store) createStream(ctx context.Context, id string, timers bool) (jetstream.Stream, error) {
+	st, err := s.js.CreateStream(ctx, s.streamConfig(id, timers))
 	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
 		st, err = s.js.Stream(ctx, subjects.StreamName(id))
 	}

@@ -61,8 +61,13 @@ func openStore(ctx context.Context, js jetstream.JetStream, o StoreOptions) (*st
 // discarded, and DiscardNew makes a write fail rather than drop data should
 // such a limit be added by hand. Events expire by their own TTL; the event
 // service trims them by count and size (filtered purges of event subjects).
-func (s *store) streamConfig(id string) jetstream.StreamConfig {
-	return jetstream.StreamConfig{
+//
+// A workflow with timers gets a stream that takes message schedules from
+// the start (the server refuses them with DiscardNew; the stream has no
+// limit, so nothing is discarded either way): the token service then
+// never has to update a stream that tokens are being written to.
+func (s *store) streamConfig(id string, timers bool) jetstream.StreamConfig {
+	cfg := jetstream.StreamConfig{
 		Name:               subjects.StreamName(id),
 		Description:        "Circuit Breaker workflow " + id + ": definition, tokens and events",
 		Subjects:           subjects.StreamSubjects(id),
@@ -77,12 +82,16 @@ func (s *store) streamConfig(id string) jetstream.StreamConfig {
 		AllowMsgTTL:        true,
 		DenyDelete:         true,
 	}
+	if timers {
+		cfg.AllowMsgSchedules, cfg.Discard = true, jetstream.DiscardOld
+	}
+	return cfg
 }
 
 // create stores a new definition and its workflow_created event in one
 // atomic batch; fail.Conflict if the id is taken.
 func (s *store) create(ctx context.Context, d *flow.Definition) error {
-	st, err := s.js.CreateStream(ctx, s.streamConfig(d.ID))
+	st, err := s.js.CreateStream(ctx, s.streamConfig(d.ID, d.HasTimers()))
 	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
 		st, err = s.js.Stream(ctx, subjects.StreamName(d.ID))
 	}

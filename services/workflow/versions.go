@@ -106,6 +106,9 @@ func (s *store) addVersion(ctx context.Context, d *flow.Definition) error {
 	if err != nil {
 		return fail.Wrap(fail.Internal, err, "encode definition")
 	}
+	if err := s.takeSchedules(ctx, st, d); err != nil {
+		return err
+	}
 	for attempt := 0; ; attempt++ {
 		err := s.publishVersion(ctx, st, d, body)
 		if !jserr.WrongSequence(err) {
@@ -121,6 +124,22 @@ func (s *store) addVersion(ctx context.Context, d *flow.Definition) error {
 		}
 		time.Sleep(time.Duration(attempt) * 100 * time.Microsecond) // token writes moved the stream on
 	}
+}
+
+// takeSchedules lets a stream take message schedules before the first
+// version with timers is stored (see streamConfig).
+func (s *store) takeSchedules(ctx context.Context, st jetstream.Stream, d *flow.Definition) error {
+	if !d.HasTimers() {
+		return nil
+	}
+	info, err := st.Info(ctx)
+	if err != nil || info.Config.AllowMsgSchedules {
+		return storeError(err)
+	}
+	cfg := info.Config
+	cfg.AllowMsgSchedules, cfg.Discard = true, jetstream.DiscardOld
+	_, err = s.js.UpdateStream(ctx, cfg)
+	return storeError(err)
 }
 
 // publishVersion writes the batch of version d: its definition (once),

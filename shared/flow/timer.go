@@ -32,6 +32,16 @@ type Timer struct {
 // HasTimer reports whether t is a timer transition.
 func (t Transition) HasTimer() bool { return t.After != "" || t.At != "" }
 
+// HasTimers reports whether any transition of d is a timer.
+func (d *Definition) HasTimers() bool {
+	for _, t := range d.Transitions {
+		if t.HasTimer() {
+			return true
+		}
+	}
+	return false
+}
+
 // MaxTimerDelay bounds After: a duration beyond it is refused.
 const MaxTimerDelay = 100 * 365 * 24 * time.Hour
 
