@@ -21,29 +21,11 @@ import (
 // killed with SIGKILL mid-way; sent again (same idempotency key) to a new
 // one, it finishes: every token transitioned exactly once.
 func TestBulkKill9(t *testing.T) {
-	ns := natstest.Server(t)
-	url := ns.ClientURL()
-	wi := testkit.Must(workflow.Start(context.Background(), natstest.Connect(t, ns), rpc.ServiceOptions{Store: storeSettings(), Concurrency: 64, Log: zerolog.Nop()}))
-	t.Cleanup(wi.Stop)
-	first := tokenService(t, url)
-	nc := natstest.Connect(t, ns)
-	c, js := client.New(nc), testkit.Must(jetstream.New(nc))
+	url, first, c, js := killableTokenService(t)
 	cx := ctxFor(t, 5*time.Minute)
 	const wf = "kill9bulk"
 	testkit.Must(c.CreateWorkflow(cx, cycle(wf)))
-	const n = 10000
-	var wg sync.WaitGroup
-	for range 32 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for range n / 32 {
-				testkit.Must(c.CreateToken(cx, &wire.CreateTokenRequest{WorkflowID: wf}))
-			}
-		}()
-	}
-	wg.Wait()
-	total := n / 32 * 32
+	total := createTokens(cx, c, &wire.CreateTokenRequest{WorkflowID: wf}, 10000, 32)
 	req := &wire.BulkTransitionRequest{WorkflowID: wf, FromPlace: "a", TransitionID: "ab", IdempotencyKey: "move-all"}
 	go func() { // its reply dies with the process
 		short, cancel := context.WithTimeout(cx, 30*time.Second)
@@ -80,4 +62,32 @@ func countType(ctx context.Context, t testing.TB, js jetstream.JetStream, wf, ty
 		}
 	}
 	return n
+}
+
+// killableTokenService runs a nats-server and the workflow service in the
+// test process and one token-service process (to kill), and returns the
+// server's URL, that process and a client.
+func killableTokenService(t *testing.T) (string, *proc, *client.Client, jetstream.JetStream) {
+	t.Helper()
+	ns := natstest.Server(t)
+	wi := testkit.Must(workflow.Start(context.Background(), natstest.Connect(t, ns), rpc.ServiceOptions{Store: storeSettings(), Concurrency: 64, Log: zerolog.Nop()}))
+	t.Cleanup(wi.Stop)
+	first := tokenService(t, ns.ClientURL())
+	nc := natstest.Connect(t, ns)
+	return ns.ClientURL(), first, client.New(nc), testkit.Must(jetstream.New(nc))
+}
+
+// createTokens creates n/workers*workers tokens with r from workers
+// clients at once and returns how many.
+func createTokens(ctx context.Context, c *client.Client, r *wire.CreateTokenRequest, n, workers int) int {
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for range n / workers {
+				testkit.Must(c.CreateToken(ctx, r))
+			}
+		})
+	}
+	wg.Wait()
+	return n / workers * workers
 }

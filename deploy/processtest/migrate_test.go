@@ -2,19 +2,13 @@ package processtest
 
 import (
 	"context"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/rs/zerolog"
 
 	"github.com/cbnats/circuitbreaker/deploy/internal/testkit"
-	"github.com/cbnats/circuitbreaker/services/workflow"
-	"github.com/cbnats/circuitbreaker/shared/client"
 	"github.com/cbnats/circuitbreaker/shared/flow"
-	"github.com/cbnats/circuitbreaker/shared/natstest"
-	"github.com/cbnats/circuitbreaker/shared/rpc"
 	"github.com/cbnats/circuitbreaker/shared/wire"
 )
 
@@ -23,13 +17,7 @@ import (
 // again. Every token ends on the new version, moved exactly once: one
 // migrate record, one token_migrated event, one revision more.
 func TestMigrationKill9(t *testing.T) {
-	ns := natstest.Server(t)
-	url := ns.ClientURL()
-	wi := testkit.Must(workflow.Start(context.Background(), natstest.Connect(t, ns), rpc.ServiceOptions{Store: storeSettings(), Concurrency: 64, Log: zerolog.Nop()}))
-	t.Cleanup(wi.Stop)
-	first := tokenService(t, url)
-	nc := natstest.Connect(t, ns)
-	c, js := client.New(nc), testkit.Must(jetstream.New(nc))
+	url, first, c, js := killableTokenService(t)
 	cx := ctxFor(t, 3*time.Minute)
 	const wf = "kill9mig"
 	testkit.Must(c.CreateWorkflow(cx, cycle(wf)))
@@ -37,19 +25,7 @@ func TestMigrationKill9(t *testing.T) {
 	v2.Places = []string{"a", "b", "d"}
 	v2.Transitions = []flow.Transition{{ID: "ab", FromPlaces: []string{"a"}, ToPlace: "b"}, {ID: "bd", FromPlaces: []string{"b"}, ToPlace: "d"}}
 	testkit.Must(c.UpdateWorkflow(cx, &wire.UpdateWorkflowRequest{CreateWorkflowRequest: *v2, ExpectedVersion: 1}))
-	const n = 3000
-	var wg sync.WaitGroup
-	for range 16 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for range n / 16 {
-				testkit.Must(c.CreateToken(cx, &wire.CreateTokenRequest{WorkflowID: wf, WorkflowVersion: 1}))
-			}
-		}()
-	}
-	wg.Wait()
-	total := n / 16 * 16
+	total := createTokens(cx, c, &wire.CreateTokenRequest{WorkflowID: wf, WorkflowVersion: 1}, 3000, 16)
 	req := &wire.MigrateRequest{WorkflowID: wf, FromVersion: 1, ToVersion: 2, PlaceMapping: map[string]string{"c": "d"}}
 	go func() { // its reply dies with the process
 		short, cancel := context.WithTimeout(cx, 20*time.Second)

@@ -30,6 +30,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/cbnats/circuitbreaker/edge/webpage"
 )
 
 // DagreVersion is the vendored graph-layout library's version; keep in sync
@@ -138,23 +140,7 @@ func Page(o Options) http.Handler {
 		panic("console: page template: " + err.Error())
 	}
 	body := buf.Bytes()
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			w.Header().Set("Allow", "GET, HEAD")
-			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
-			return
-		}
-		h := w.Header()
-		h.Set("Content-Type", "text/html; charset=utf-8")
-		h.Set("Cache-Control", "no-cache")
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("Referrer-Policy", "no-referrer")
-		h.Set("Content-Security-Policy", ContentSecurityPolicy)
-		if r.Method == http.MethodHead {
-			return
-		}
-		_, _ = w.Write(body)
-	})
+	return webpage.Handler(body, ContentSecurityPolicy)
 }
 
 // Assets returns a handler serving the embedded files at

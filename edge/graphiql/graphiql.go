@@ -29,6 +29,8 @@ import (
 	"path"
 	"strings"
 	"time"
+
+	"github.com/cbnats/circuitbreaker/edge/webpage"
 )
 
 // Versions of the vendored assets; keep in sync with assets/LICENSES.md.
@@ -309,23 +311,7 @@ func Page(o Options) http.Handler {
 		panic("graphiql: page template has no inline script")
 	}
 	csp := contentSecurityPolicy(o, script)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			w.Header().Set("Allow", "GET, HEAD")
-			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
-			return
-		}
-		h := w.Header()
-		h.Set("Content-Type", "text/html; charset=utf-8")
-		h.Set("Cache-Control", "no-cache")
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("Referrer-Policy", "no-referrer")
-		h.Set("Content-Security-Policy", csp)
-		if r.Method == http.MethodHead {
-			return
-		}
-		_, _ = w.Write(body)
-	})
+	return webpage.Handler(body, csp)
 }
 
 // Assets returns a handler serving the embedded files below prefix (for example
