@@ -233,7 +233,7 @@ func (p *pair) underLoad(t *testing.T, cx context.Context, toks []string, during
 		go func() {
 			defer wg.Done()
 			for !done.Load() {
-				fc, cancel := context.WithTimeout(cx, 3*time.Second)
+				fc, cancel := context.WithTimeout(cx, 10*time.Second) // an instance's stop under -race on a busy machine takes seconds
 				_, err := p.c.Fire(fc, &wire.FireRequest{TokenID: toks[i], TransitionID: "tick"})
 				cancel()
 				if err != nil {
