@@ -5,7 +5,19 @@ package systemtest
 // transition) and one with conditions and nested And/Or/Not, field and
 // Expression rules and timers; tokens fresh, moved twice, updated, passing
 // and failing guards; events of every type; durable subscriptions; a token
-// archived, one deleted, and a throwaway workflow deleted with its token.
+// archived, one deleted, and a throwaway workflow deleted with its token;
+// a search index built for an attribute an update added, and one held
+// BUILDING.
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/cbnats/circuitbreaker/deploy/internal/testkit"
+	"github.com/cbnats/circuitbreaker/shared/subjects"
+	"github.com/cbnats/circuitbreaker/shared/wire"
+)
 
 // contractFixture holds what the mutations made.
 type contractFixture struct {
@@ -19,6 +31,7 @@ const (
 	plainWF     = "contract_plain"
 	rulesWF     = "contract_rules"
 	throwawayWF = "contract_throwaway"
+	indexedWF   = "contract_indexed" // its search index is held BUILDING (holdBuild)
 )
 
 // mutationStep runs one mutation with args built from what earlier steps
@@ -112,9 +125,12 @@ func contractMutations() []mutationStep {
 			"metadata": map[string]any{"team": "a"}}), keep: keepToken}, // 2: passes its guards
 		{field: "fireTransition", args: onToken(2, map[string]any{"transitionId": "check"}), keep: keepToken},
 		{field: "createToken", args: input(map[string]any{"workflowId": rulesWF, "data": map[string]any{"status": "rejected"}}), keep: keepToken}, // 3: fails them
-		{field: "updateWorkflow", args: input(map[string]any{
+		{field: "createWorkflow", args: input(map[string]any{"id": indexedWF, "name": "Indexed", "places": []any{"a"}, "initialPlace": "a",
+			"transitions": []any{}, "searchAttributes": []any{map[string]any{"path": "data.size", "type": "NUMBER"}}})},
+		{field: "updateWorkflow", args: input(map[string]any{ // adds a search attribute: its index is built (settleBuild)
 			"id": plainWF, "expectedVersion": 1, "name": "Plain", "description": "no rules, version 2", "places": []any{"draft", "review", "done", "archived"},
-			"initialPlace": "draft", "transitions": []any{
+			"searchAttributes": []any{map[string]any{"path": "metadata.department", "type": "KEYWORD"}},
+			"initialPlace":     "draft", "transitions": []any{
 				map[string]any{"id": "submit", "name": "Submit", "description": "send for review", "fromPlaces": []any{"draft"}, "toPlace": "review"},
 				map[string]any{"id": "approve", "fromPlaces": []any{"review"}, "toPlace": "done"},
 				map[string]any{"id": "revive", "fromPlaces": []any{"archived"}, "toPlace": "draft"},
@@ -156,4 +172,26 @@ func (fx *contractFixture) scenes() []map[string]any {
 			"filter": map[string]any{"workflowIds": []any{t.workflowID}, "places": []any{t.place}}, "idempotencyKey": "contract-bulk"})
 	}
 	return out
+}
+
+// settleBuilds waits for the build plainWF's update started to finish
+// (READY, with its times), and holds indexedWF's search index BUILDING:
+// its record names another instance's build in progress, leased for an
+// hour, so nothing takes it over while the queries run.
+func settleBuilds(t *testing.T, s *system) {
+	t.Helper()
+	c := ctx(t)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		idx := testkit.Must(s.c.SearchIndex(c, plainWF))
+		if idx.State == wire.IndexReady {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the search index build of %s did not finish: %+v", plainWF, idx)
+		}
+	}
+	now, later := time.Now().UTC(), time.Now().UTC().Add(time.Hour)
+	body := testkit.Must(json.Marshal(wire.SearchIndex{WorkflowID: indexedWF, State: wire.IndexBuilding, Version: 1, Building: []string{"data.size"},
+		Until: 1 << 40, Indexed: 3, Scanned: 5, StartedAt: &now, UpdatedAt: &later, Runner: "another-instance"}))
+	testkit.Must(s.stackJS().Publish(c, subjects.SearchIndexState(indexedWF), body))
 }

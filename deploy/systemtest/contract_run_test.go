@@ -40,6 +40,7 @@ func TestSchemaContract(t *testing.T) {
 		}
 		run++
 	}
+	settleBuilds(t, s)
 	covered := map[string]bool{}
 	for _, st := range contractMutations() {
 		covered["Mutation."+st.field] = true

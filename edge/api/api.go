@@ -88,11 +88,21 @@ func (a *API) Resolvers() gql.Resolvers {
 		"Query.findTokens":            a.findTokens,
 		"Query.countTokens":           a.countTokens,
 
-		"Mutation.createWorkflow":          a.createWorkflow,
-		"Mutation.updateWorkflow":          a.updateWorkflow,
-		"Mutation.migrateTokens":           a.migrateTokens,
-		"Mutation.bulkTransitionTokens":    a.bulkTransitionTokens,
-		"Workflow.versions":                a.workflowVersions,
+		"Mutation.createWorkflow":       a.createWorkflow,
+		"Mutation.updateWorkflow":       a.updateWorkflow,
+		"Mutation.migrateTokens":        a.migrateTokens,
+		"Mutation.bulkTransitionTokens": a.bulkTransitionTokens,
+		"Workflow.versions":             a.workflowVersions,
+		"Workflow.searchIndex":          a.workflowSearchIndex,
+		"SearchIndex.startedAt": func(_ context.Context, p gql.Params) (any, error) {
+			return optionalTime(p.Parent.(*wire.SearchIndex).StartedAt), nil
+		},
+		"SearchIndex.updatedAt": func(_ context.Context, p gql.Params) (any, error) {
+			return optionalTime(p.Parent.(*wire.SearchIndex).UpdatedAt), nil
+		},
+		"SearchIndex.finishedAt": func(_ context.Context, p gql.Params) (any, error) {
+			return optionalTime(p.Parent.(*wire.SearchIndex).FinishedAt), nil
+		},
 		"Mutation.createToken":             a.createToken,
 		"Mutation.createWorkflowInstance":  a.createWorkflowInstance,
 		"Mutation.fireTransition":          a.fire,

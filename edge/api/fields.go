@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/cbnats/circuitbreaker/edge/gql"
 	"github.com/cbnats/circuitbreaker/shared/fail"
@@ -26,6 +27,19 @@ func (a *API) workflowVersions(ctx context.Context, p gql.Params) (any, error) {
 		return nil, err
 	}
 	return list.Items, nil
+}
+
+// workflowSearchIndex reads the state of a workflow's search index.
+func (a *API) workflowSearchIndex(ctx context.Context, p gql.Params) (any, error) {
+	return a.client(ctx).SearchIndex(ctx, p.Parent.(*flow.Definition).ID)
+}
+
+// optionalTime is t in RFC 3339, or null.
+func optionalTime(t *time.Time) any {
+	if t == nil {
+		return nil
+	}
+	return t.Format(time.RFC3339Nano)
 }
 
 func (a *API) migrateTokens(ctx context.Context, p gql.Params) (any, error) {

@@ -29,7 +29,7 @@ func (s *Service) bulk(ctx context.Context, r *wire.BulkTransitionRequest) (*jso
 }
 
 func (s *Service) bulkHere(ctx context.Context, r *wire.BulkTransitionRequest) (*json.RawMessage, error) {
-	m, err := s.store.Machine(ctx, r.WorkflowID, 0)
+	q, err := s.newQuery(ctx, r.WorkflowID)
 	if err != nil {
 		return nil, err
 	}
@@ -37,7 +37,6 @@ func (s *Service) bulkHere(ctx context.Context, r *wire.BulkTransitionRequest) (
 	if r.Filter != nil {
 		f.And = []wire.TokenFilter{*r.Filter}
 	}
-	q := &query{s: s, wf: r.WorkflowID, def: m.Def}
 	if err := q.check(&f); err != nil {
 		return nil, err
 	}

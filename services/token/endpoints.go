@@ -74,6 +74,13 @@ func (s *Service) Start(nc *nats.Conn, srv *rpc.Server) (micro.Service, error) {
 			Description: "Delete a token, live or archived: its state, history and index entry (its events keep a token_deleted record); idempotent, and finishes a delete that stopped half-way",
 			Request:     `{tokenId: uuid, triggeredBy?}`,
 			Response:    `{deleted: bool}`},
+		{Name: "searchindex", Subject: subjects.TokenSearchIndex, Handler: rpc.Endpoint(srv, s.searchIndex),
+			Description: "The state of a workflow's search index: READY, or BUILDING the entries of the attributes a version added for the tokens that existed then (a search on those is refused until READY), with the build's progress",
+			Request:     `{workflowId}`,
+			Response:    `{workflowId, state: READY|BUILDING, version, building: [path], indexedTokens, scannedTokens, startedAt?, updatedAt?, finishedAt?}`},
+		{Name: "reindex", Subject: subjects.TokenReindex, Handler: rpc.Endpoint(srv, s.reindex),
+			Description: "Start (or resume) the build of a workflow's search index in the background, on the instance that writes the workflow, unless it is READY or another instance is building it; replies with the state as read. An update that adds search attributes sends it",
+			Request:     `{workflowId}`, Response: "as searchindex"},
 	}
 	specs = append(specs, s.importSpecs(srv)...)
 	if s.writers != nil {
@@ -107,5 +114,7 @@ func (s *Service) writerSpecs(srv *rpc.Server) []rpc.Spec {
 		{Name: "writer-timer", Subject: at(opTimer), Handler: rpc.Endpoint(srv, s.timerHere),
 			Description: fmt.Sprintf(why, "due timer"), Request: "{workflowId, tokenId, transitionId, revision, dueAt}",
 			Response: "{result: fired|stale|skipped|rescheduled, dueAt}"},
+		{Name: "writer-reindex", Subject: at(opReindex), Handler: rpc.Endpoint(srv, s.reindexHere),
+			Description: fmt.Sprintf(why, "search index build"), Request: "as reindex", Response: "as searchindex"},
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -39,6 +40,11 @@ func Start(ctx context.Context, nc *nats.Conn, o rpc.ServiceOptions) (*rpc.Insta
 		w = newWriters(nc, o.Metrics)
 	}
 	svc := New(st, w, t)
+	self := uuid.NewString()
+	if w != nil {
+		self = w.self
+	}
+	svc.indexer = newIndexer(svc, self, o.Log)
 	// A deleted workflow's notice: drop what is cached of it (every
 	// instance, no queue group), so an id created again starts afresh.
 	notices, err := nc.Subscribe(subjects.WorkflowDeletedAll, func(m *nats.Msg) { st.Evict(subjects.WorkflowIDFromNotice(m.Subject)) })
@@ -66,7 +72,7 @@ func Start(ctx context.Context, nc *nats.Conn, o rpc.ServiceOptions) (*rpc.Insta
 	go sw.run()
 	timers := newTimerRunner(svc, o.Log, o.Metrics)
 	timers.start()
-	closers := []func(){timers.close, sw.close, func() { _ = notices.Unsubscribe() }, t.quotas.Close, st.Close}
+	closers := []func(){svc.indexer.close, timers.close, sw.close, func() { _ = notices.Unsubscribe() }, t.quotas.Close, st.Close}
 	if w != nil {
 		go w.run()
 		closers = append([]func(){w.close}, closers...)

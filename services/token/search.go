@@ -72,11 +72,10 @@ func (s *Service) search(ctx context.Context, r *wire.FindTokensRequest, pageSiz
 // searchWorkflow yields the workflow's matching tokens with ids after
 // from; false when yield asked to stop.
 func (s *Service) searchWorkflow(ctx context.Context, wf string, f *wire.TokenFilter, from string, pageSize int, yield func(*flow.Token) bool) (bool, error) {
-	m, err := s.store.Machine(ctx, wf, 0)
+	q, err := s.newQuery(ctx, wf)
 	if err != nil {
 		return false, err
 	}
-	q := &query{s: s, wf: wf, def: m.Def}
 	if err := q.check(f); err != nil {
 		return false, err
 	}
@@ -109,15 +108,34 @@ func (s *Service) searchWorkflow(ctx context.Context, wf string, f *wire.TokenFi
 
 // query is one filter applied to one workflow.
 type query struct {
-	s   *Service
-	wf  string
-	def *flow.Definition
+	s     *Service
+	wf    string
+	def   *flow.Definition  // the latest version
+	index *wire.SearchIndex // which attributes existing tokens may still lack entries of
+}
+
+// newQuery is a query on workflow wf's latest version.
+func (s *Service) newQuery(ctx context.Context, wf string) (*query, error) {
+	m, err := s.store.Machine(ctx, wf, 0)
+	if err != nil {
+		return nil, err
+	}
+	index, _, err := s.store.SearchIndex(ctx, wf)
+	if err != nil {
+		return nil, err
+	}
+	return &query{s: s, wf: wf, def: m.Def, index: index}, nil
 }
 
 // attribute returns the declared attribute at path, or an error naming
-// the declared ones.
+// the declared ones; an attribute whose entries are still being built is
+// refused, since the answer would miss tokens.
 func (q *query) attribute(path string) (flow.SearchAttribute, error) {
 	if a, ok := q.def.SearchAttribute(path); ok {
+		if q.index.State == wire.IndexBuilding && slices.Contains(q.index.Building, path) {
+			return a, fail.New(fail.Unavailable, "the search index of '%s' in workflow %s is being built for the tokens that existed when version %d added it (%d indexed so far): search on it once the workflow's searchIndex is READY",
+				path, q.wf, q.index.Version, q.index.Indexed)
+		}
 		return a, nil
 	}
 	declared := make([]string, 0, len(q.def.SearchAttributes))

@@ -102,6 +102,11 @@ func (w *sweeper) pass(ctx context.Context) (int, error) {
 		if err != nil {
 			return done, err
 		}
+		if len(def.SearchAttributes) > 0 { // a build whose instance stopped, or that was never started
+			if _, err := w.s.indexer.start(ctx, id); err != nil && !errors.Is(err, fail.ErrNotFound) {
+				w.log.Warn().Err(err).Str("workflow", id).Msg("resume search index build")
+			}
+		}
 		after := def.ArchiveAfterDuration()
 		if after == 0 {
 			continue

@@ -38,6 +38,7 @@ type Service struct {
 	locks   *tokenLocks
 	writers *writers // nil: every write is served here
 	tenants *tenants // quotas and counts of live tokens
+	indexer *indexer // search index builds (set by Start)
 	now     func() time.Time
 }
 

@@ -71,6 +71,7 @@ const (
 	opBulk    = "bulk"
 	opArchive = "archive"
 	opDelete  = "delete"
+	opReindex = "reindex"
 )
 
 // route serves req with here, unless another instance writes workflow:

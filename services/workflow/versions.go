@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strconv"
 	"time"
 
@@ -96,31 +97,32 @@ func (s *store) versions(ctx context.Context, id string) ([]*flow.Definition, er
 }
 
 // addVersion stores d (version n of its workflow, n > 1) if version n-1
-// is still the latest: fail.Conflict otherwise.
-func (s *store) addVersion(ctx context.Context, d *flow.Definition) error {
+// is still the latest: fail.Conflict otherwise. It reports whether the
+// version started a build of the search index (it adds attributes).
+func (s *store) addVersion(ctx context.Context, d *flow.Definition) (bool, error) {
 	st, err := s.stream(ctx, d.ID)
 	if err != nil {
-		return err
+		return false, err
 	}
 	body, err := json.Marshal(d)
 	if err != nil {
-		return fail.Wrap(fail.Internal, err, "encode definition")
+		return false, fail.Wrap(fail.Internal, err, "encode definition")
 	}
 	if err := s.takeSchedules(ctx, st, d); err != nil {
-		return err
+		return false, err
 	}
 	for attempt := 0; ; attempt++ {
-		err := s.publishVersion(ctx, st, d, body)
+		building, err := s.publishVersion(ctx, st, d, body)
 		if !jserr.WrongSequence(err) {
 			if err != nil {
-				return err
+				return false, err
 			}
-			return s.catalogue(ctx, d, body)
+			return building, s.catalogue(ctx, d, body)
 		}
 		if _, e := s.rd.Last(ctx, st, subjects.DefinitionVersion(d.ID, d.Version)); e == nil || attempt == maxUpdateAttempts {
 			latest, _ := s.latestVersion(ctx, st, d.ID)
 			s.repairLatest(ctx, d.ID, latest)
-			return fail.New(fail.Conflict, "workflow %s is at version %d, not %d: read it and update that", d.ID, latest, d.Version-1)
+			return false, fail.New(fail.Conflict, "workflow %s is at version %d, not %d: read it and update that", d.ID, latest, d.Version-1)
 		}
 		time.Sleep(time.Duration(attempt) * 100 * time.Microsecond) // token writes moved the stream on
 	}
@@ -143,13 +145,19 @@ func (s *store) takeSchedules(ctx context.Context, st jetstream.Stream, d *flow.
 }
 
 // publishVersion writes the batch of version d: its definition (once),
-// the latest-version record and the workflow_updated event, whose
+// the latest-version record, the workflow_updated event, whose
 // nats_sequence is the definition's sequence (the batch pins the stream's
-// last sequence so it knows it).
-func (s *store) publishVersion(ctx context.Context, st jetstream.Stream, d *flow.Definition, body []byte) error {
+// last sequence so it knows it), and, when d adds search attributes, the
+// search index record that starts their build. It reports whether it
+// wrote that record.
+func (s *store) publishVersion(ctx context.Context, st jetstream.Stream, d *flow.Definition, body []byte) (bool, error) {
 	info, err := st.Info(ctx)
 	if err != nil {
-		return storeError(err)
+		return false, storeError(err)
+	}
+	index, err := s.searchIndexMsg(ctx, st, d, info.State.LastSeq+1)
+	if err != nil {
+		return false, err
 	}
 	def := nats.NewMsg(subjects.DefinitionVersion(d.ID, d.Version))
 	def.Data = body
@@ -161,7 +169,7 @@ func (s *store) publishVersion(ctx context.Context, st jetstream.Stream, d *flow
 	ev, err := json.Marshal(wire.Event{EventType: wire.EventWorkflowUpdated, WorkflowID: d.ID,
 		Timestamp: d.UpdatedAt, NatsSequence: info.State.LastSeq + 1, Revision: uint64(d.Version)})
 	if err != nil {
-		return fail.Wrap(fail.Internal, err, "encode event")
+		return false, fail.Wrap(fail.Internal, err, "encode event")
 	}
 	evm := nats.NewMsg(subjects.LifecycleEvents(d.ID))
 	evm.Data = ev
@@ -169,9 +177,51 @@ func (s *store) publishVersion(ctx context.Context, st jetstream.Stream, d *flow
 	if s.opts.EventTTL >= time.Second {
 		evm.Header.Set(jetstream.MsgTTLHeader, s.opts.EventTTL.String())
 	}
-	_, err = jetstreamext.PublishMsgBatch(ctx, s.js, []*nats.Msg{def, latest, evm},
-		jetstreamext.BatchFlowControl{AckFirst: false, AckTimeout: 5 * time.Second})
-	return err
+	msgs := []*nats.Msg{def, latest, evm}
+	if index != nil {
+		msgs = append(msgs, index)
+	}
+	_, err = jetstreamext.PublishMsgBatch(ctx, s.js, msgs, jetstreamext.BatchFlowControl{AckFirst: false, AckTimeout: 5 * time.Second})
+	return index != nil, err
+}
+
+// searchIndexMsg is the search index record (wire.SearchIndex) of version
+// d, stored at sequence seq, when d adds search attributes to the version
+// before it: a build from the start, of those and of any an unfinished
+// build still had. nil when d adds none (the record stays as it is).
+func (s *store) searchIndexMsg(ctx context.Context, st jetstream.Stream, d *flow.Definition, seq uint64) (*nats.Msg, error) {
+	prev, err := s.version(ctx, d.ID, d.Version-1)
+	if err != nil {
+		return nil, err
+	}
+	building := flow.AddedSearchAttributes(prev, d)
+	if len(building) == 0 {
+		return nil, nil
+	}
+	msg, err := s.rd.Last(ctx, st, subjects.SearchIndexState(d.ID))
+	if err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil, storeError(err)
+	}
+	if err == nil {
+		var cur wire.SearchIndex
+		if json.Unmarshal(msg.Data, &cur) == nil && cur.State == wire.IndexBuilding {
+			for _, p := range cur.Building {
+				if _, ok := d.SearchAttribute(p); ok && !slices.Contains(building, p) {
+					building = append(building, p)
+				}
+			}
+		}
+	}
+	now := d.UpdatedAt
+	body, err := json.Marshal(wire.SearchIndex{WorkflowID: d.ID, State: wire.IndexBuilding, Version: d.Version, Building: building,
+		Until: seq, StartedAt: &now, UpdatedAt: &now})
+	if err != nil {
+		return nil, fail.Wrap(fail.Internal, err, "encode search index record")
+	}
+	m := nats.NewMsg(subjects.SearchIndexState(d.ID))
+	m.Data = body
+	m.Header.Set(jetstream.MsgRollup, jetstream.MsgRollupSubject)
+	return m, nil
 }
 
 // repairLatest puts the stream's latest version into the catalogue, which

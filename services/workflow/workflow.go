@@ -16,7 +16,9 @@ import (
 	"github.com/cbnats/circuitbreaker/shared/fail"
 	"github.com/cbnats/circuitbreaker/shared/flow"
 	"github.com/cbnats/circuitbreaker/shared/quota"
+	"github.com/cbnats/circuitbreaker/shared/rpc"
 	"github.com/cbnats/circuitbreaker/shared/rules"
+	"github.com/cbnats/circuitbreaker/shared/subjects"
 	"github.com/cbnats/circuitbreaker/shared/tenant"
 	"github.com/cbnats/circuitbreaker/shared/wire"
 )
@@ -133,10 +135,27 @@ func (s *Service) update(ctx context.Context, r *wire.UpdateWorkflowRequest) (*f
 	if err := s.check(d); err != nil {
 		return nil, err
 	}
-	if err := s.store.addVersion(ctx, d); err != nil {
+	building, err := s.store.addVersion(ctx, d)
+	if err != nil {
 		return nil, err
 	}
+	if building {
+		go s.startReindex(d.ID)
+	}
 	return d, nil
+}
+
+// startReindex asks the token service to build the search index entries
+// an update added. A request that fails is logged, not retried: the
+// token service's sweeper starts a build it finds waiting.
+func (s *Service) startReindex(id string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err := rpc.Call[wire.SearchIndexRequest, wire.SearchIndex](ctx, s.store.js.Conn(), subjects.TokenReindex.In(subjects.AllTenants),
+		&wire.SearchIndexRequest{WorkflowID: id})
+	if err != nil {
+		s.log.Warn().Err(err).Str("workflow", id).Msg("start search index build: the token service's sweeper will start it")
+	}
 }
 
 func (s *Service) get(ctx context.Context, r *wire.GetWorkflowRequest) (*flow.Definition, error) {

@@ -129,6 +129,17 @@ func (c *Client) FindTokens(ctx context.Context, r *wire.FindTokensRequest) (*wi
 }
 
 // CountTokens returns how many tokens a filter matches.
+// SearchIndex returns the state of a workflow's search index.
+func (c *Client) SearchIndex(ctx context.Context, workflowID string) (*wire.SearchIndex, error) {
+	return rpc.Call[wire.SearchIndexRequest, wire.SearchIndex](ctx, c.nc, c.subject(subjects.TokenSearchIndex), &wire.SearchIndexRequest{WorkflowID: workflowID})
+}
+
+// Reindex starts (or resumes) the build of a workflow's search index and
+// returns its state as it was read.
+func (c *Client) Reindex(ctx context.Context, workflowID string) (*wire.SearchIndex, error) {
+	return rpc.Call[wire.SearchIndexRequest, wire.SearchIndex](ctx, c.nc, c.subject(subjects.TokenReindex), &wire.SearchIndexRequest{WorkflowID: workflowID})
+}
+
 func (c *Client) CountTokens(ctx context.Context, f wire.TokenFilter) (int, error) {
 	r, err := rpc.Call[wire.FindTokensRequest, wire.CountTokensReply](ctx, c.nc, c.subject(subjects.TokenCount), &wire.FindTokensRequest{Filter: f})
 	if err != nil {

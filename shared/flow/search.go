@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -86,6 +87,19 @@ func (d *Definition) SearchAttribute(path string) (SearchAttribute, bool) {
 		}
 	}
 	return SearchAttribute{}, false
+}
+
+// AddedSearchAttributes are the paths of the attributes next declares
+// that prev does not (an attribute whose type changed counts as added):
+// existing tokens lack their index entries.
+func AddedSearchAttributes(prev, next *Definition) []string {
+	var out []string
+	for _, a := range next.SearchAttributes {
+		if !slices.Contains(prev.SearchAttributes, a) {
+			out = append(out, a.Path)
+		}
+	}
+	return out
 }
 
 // Lookup returns the JSON value at the attribute's path in t, or nil.

@@ -48,6 +48,10 @@ type Token struct {
 	// (at most MaxKeys), so that a retry is recognised without reading the
 	// history. Not part of the token as clients see it.
 	Keys []KeyUse `json:"-"`
+	// IndexVersion is the definition version whose search attributes the
+	// token's index entries follow (0: its WorkflowVersion), set by
+	// storage with each change. Not part of the token as clients see it.
+	IndexVersion int `json:"-"`
 }
 
 // MaxKeys is how many of a token's latest idempotency keys are

@@ -100,6 +100,10 @@ const (
 	TokenArchive Request = "token.archive"
 	// TokenDelete deletes a token: its state, history and index entry.
 	TokenDelete Request = "token.delete"
+	// TokenSearchIndex reads the state of a workflow's search index;
+	// TokenReindex starts or resumes the build of its missing entries.
+	TokenSearchIndex Request = "token.searchindex"
+	TokenReindex     Request = "token.reindex"
 )
 
 // WorkflowDeleted is the core-NATS notice the workflow service publishes
@@ -270,6 +274,11 @@ func Layout(workflowID string) string { return join("workflows", workflowID, "la
 func IndexEntry(workflowID, key, value, tokenID string) string {
 	return join("workflows", workflowID, "idx", key, value, tokenID)
 }
+
+// SearchIndexState is the subject of a workflow's search index record
+// (wire.SearchIndex): whether existing tokens have the entries of every
+// attribute the latest version declares, and how far a build has got.
+func SearchIndexState(workflowID string) string { return join("workflows", workflowID, "searchindex") }
 
 // IndexValue matches the index entries of every token with a value.
 func IndexValue(workflowID, key, value string) string { return IndexEntry(workflowID, key, value, "*") }

@@ -92,3 +92,51 @@ func (f *TokenFilter) validate(depth int) error {
 	}
 	return nil
 }
+
+// Search index states (SearchIndex.State).
+const (
+	IndexReady    = "READY"
+	IndexBuilding = "BUILDING"
+)
+
+// SearchIndex is the state of a workflow's search index, stored on
+// subjects.SearchIndexState. Every change writes the entries of the
+// attributes its workflow's latest version declares, so only tokens that
+// have not changed since a version added attributes lack theirs: a build
+// (started by the update, run by the token service) writes them, and
+// until it has, a search on those attributes is refused rather than
+// answered incompletely. No record: READY.
+type SearchIndex struct {
+	WorkflowID string `json:"workflowId"`
+	State      string `json:"state"`   // IndexReady or IndexBuilding
+	Version    int    `json:"version"` // the definition version whose attributes the build indexes
+	// Building are the paths of the attributes existing tokens may lack.
+	Building []string `json:"building"`
+	// Until is the stream sequence of the version that started the build:
+	// states written after it were indexed by their own writes.
+	Until uint64 `json:"until,omitempty"`
+	// After is how far the build has read (a stream sequence): it resumes there.
+	After uint64 `json:"after,omitempty"`
+	// Indexed counts the tokens the build has indexed; Scanned the token
+	// states it has read.
+	Indexed    int        `json:"indexedTokens"`
+	Scanned    int        `json:"scannedTokens"`
+	StartedAt  *time.Time `json:"startedAt,omitempty"`
+	UpdatedAt  *time.Time `json:"updatedAt,omitempty"`
+	FinishedAt *time.Time `json:"finishedAt,omitempty"`
+	// Runner is the token-service instance building it, while its lease
+	// (UpdatedAt) is fresh.
+	Runner string `json:"runner,omitempty"`
+}
+
+// SearchIndexRequest names the workflow whose search index is read
+// (token.searchindex) or built (token.reindex).
+type SearchIndexRequest struct {
+	WorkflowID string `json:"workflowId"`
+}
+
+// Validate checks the id.
+func (r *SearchIndexRequest) Validate() error { return requiredWorkflowID(r.WorkflowID) }
+
+// WorkflowRef is the workflow the request names.
+func (r *SearchIndexRequest) WorkflowRef() *string { return &r.WorkflowID }

@@ -10,6 +10,7 @@ import (
 	"github.com/synadia-io/orbit.go/jetstreamext"
 
 	"github.com/cbnats/circuitbreaker/shared/fail"
+	"github.com/cbnats/circuitbreaker/shared/flow"
 	"github.com/cbnats/circuitbreaker/shared/jsread"
 )
 
@@ -21,6 +22,8 @@ type batcher interface {
 	batch() (batchSender, error)
 	lastSeq(ctx context.Context) (uint64, error)
 	lastOf(ctx context.Context, subject string) (uint64, error) // 0 when the subject holds none
+	// searchAttributes are the workflow's latest version and its search attributes.
+	searchAttributes(ctx context.Context) (int, []flow.SearchAttribute, error)
 }
 
 // batchSender is one atomic batch being sent.
@@ -36,6 +39,11 @@ type streamBatcher struct {
 	stream  jetstream.Stream
 	rd      jsread.Reader
 	created time.Time // the stream's creation: a stream of the same name created since is another
+	attrs   func(ctx context.Context) (int, []flow.SearchAttribute, error)
+}
+
+func (s streamBatcher) searchAttributes(ctx context.Context) (int, []flow.SearchAttribute, error) {
+	return s.attrs(ctx)
 }
 
 // errStreamChanged is a committer's refresh finding its stream deleted, or

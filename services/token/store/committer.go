@@ -57,15 +57,21 @@ const (
 // change is one token write waiting to be committed: a create (prevSubject
 // empty), a move to another place (or, archived, out of every place), a
 // change in place, or a removal (the first step of a delete), with the
-// history entry it adds (none for an update or a removal).
+// history entry it adds (none for an update or a removal); or the index
+// entries of a token that has not changed (reindex).
 type change struct {
 	token       *flow.Token
-	entry       *flow.Entry // nil: the change adds no history
-	prevSubject string      // current state subject; "" for a create
-	prevSeq     uint64      // its sequence: the per-token compare-and-swap
-	remove      bool        // a removal: a tombstone on prevSubject and the event, no state
+	prev        *flow.Token            // the state it replaces, as read (nil for a create)
+	prevAttrs   []flow.SearchAttribute // the attributes prev's index entries follow (its IndexVersion's)
+	entry       *flow.Entry            // nil: the change adds no history
+	prevSubject string                 // current state subject; "" for a create
+	prevSeq     uint64                 // its sequence: the per-token compare-and-swap
+	remove      bool                   // a removal: a tombstone on prevSubject and the event, no state
+	reindex     []string               // the paths of the attributes whose entries a reindex writes; nothing else is written
+	reindexFor  int                    // the version that declares them: a committer that knows an older one reads it first
 	event       wire.Event
-	index       []*nats.Msg // index entries written and tombstoned, after the event
+	index       []*nats.Msg // index entries written and tombstoned, after the event (set by the committer: index)
+	indexGen    int         // the committer's attrsGen index was laid out with
 	extra       []extraMsg  // timer messages written before the state (timers.go)
 	stored      []byte      // the state as written, set by encode
 	done        chan error  // buffered; receives the outcome once
@@ -88,6 +94,9 @@ func (ch *change) moves() bool {
 
 // size is how many messages the change writes.
 func (ch *change) size() int {
+	if ch.reindex != nil {
+		return len(ch.index)
+	}
 	if ch.remove {
 		return 2 + len(ch.index) + len(ch.extra) // tombstone, event, index tombstones (and timer messages)
 	}
@@ -121,11 +130,14 @@ type committer struct {
 	evicted  atomic.Bool // stopped because its workflow was deleted or created again, not by shutdown
 
 	// Owned by the run goroutine only.
-	last      uint64        // the stream's last sequence, when lastKnown
-	lastKnown bool          // whether last is current
-	held      []*change     // changes deferred to the next group
-	expect    int           // changes likely to join the next group
-	linger    time.Duration // how long collect waits for them
+	last      uint64                 // the stream's last sequence, when lastKnown
+	lastKnown bool                   // whether last is current
+	version   int                    // the latest definition version, read after last
+	attrs     []flow.SearchAttribute // its search attributes
+	attrsGen  int                    // counts the reads of them
+	held      []*change              // changes deferred to the next group
+	expect    int                    // changes likely to join the next group
+	linger    time.Duration          // how long collect waits for them
 }
 
 func newCommitter(out batcher, log zerolog.Logger, eventTTL time.Duration, maxBytes func() int64, m commitMetrics) *committer {
@@ -244,6 +256,7 @@ func (c *committer) collect(first *change, join func(*change) bool) []*change {
 	inGroup := make(map[string]bool)
 	msgs := 0
 	add := func(ch *change) bool { // false: the group is full
+		c.index(ch)
 		switch {
 		case inGroup[ch.token.ID]:
 			c.held = append(c.held, ch)
@@ -311,8 +324,14 @@ func (c *committer) send(ctx context.Context, src source) (sent []*change, rejec
 		t0      = time.Now()
 	)
 	sent = src(func(ch *change) bool {
+		c.index(ch)
+		if ch.reindexFor > c.version { // its attributes may be unknown here, and no batch would show it
+			c.lastKnown = false
+			rejected = append(rejected, outcome{ch, errStaleVersion})
+			return false
+		}
 		msgs, err := c.encode(ch, c.last+n+1)
-		if err != nil {
+		if err != nil || len(msgs) == 0 { // nothing to write: a reindex of a token without values is done
 			rejected = append(rejected, outcome{ch, err})
 			return false
 		}
@@ -342,6 +361,7 @@ func (c *committer) send(ctx context.Context, src source) (sent []*change, rejec
 }
 
 var (
+	errStaleVersion   = fail.New(fail.Unavailable, "the workflow has a version this instance has not read yet: retry")
 	errConflict       = fail.New(fail.Conflict, "token changed concurrently; read it again and retry")
 	errDuplicateEvent = fail.New(fail.Unavailable, "a token with this id was deleted within the duplicate window (--dedupe-window) and its events' ids are still remembered: retry after the window")
 )
@@ -436,7 +456,9 @@ func (c *committer) sortOut(ctx context.Context, group []*change) (live, lost []
 	return live, lost, nil
 }
 
-// refresh reloads the stream's last sequence.
+// refresh reloads the stream's last sequence and then the latest
+// version's search attributes: a batch pinned to that sequence commits
+// only if no version was stored since they were read.
 func (c *committer) refresh(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, commitTimeout)
 	defer cancel()
@@ -445,8 +467,32 @@ func (c *committer) refresh(ctx context.Context) error {
 		c.lastKnown = false
 		return storeError(err)
 	}
+	version, attrs, err := c.out.searchAttributes(ctx)
+	if err != nil {
+		c.lastKnown = false
+		return err
+	}
 	c.last, c.lastKnown = last, true
+	c.version, c.attrs, c.attrsGen = version, attrs, c.attrsGen+1
 	return nil
+}
+
+// index lays out ch's index entries with the attributes last read, unless
+// it already has.
+func (c *committer) index(ch *change) {
+	if ch.indexGen == c.attrsGen {
+		return
+	}
+	ch.indexGen = c.attrsGen
+	switch {
+	case ch.reindex != nil:
+		ch.index = indexMsgs(nil, nil, only(c.attrs, ch.reindex), ch.token)
+	case ch.remove:
+		ch.index = indexMsgs(ch.prevAttrs, ch.prev, c.attrs, nil)
+	default:
+		ch.index = indexMsgs(ch.prevAttrs, ch.prev, c.attrs, ch.token)
+		ch.token.IndexVersion = c.version
+	}
 }
 
 // drain fails what is left when the committer stops, and marks it
@@ -470,6 +516,9 @@ func (c *committer) drain() {
 // change that cannot be encoded, or whose state is too large for a
 // message (which would fail the whole batch), is rejected with why.
 func (c *committer) encode(ch *change, seq uint64) ([]*nats.Msg, error) {
+	if ch.reindex != nil {
+		return c.reindexMsgs(ch, seq), nil
+	}
 	var msgs []*nats.Msg
 	if ch.moves() {
 		msgs = append(msgs, tombstone(ch))
@@ -503,6 +552,25 @@ func (c *committer) encode(ch *change, seq uint64) ([]*nats.Msg, error) {
 		msgs[0].Header.Set(jetstream.ExpectedLastSeqHeader, strconv.FormatUint(c.last, 10))
 	}
 	return msgs, nil
+}
+
+// reindexMsgs are a reindex's entries, from stream sequence seq on; the
+// first carries the compare-and-swap on the token's state, so they are
+// written only if the token has not changed since it was read (a change
+// writes its own entries).
+func (c *committer) reindexMsgs(ch *change, seq uint64) []*nats.Msg {
+	if len(ch.index) == 0 {
+		return nil
+	}
+	first := ch.index[0]
+	first.Header.Set(jetstream.ExpectedLastSubjSeqSubjHeader, ch.prevSubject)
+	first.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(ch.prevSeq, 10))
+	if seq == c.last+1 {
+		first.Header.Set(jetstream.ExpectedLastSeqHeader, strconv.FormatUint(c.last, 10))
+	} else {
+		first.Header.Del(jetstream.ExpectedLastSeqHeader)
+	}
+	return ch.index
 }
 
 // headerRoom is what a state message's headers may take of max_payload.

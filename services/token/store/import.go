@@ -131,14 +131,16 @@ func (s *Store) Import(ctx context.Context, wfID string, parts []*ImportPart) ([
 
 // importPlan is what one part still has to write, from a read of what is stored.
 type importPlan struct {
-	idx      int
-	part     *ImportPart
-	histSeq  uint64 // sequence of the history subject's last entry (0: none)
-	from     int    // index in part.Entries of the first entry to write
-	stateSeq uint64 // sequence of the token's last message in any place (0: none), final parts
-	keys     []flow.KeyUse
-	index    []*nats.Msg // the state's search index entries, final parts
-	timers   []extraMsg  // a live token's timers, final parts
+	idx        int
+	part       *ImportPart
+	histSeq    uint64 // sequence of the history subject's last entry (0: none)
+	from       int    // index in part.Entries of the first entry to write
+	stateSeq   uint64 // sequence of the token's last message in any place (0: none), final parts
+	keys       []flow.KeyUse
+	index      []*nats.Msg // the state's search index entries, final parts
+	version    int         // the latest version, whose search attributes index follows
+	versionSeq uint64      // the sequence of its latest-version record (0: none)
+	timers     []extraMsg  // a live token's timers, final parts
 }
 
 func (p *importPlan) written() int { return len(p.part.Entries) - p.from }
@@ -226,9 +228,14 @@ func (s *Store) planImport(ctx context.Context, wf *workflow, idx int, part *Imp
 	if p.keys, err = s.importedKeys(ctx, wf, part); err != nil {
 		return failed(err)
 	}
-	if p.index, err = s.indexMsgs(ctx, nil, part.Token); err != nil {
+	if p.version, p.versionSeq, err = s.latest(ctx, wf); err != nil {
 		return failed(err)
 	}
+	attrs, err := s.searchAttributes(ctx, wf, p.version)
+	if err != nil {
+		return failed(err)
+	}
+	p.index = indexMsgs(nil, nil, attrs, part.Token)
 	ch := &change{token: part.Token.Clone()} // a live token's timers, scheduled with its state
 	if err := s.planTimers(ctx, wf, nil, ch); err != nil {
 		return failed(err)
@@ -439,7 +446,7 @@ func (s *Store) sendChunked(ctx context.Context, wf *workflow, p *importPlan) (b
 	for len(entries) > 0 || p.part.Token != nil {
 		room := maxBatchMsgs
 		if p.part.Token != nil {
-			room -= 2
+			room -= 2 + len(p.index) + len(p.timers) // state, event, index entries and timers
 		}
 		final := len(entries) <= room
 		chunk := entries[:min(len(entries), room)]
@@ -454,6 +461,7 @@ func (s *Store) sendChunked(ctx context.Context, wf *workflow, p *importPlan) (b
 			stateSeq: p.stateSeq, keys: p.keys}
 		if final {
 			sub.part.Token, sub.part.Event = p.part.Token, p.part.Event
+			sub.index, sub.version, sub.versionSeq, sub.timers = p.index, p.version, p.versionSeq, p.timers
 		}
 		msgs, err := s.importMsgs(wf, sub, chunk, histSeq, last, final)
 		if err != nil {
@@ -509,7 +517,7 @@ func (s *Store) importMsgs(wf *workflow, p *importPlan, entries []flow.Entry, hi
 	if t.ArchivedAt != nil {
 		t.NatsSubject = subjects.ArchivedToken(wf.id, t.ID)
 	}
-	t.Keys = p.keys
+	t.Keys, t.IndexVersion = p.keys, p.version
 	data, err := encodeState(t)
 	if err != nil {
 		return nil, err
@@ -535,6 +543,10 @@ func (s *Store) importMsgs(wf *workflow, p *importPlan, entries []flow.Entry, hi
 	}
 	evm := nats.NewMsg(subjects.LifecycleEvents(wf.id)) // no message id: the state's compare-and-swap makes it once
 	evm.Data = body
+	// The index entries are of the latest version's attributes only while
+	// no version is stored after them (the batch's pin was read after them).
+	evm.Header.Set(jetstream.ExpectedLastSubjSeqSubjHeader, subjects.LatestVersion(wf.id))
+	evm.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(p.versionSeq, 10))
 	if s.opts.EventTTL >= time.Second {
 		evm.Header.Set(jetstream.MsgTTLHeader, s.opts.EventTTL.String())
 	}

@@ -1,7 +1,7 @@
 package store
 
 import (
-	"context"
+	"slices"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -10,24 +10,40 @@ import (
 	"github.com/cbnats/circuitbreaker/shared/subjects"
 )
 
-// Index entries. A token has one entry per search attribute its version
-// declares and its state holds a value of the attribute's type for:
-// subjects.IndexEntry(wf, key, value, id), an empty message. A change
-// whose value differs writes a tombstone on the old entry and the new
-// entry, in the same atomic batch as the state, after its event. The
-// entry's subject is the whole index: a search for a value reads the
-// entries of that value only.
+// Index entries. A token has one entry per search attribute its
+// workflow's latest version declares and its state holds a value of the
+// attribute's type for: subjects.IndexEntry(wf, key, value, id), an empty
+// message. A change whose value differs writes a tombstone on the old
+// entry and the new entry, in the same atomic batch as the state, after
+// its event. The entry's subject is the whole index: a search for a value
+// reads the entries of that value only.
+//
+// The committer lays the entries out (index) with the attributes of the
+// latest version it read when it last learned the stream's last sequence.
+// Every batch pins that sequence, and an update stores its version on the
+// stream, so no batch commits entries of attributes older than the latest
+// version. A state records that version (IndexVersion): the next change
+// knows which entries the token has for sure (the attributes of its
+// IndexVersion) and writes the others it needs, so a token changed after
+// an update has the entries of every attribute the update added. Tokens
+// that have not changed since get theirs from a build (wire.SearchIndex,
+// the token service's reindex), whose changes write entries only.
+//
+// A search checks every filter on the state it reads, so an entry a
+// token no longer has a value for costs a read, never a wrong answer:
+// entries of an attribute a later version dropped stay until the token
+// is removed.
 
 // indexUse is one entry of a token: the attribute's key and the value.
 type indexUse struct{ key, value string }
 
-// indexUses are the entries t's state calls for under its version m.
-func indexUses(m *flow.Machine, t *flow.Token) map[indexUse]bool {
-	if m == nil || t == nil || t.ArchivedAt != nil { // an archived token is found by id only
-		return nil
-	}
+// indexUses are the entries t's state calls for under attrs.
+func indexUses(attrs []flow.SearchAttribute, t *flow.Token) map[indexUse]bool {
 	out := map[indexUse]bool{}
-	for _, a := range m.Def.SearchAttributes {
+	if t == nil || t.ArchivedAt != nil { // an archived token is found by id only
+		return out
+	}
+	for _, a := range attrs {
 		if v, ok := a.IndexValue(t); ok {
 			out[indexUse{a.Key(), v}] = true
 		}
@@ -35,28 +51,19 @@ func indexUses(m *flow.Machine, t *flow.Token) map[indexUse]bool {
 	return out
 }
 
-// indexMsgs are the messages that take a token's index entries from
-// prev's (nil for a create) to next's (nil for a removal).
-func (s *Store) indexMsgs(ctx context.Context, prev, next *flow.Token) ([]*nats.Msg, error) {
+// indexMsgs are the messages that take a token from prev's entries (nil:
+// none), written under prevAttrs and maybe under attrs (by a build), to
+// next's under attrs (nil: none, a removal).
+func indexMsgs(prevAttrs []flow.SearchAttribute, prev *flow.Token, attrs []flow.SearchAttribute, next *flow.Token) []*nats.Msg {
 	t := next
 	if t == nil {
 		t = prev
 	}
-	machineOf := func(t *flow.Token) (*flow.Machine, error) {
-		if t == nil {
-			return nil, nil
-		}
-		return s.Machine(ctx, t.WorkflowID, t.WorkflowVersion)
+	has, is := indexUses(prevAttrs, prev), indexUses(attrs, next)
+	was := indexUses(attrs, prev)
+	for u := range has {
+		was[u] = true
 	}
-	pm, err := machineOf(prev)
-	if err != nil {
-		return nil, err
-	}
-	nm, err := machineOf(next)
-	if err != nil {
-		return nil, err
-	}
-	was, is := indexUses(pm, prev), indexUses(nm, next)
 	var msgs []*nats.Msg
 	for u := range was {
 		if !is[u] {
@@ -68,11 +75,22 @@ func (s *Store) indexMsgs(ctx context.Context, prev, next *flow.Token) ([]*nats.
 		}
 	}
 	for u := range is {
-		if !was[u] {
+		if !has[u] {
 			m := nats.NewMsg(subjects.IndexEntry(t.WorkflowID, u.key, u.value, t.ID))
 			m.Header.Set(jetstream.MsgRollup, jetstream.MsgRollupSubject)
 			msgs = append(msgs, m)
 		}
 	}
-	return msgs, nil
+	return msgs
+}
+
+// only are the attributes of attrs at paths.
+func only(attrs []flow.SearchAttribute, paths []string) []flow.SearchAttribute {
+	var out []flow.SearchAttribute
+	for _, a := range attrs {
+		if slices.Contains(paths, a.Path) {
+			out = append(out, a)
+		}
+	}
+	return out
 }

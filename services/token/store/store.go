@@ -152,20 +152,45 @@ func (s *Store) Machine(ctx context.Context, id string, v int) (*flow.Machine, e
 
 // latestVersion reads a workflow's latest version from its stream.
 func (s *Store) latestVersion(ctx context.Context, wf *workflow) (int, error) {
+	v, _, err := s.latest(ctx, wf)
+	return v, err
+}
+
+// latest reads a workflow's latest version and the sequence of its
+// latest-version record (0: none, version 1).
+func (s *Store) latest(ctx context.Context, wf *workflow) (int, uint64, error) {
 	msg, err := s.rd.Last(ctx, wf.stream, subjects.LatestVersion(wf.id))
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return 1, nil
+		return 1, 0, nil
 	}
 	if err != nil {
-		return 0, storeError(err)
+		return 0, 0, storeError(err)
 	}
 	var rec struct {
 		Version int `json:"version"`
 	}
 	if err := json.Unmarshal(msg.Data, &rec); err != nil || rec.Version < 1 {
-		return 0, fail.New(fail.Internal, "unreadable latest-version record of %s", wf.id)
+		return 0, 0, fail.New(fail.Internal, "unreadable latest-version record of %s", wf.id)
 	}
-	return rec.Version, nil
+	return rec.Version, msg.Sequence, nil
+}
+
+// searchAttributes returns the search attributes of version v of a workflow.
+func (s *Store) searchAttributes(ctx context.Context, wf *workflow, v int) ([]flow.SearchAttribute, error) {
+	m, err := s.machine(ctx, wf, v)
+	if err != nil {
+		return nil, err
+	}
+	return m.Def.SearchAttributes, nil
+}
+
+// indexedAttributes returns the search attributes t's index entries follow.
+func (s *Store) indexedAttributes(ctx context.Context, wf *workflow, t *flow.Token) ([]flow.SearchAttribute, error) {
+	v := t.IndexVersion
+	if v == 0 { // written before states recorded it: by its own version
+		v = max(t.WorkflowVersion, 1)
+	}
+	return s.searchAttributes(ctx, wf, v)
 }
 
 // machine returns the cached machine of version v, loading it on first use.
@@ -406,9 +431,17 @@ func (s *Store) load(ctx context.Context, id string) (*workflow, error) {
 	}
 	log := s.log.With().Str("workflow", id).Logger()
 	created := st.CachedInfo().Created
-	wf := &workflow{id: id, stream: st, created: created, machines: map[int]*flow.Machine{},
-		committer: newCommitter(streamBatcher{js: s.js, stream: st, rd: s.rd, created: created}, log, s.opts.EventTTL,
-			s.js.Conn().MaxPayload, newCommitMetrics(s.opts.Metrics))}
+	wf := &workflow{id: id, stream: st, created: created, machines: map[int]*flow.Machine{}}
+	attrs := func(ctx context.Context) (int, []flow.SearchAttribute, error) {
+		v, _, err := s.latest(ctx, wf)
+		if err != nil {
+			return 0, nil, err
+		}
+		attrs, err := s.searchAttributes(ctx, wf, v)
+		return v, attrs, err
+	}
+	wf.committer = newCommitter(streamBatcher{js: s.js, stream: st, rd: s.rd, created: created, attrs: attrs}, log, s.opts.EventTTL,
+		s.js.Conn().MaxPayload, newCommitMetrics(s.opts.Metrics))
 	if _, err := s.machine(ctx, wf, 1); err != nil { // a stream without a definition is no workflow
 		return nil, err
 	}

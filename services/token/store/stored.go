@@ -51,6 +51,7 @@ type storedToken struct {
 	EnteredAt       time.Time        `json:"enteredAt,omitzero"`        // timers count from the entry into the place
 	EnteredRevision uint64           `json:"enteredRevision,omitempty"` // the revision that entered it
 	Timers          []storedTimer    `json:"timers,omitempty"`          // pending timers, scheduled in the same batch
+	IndexVersion    int              `json:"indexVersion,omitempty"`    // the version whose search attributes its index entries follow (0: WorkflowVersion)
 	Legacy          *legacyHistories `json:"-"`                         // a layout-1 state's history, when read
 }
 
@@ -109,7 +110,7 @@ func toStored(t *flow.Token) storedToken {
 	s := storedToken{Layout: layout, ID: t.ID, WorkflowID: t.WorkflowID, WorkflowVersion: t.WorkflowVersion, Place: t.Place, Data: t.Data, Metadata: t.Metadata,
 		CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt, Revision: t.Revision, Records: t.Records,
 		NatsSequence: t.NatsSequence, NatsSubject: t.NatsSubject, NatsTimestamp: t.NatsTimestamp, ArchivedAt: t.ArchivedAt,
-		EnteredAt: t.EnteredAt, EnteredRevision: t.EnteredRevision}
+		EnteredAt: t.EnteredAt, EnteredRevision: t.EnteredRevision, IndexVersion: t.IndexVersion}
 	for _, k := range t.Keys {
 		s.Keys = append(s.Keys, storedKey(k))
 	}
@@ -124,7 +125,7 @@ func (s *storedToken) token() *flow.Token {
 	t := &flow.Token{ID: s.ID, WorkflowID: s.WorkflowID, WorkflowVersion: max(1, s.WorkflowVersion), Place: s.Place, Data: s.Data, Metadata: s.Metadata,
 		CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt, Revision: s.Revision, Records: s.Records,
 		NatsSequence: s.NatsSequence, NatsSubject: s.NatsSubject, NatsTimestamp: s.NatsTimestamp, ArchivedAt: s.ArchivedAt,
-		EnteredAt: s.EnteredAt, EnteredRevision: s.EnteredRevision}
+		EnteredAt: s.EnteredAt, EnteredRevision: s.EnteredRevision, IndexVersion: s.IndexVersion}
 	for _, k := range s.Keys {
 		t.Keys = append(t.Keys, flow.KeyUse(k))
 	}

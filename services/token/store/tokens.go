@@ -270,11 +270,7 @@ func (s *Store) Create(ctx context.Context, t *flow.Token, entry *flow.Entry) (*
 	ev := wire.Event{EventType: wire.EventTokenCreated, TokenID: t.ID, WorkflowID: t.WorkflowID,
 		Place: t.Place, Timestamp: t.CreatedAt, TriggeredBy: optional(entry.Record.TriggeredBy),
 		TriggeredByClaim: optional(entry.Record.TriggeredByClaim)}
-	index, err := s.indexMsgs(ctx, nil, t)
-	if err != nil {
-		return nil, err
-	}
-	ch := &change{token: t, entry: entry, event: ev, index: index}
+	ch := &change{token: t, entry: entry, event: ev}
 	if err := s.planTimers(ctx, wf, nil, ch); err != nil {
 		return nil, err
 	}
@@ -290,11 +286,11 @@ func (s *Store) Change(ctx context.Context, prev, next *flow.Token, entry *flow.
 	if err != nil {
 		return nil, err
 	}
-	index, err := s.indexMsgs(ctx, prev, next)
+	prevAttrs, err := s.indexedAttributes(ctx, wf, prev)
 	if err != nil {
 		return nil, err
 	}
-	ch := &change{token: next, entry: entry, prevSubject: prev.NatsSubject, prevSeq: prev.NatsSequence, event: ev, index: index}
+	ch := &change{token: next, prev: prev, prevAttrs: prevAttrs, entry: entry, prevSubject: prev.NatsSubject, prevSeq: prev.NatsSequence, event: ev}
 	if err := s.planTimers(ctx, wf, prev, ch); err != nil {
 		return nil, err
 	}
@@ -365,11 +361,11 @@ func (s *Store) Remove(ctx context.Context, cur *flow.Token, ev wire.Event) erro
 	}
 	gone := cur.Clone()
 	gone.Revision++
-	index, err := s.indexMsgs(ctx, cur, nil)
+	prevAttrs, err := s.indexedAttributes(ctx, wf, cur)
 	if err != nil {
 		return err
 	}
-	_, err = s.commit(ctx, wf, &change{token: gone, prevSubject: cur.NatsSubject, prevSeq: cur.NatsSequence, remove: true, event: ev, index: index})
+	_, err = s.commit(ctx, wf, &change{token: gone, prev: cur, prevAttrs: prevAttrs, prevSubject: cur.NatsSubject, prevSeq: cur.NatsSequence, remove: true, event: ev})
 	return err
 }
 
