@@ -30,8 +30,8 @@ const createWorkflow = `mutation { createWorkflow(input: {id: "doc", name: "Docu
 // GraphQL subscription's ordered consumers (as the edge user), event
 // history and statistics, a durable subscription consumed by another
 // system, the GraphQL fields the edge serves through the event service
-// (and a resumed subscription's replay), a new workflow version, and
-// discovery. No connection may see a permission violation.
+// (and a resumed subscription's replay), a new workflow version (with a
+// search index build), and discovery. No connection may see a permission violation.
 func testAllowed(t *testing.T, s *system) {
 	ctx := testCtx(t, 30*time.Second)
 	if code := s.httpGet(t, "/ready"); code != 200 {
@@ -488,10 +488,24 @@ func serviceInfo(t *testing.T, c *conn, svc string) *micro.Info {
 func newVersion(t *testing.T, s *system) {
 	t.Helper()
 	up := s.gql(t, `mutation { updateWorkflow(input: {id: "doc", expectedVersion: 1, name: "Document approval v2",
-  places: ["draft", "review", "approved"], initialPlace: "review",
+  places: ["draft", "review", "approved"], initialPlace: "review", searchAttributes: [{path: "data.title", type: KEYWORD}],
   transitions: [{id: "approve", fromPlaces: ["review"], toPlace: "approved"}]}) { version } }`, nil)
 	if v := up["updateWorkflow"].(map[string]any)["version"]; v != float64(2) {
 		t.Fatalf("updateWorkflow: version %v, want 2", v)
+	}
+	// The attribute it adds is built for the existing token (the workflow
+	// service's record and request, the token service's build).
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		idx := s.gql(t, `{ workflow(id: "doc") { searchIndex { state } } }`, nil)["workflow"].(map[string]any)["searchIndex"].(map[string]any)
+		if idx["state"] == "READY" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("search index of doc: %v", idx)
+		}
+	}
+	if found := s.gql(t, `{ findTokens(filter: {workflowIds: ["doc"], data: {title: "T"}}) { id } }`, nil)["findTokens"].([]any); len(found) != 1 {
+		t.Fatalf("findTokens by the added attribute: %v", found)
 	}
 	got := s.gql(t, `{ first: workflow(id: "doc", version: 1) { version initialPlace } latest: workflow(id: "doc") { version versions { version } } }`, nil)
 	if f := got["first"].(map[string]any); f["version"] != float64(1) || f["initialPlace"] != "draft" {
