@@ -1,23 +1,20 @@
 package processtest
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"github.com/cbnats/circuitbreaker/deploy/internal/testkit"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/cbnats/circuitbreaker/deploy/internal/natscli"
+	"github.com/cbnats/circuitbreaker/deploy/internal/testkit"
 	"github.com/cbnats/circuitbreaker/shared/client"
 	"github.com/cbnats/circuitbreaker/shared/fail"
 	"github.com/cbnats/circuitbreaker/shared/flow"
@@ -25,52 +22,6 @@ import (
 	"github.com/cbnats/circuitbreaker/shared/subjects"
 	"github.com/cbnats/circuitbreaker/shared/wire"
 )
-
-// natscliVersion is the natscli the README recommends.
-const natscliVersion = "github.com/nats-io/natscli/nats@v0.5.0"
-
-var (
-	natscliOnce sync.Once
-	natscliPath string
-	natscliErr  error
-)
-
-// natscli builds natscli from the Go module proxy once per package run
-// (GOBIN=<dir> go install …@v0.5.0), or skips the test when it cannot.
-func natscli(t testing.TB) string {
-	t.Helper()
-	natscliOnce.Do(func() {
-		dir := filepath.Join(binDir, "natscli")
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, "go", "install", natscliVersion)
-		cmd.Dir = binDir // outside the workspace: @version installs ignore it anyway
-		cmd.Env = append(os.Environ(), "GOBIN="+dir, "GOWORK=off")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			natscliErr = fmt.Errorf("go install %s: %v\n%s", natscliVersion, err, out)
-			return
-		}
-		natscliPath = filepath.Join(dir, "nats")
-	})
-	if natscliErr != nil {
-		t.Skipf("natscli could not be built (offline?): %v", natscliErr)
-	}
-	return natscliPath
-}
-
-// nats runs natscli against url and returns its output.
-func natsCmd(t testing.TB, url string, args ...string) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, natscli(t), append([]string{"--server", url}, args...)...)
-	cmd.Env = append(childEnv(), "XDG_CONFIG_HOME="+t.TempDir()) // no saved contexts
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("nats %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
 
 // seedBackup creates a workflow with tokens spread over its places and
 // returns the ledger of what was written.
@@ -193,7 +144,7 @@ func connect(t testing.TB, url string) (*client.Client, jetstream.JetStream) {
 // describes (the workflow stream and the two KV buckets), restores it into
 // a new data directory and runs circuit-breaker on that.
 func TestBackupRestore(t *testing.T) {
-	natscli(t)
+	natscli.Path(t)
 	dir, port := t.TempDir(), freePort(t)
 	_, url := circuitBreaker(t, dir, port)
 	c, js := connect(t, url)
@@ -203,8 +154,8 @@ func TestBackupRestore(t *testing.T) {
 	stream := subjects.StreamName(wf)
 
 	backups := t.TempDir()
-	natsCmd(t, url, "stream", "backup", stream, filepath.Join(backups, stream), "--no-progress")
-	natsCmd(t, url, "stream", "rm", stream, "-f")
+	natscli.Run(t, url, "stream", "backup", stream, filepath.Join(backups, stream), "--no-progress")
+	natscli.Run(t, url, "stream", "rm", stream, "-f")
 	ctx := ctxFor(t, 30*time.Second)
 	if _, err := js.Stream(ctx, stream); !errors.Is(err, jetstream.ErrStreamNotFound) {
 		t.Fatalf("stream after nats stream rm: %v", err)
@@ -212,7 +163,7 @@ func TestBackupRestore(t *testing.T) {
 	if _, err := c.FindToken(ctx, wf, sortedKeys(led.tokens)[0]); err == nil {
 		t.Fatal("a token is readable while its stream is deleted")
 	}
-	natsCmd(t, url, "stream", "restore", filepath.Join(backups, stream), "--no-progress")
+	natscli.Run(t, url, "stream", "restore", filepath.Join(backups, stream), "--no-progress")
 
 	takeSnapshot(t, c, js, led).same(t, before)
 	if n := led.verify(ctx, t, c, js); n != 0 {
@@ -224,7 +175,7 @@ func TestBackupRestore(t *testing.T) {
 	t.Run("full backup into a new data directory", func(t *testing.T) {
 		full := t.TempDir()
 		for _, s := range []string{stream, "KV_" + subjects.CatalogBucket, "KV_" + subjects.TokenIndexBucket} {
-			natsCmd(t, url, "stream", "backup", s, filepath.Join(full, s), "--no-progress")
+			natscli.Run(t, url, "stream", "backup", s, filepath.Join(full, s), "--no-progress")
 		}
 		want := takeSnapshot(t, c, js, led)
 
@@ -233,7 +184,7 @@ func TestBackupRestore(t *testing.T) {
 		dir2 := t.TempDir()
 		ns := natstest.ServerAt(t, dir2)
 		for _, s := range []string{stream, "KV_" + subjects.CatalogBucket, "KV_" + subjects.TokenIndexBucket} {
-			natsCmd(t, ns.ClientURL(), "stream", "restore", filepath.Join(full, s), "--no-progress")
+			natscli.Run(t, ns.ClientURL(), "stream", "restore", filepath.Join(full, s), "--no-progress")
 		}
 		ns.Shutdown()
 		ns.WaitForShutdown()
@@ -254,7 +205,7 @@ func TestBackupRestore(t *testing.T) {
 // token by id, fire) need the KV buckets too, so this test skips with the
 // list of what fails until they are rebuilt from the streams.
 func TestStreamBackupAlone(t *testing.T) {
-	natscli(t)
+	natscli.Path(t)
 	_, url := circuitBreaker(t, t.TempDir(), freePort(t))
 	c, js := connect(t, url)
 	const wf = "alone"
@@ -262,11 +213,11 @@ func TestStreamBackupAlone(t *testing.T) {
 	want := takeSnapshot(t, c, js, led)
 	stream := subjects.StreamName(wf)
 	backup := filepath.Join(t.TempDir(), stream)
-	natsCmd(t, url, "stream", "backup", stream, backup, "--no-progress")
+	natscli.Run(t, url, "stream", "backup", stream, backup, "--no-progress")
 
 	dir2 := t.TempDir()
 	ns := natstest.ServerAt(t, dir2)
-	natsCmd(t, ns.ClientURL(), "stream", "restore", backup, "--no-progress")
+	natscli.Run(t, ns.ClientURL(), "stream", "restore", backup, "--no-progress")
 	ns.Shutdown()
 	ns.WaitForShutdown()
 	_, url2 := circuitBreaker(t, dir2, freePort(t))

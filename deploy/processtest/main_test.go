@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cbnats/circuitbreaker/deploy/internal/natscli"
 )
 
 // binDir holds the binaries built once for the whole package run.
@@ -35,6 +37,7 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
+	defer natscli.Cleanup()
 	binDir = dir
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()

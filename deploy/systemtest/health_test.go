@@ -13,12 +13,15 @@ import (
 	"github.com/cbnats/circuitbreaker/shared/wire"
 )
 
-// TestHealthMatchesJetStream: the health fields equal what the same
-// JetStream API calls natscli makes report for the same server (`nats
-// account info` is $JS.API.INFO, `nats stream info|report` the stream
-// infos, `nats consumer info` the consumer info; natscli itself is not
-// installed here), and the servers' STATZ. Nothing changes between the
-// two reads: the test is the only client.
+// TestHealthMatchesJetStream: the health fields equal what the JetStream
+// API calls behind natscli's commands report for the same server, made
+// here with the Go client ($JS.API.INFO for `nats account info`, the
+// stream infos for `nats stream info|report`, the consumer info for `nats
+// consumer info`, $SRV.STATS for `nats micro stats`), and the servers'
+// STATZ; a tenant is refused. TestHealthMatchesNatsCLI compares the same
+// fields with natscli itself; this test needs no natscli, so it runs where
+// natscli cannot be built. Nothing changes between the two reads: the
+// test is the only client.
 func TestHealthMatchesJetStream(t *testing.T) {
 	s, c := start(t, ""), ctx(t)
 	wf := testkit.Must(s.c.CreateWorkflow(c, analyticsFlow("health_flow"))).ID
