@@ -183,7 +183,7 @@ type system struct {
 	nc      *nats.Conn // TCP, like a user
 	graphql string
 	stack   *stack.Stack
-	dir     string
+	tempDir string      // a temporary data directory, removed at the end
 	login   config.NATS // how to reach a running deployment (no stack)
 }
 
@@ -202,8 +202,8 @@ func (t *system) close() {
 	if t.stack != nil {
 		t.stack.Stop()
 	}
-	if t.dir != "" {
-		_ = os.RemoveAll(t.dir)
+	if t.tempDir != "" {
+		_ = os.RemoveAll(t.tempDir)
 	}
 }
 
@@ -217,16 +217,16 @@ func target(s settings) (*system, error) {
 		t.nc = nc
 		return t, nil
 	}
-	t := &system{dir: s.dataDir}
-	if t.dir == "" {
+	t, dir := &system{}, s.dataDir
+	if dir == "" {
 		d, err := os.MkdirTemp("", "cbbench-")
 		if err != nil {
 			return nil, err
 		}
-		t.dir = d
+		t.tempDir, dir = d, d
 	}
 	st, err := stack.Start(context.Background(), stack.Options{
-		Server:         embedded.Options{DataDir: t.dir, Port: -1, SyncAlways: s.syncAlways},
+		Server:         embedded.Options{DataDir: dir, Port: -1, SyncAlways: s.syncAlways},
 		TokenInstances: s.tokenInstances,
 		Store:          config.Store{Replicas: 1, DedupeWindow: 2 * time.Minute, EventMaxAge: time.Hour, MaxDeliver: 5, RequestTimeout: 30 * time.Second, RouteWrites: true},
 		HTTP:           config.HTTP{Addr: "127.0.0.1:0", MaxBodyBytes: 1 << 20, Timeout: 30 * time.Second, MaxInFlight: 4096},

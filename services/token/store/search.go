@@ -3,8 +3,11 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strconv"
 	"strings"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/synadia-io/orbit.go/jetstreamext"
 
 	"github.com/cbnats/circuitbreaker/shared/flow"
@@ -15,40 +18,29 @@ import (
 // match filter (subjects.IndexValue or subjects.IndexKey) and whose
 // encoded value keep accepts (nil: every one). It reads the index
 // entries only, never a token's state: its cost is the entries that
-// match filter.
+// match filter, not the workflow (see lastEntries).
 func (s *Store) IndexedIDs(ctx context.Context, workflowID, filter string, keep func(value string) bool) ([]string, error) {
 	if _, err := s.workflow(ctx, workflowID); err != nil {
 		return nil, err
 	}
 	live := map[string]string{} // subject → token id, the latest message of each subject winning
-	for after := uint64(0); ; {
-		it, err := jetstreamext.GetBatch(ctx, s.js, subjects.StreamName(workflowID), 1000,
-			jetstreamext.GetBatchSeq(after+1), jetstreamext.GetBatchSubject(filter))
-		if err != nil {
-			return nil, storeError(err)
+	add := func(msg *jetstream.RawStreamMsg) {
+		s.read.Inc("index")
+		delete(live, msg.Subject)
+		if msg.Header.Get(subjects.HeaderTokenOp) == subjects.TokenOpDelete {
+			return
 		}
-		more := false
-		for msg, err := range it {
-			if errors.Is(err, jetstreamext.ErrNoMessages) {
-				break
-			}
-			if err != nil {
-				return nil, storeError(err)
-			}
-			after, more = msg.Sequence, msg.Header.Get("Nats-Num-Pending") != "0"
-			s.read.Inc("index")
-			delete(live, msg.Subject)
-			if msg.Header.Get(subjects.HeaderTokenOp) == subjects.TokenOpDelete {
-				continue
-			}
-			parts := strings.Split(msg.Subject, ".") // workflows.<wf>.idx.<key>.<value>.<id>
-			if keep == nil || keep(parts[len(parts)-2]) {
-				live[msg.Subject] = parts[len(parts)-1]
-			}
+		parts := strings.Split(msg.Subject, ".") // workflows.<wf>.idx.<key>.<value>.<id>
+		if keep == nil || keep(parts[len(parts)-2]) {
+			live[msg.Subject] = parts[len(parts)-1]
 		}
-		if !more {
-			break
-		}
+	}
+	err := s.lastEntries(ctx, workflowID, filter, add)
+	if errors.Is(err, errTooManySubjects) {
+		err = s.scanEntries(ctx, workflowID, filter, add)
+	}
+	if err != nil {
+		return nil, err
 	}
 	ids := make([]string, 0, len(live))
 	for _, id := range live {
@@ -56,6 +48,75 @@ func (s *Store) IndexedIDs(ctx context.Context, workflowID, filter string, keep 
 	}
 	return ids, nil
 }
+
+// errTooManySubjects: more subjects match a filter than one multi-last
+// direct get returns (the server's limit is 1024).
+var errTooManySubjects = errors.New("more than 1024 subjects match")
+
+// lastEntries calls add with the newest message of each subject matching
+// filter, in one direct get; errTooManySubjects, before any call, when
+// more than 1024 subjects match. The server finds the subjects in its
+// subject index and reads each in the block holding its last message, so
+// the cost is the subjects that match. A scan from the start of the
+// stream (scanEntries) also costs the stream after the last match: its
+// final step looks for one more match in every later block, since with
+// over 64Ki subjects in the stream nats-server skips no block for a
+// wildcard filter (fileStore.LoadNextMsg), and reads message by message
+// through each such block whose cache is loaded (msgBlock.firstMatching).
+func (s *Store) lastEntries(ctx context.Context, workflowID, filter string, add func(*jetstream.RawStreamMsg)) error {
+	it, err := jetstreamext.GetLastMsgsFor(ctx, s.js, subjects.StreamName(workflowID), []string{filter})
+	if err != nil {
+		return storeError(err)
+	}
+	for msg, err := range it {
+		switch {
+		case errors.Is(err, jetstreamext.ErrNoMessages):
+			return nil
+		case errors.Is(err, jetstreamext.ErrBatchUnsupported):
+			// jetstreamext v0.3.2 reports the server's "413 Too Many
+			// Results" so (it has no Nats-Num-Pending header).
+			return errTooManySubjects
+		case err != nil:
+			return storeError(err)
+		}
+		add(msg)
+	}
+	return nil
+}
+
+// scanEntries calls add with every message matching filter, in stream
+// order, a page at a time. After the first page each page asks for at
+// most the messages the server said were still pending, so the last one
+// ends at the last match instead of searching the rest of the stream for
+// one more.
+func (s *Store) scanEntries(ctx context.Context, workflowID, filter string, add func(*jetstream.RawStreamMsg)) error {
+	for after, want := uint64(0), scanPage; want > 0; {
+		it, err := jetstreamext.GetBatch(ctx, s.js, subjects.StreamName(workflowID), want,
+			jetstreamext.GetBatchSeq(after+1), jetstreamext.GetBatchSubject(filter))
+		if err != nil {
+			return storeError(err)
+		}
+		want = 0
+		for msg, err := range it {
+			if errors.Is(err, jetstreamext.ErrNoMessages) {
+				break
+			}
+			if err != nil {
+				return storeError(err)
+			}
+			pending, err := strconv.Atoi(msg.Header.Get("Nats-Num-Pending"))
+			if err != nil {
+				return fmt.Errorf("scan %s: Nats-Num-Pending: %w", filter, err)
+			}
+			after, want = msg.Sequence, min(pending, scanPage)
+			add(msg)
+		}
+	}
+	return nil
+}
+
+// scanPage is the most messages scanEntries asks for at once.
+const scanPage = 1000
 
 // States returns the current states of a workflow's tokens by id, in one
 // batch read per 256 ids; ids without a live state are left out.
