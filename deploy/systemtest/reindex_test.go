@@ -137,7 +137,8 @@ func checkRegions(t *testing.T, c *client.Client, wf string) {
 }
 
 // TestSearchIndexBuild: a version that adds search attributes has the
-// tokens that existed indexed in the background. While it builds, a
+// tokens that existed indexed in the background (a workflow without
+// tokens needs no build). While it builds, a
 // search on the new attributes is refused (UNAVAILABLE) and its progress
 // shows; meanwhile writers move tokens, change their regions and create
 // more, and every change — on a token of either version — is indexed
@@ -151,6 +152,15 @@ func TestSearchIndexBuild(t *testing.T) {
 	if raceDetector {
 		n = 2000
 	}
+	// Without tokens there is nothing to build: the attributes work at once.
+	testkit.Must(s.c.CreateWorkflow(c, regional("empty")))
+	addRegion(t, s, "empty")
+	if idx := testkit.Must(s.c.SearchIndex(c, "empty")); idx.State != wire.IndexReady || idx.StartedAt != nil {
+		t.Errorf("a workflow without tokens: %+v", idx)
+	}
+	testkit.Must(s.c.FindTokens(c, &wire.FindTokensRequest{Filter: wire.TokenFilter{WorkflowIDs: []string{"empty"},
+		Metadata: map[string]json.RawMessage{"region": json.RawMessage(`"north"`)}}}))
+
 	testkit.Must(s.c.CreateWorkflow(c, regional(wf)))
 	t0 := time.Now()
 	seedRegional(t, s.c, wf, n)

@@ -187,8 +187,10 @@ func (s *store) publishVersion(ctx context.Context, st jetstream.Stream, d *flow
 
 // searchIndexMsg is the search index record (wire.SearchIndex) of version
 // d, stored at sequence seq, when d adds search attributes to the version
-// before it: a build from the start, of those and of any an unfinished
-// build still had. nil when d adds none (the record stays as it is).
+// before it and the workflow has tokens: a build from the start, of those
+// and of any an unfinished build still had. nil when d adds none, or there
+// is no token to index (the record stays as it is; the batch pins the
+// stream, so no token is created meanwhile).
 func (s *store) searchIndexMsg(ctx context.Context, st jetstream.Stream, d *flow.Definition, seq uint64) (*nats.Msg, error) {
 	prev, err := s.version(ctx, d.ID, d.Version-1)
 	if err != nil {
@@ -197,6 +199,11 @@ func (s *store) searchIndexMsg(ctx context.Context, st jetstream.Stream, d *flow
 	building := flow.AddedSearchAttributes(prev, d)
 	if len(building) == 0 {
 		return nil, nil
+	}
+	if _, err := s.rd.Last(ctx, st, subjects.AllTokens(d.ID)); errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil, nil
+	} else if err != nil {
+		return nil, storeError(err)
 	}
 	msg, err := s.rd.Last(ctx, st, subjects.SearchIndexState(d.ID))
 	if err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
