@@ -37,7 +37,7 @@ import (
 // build finds its record changed and starts over.
 const (
 	reindexPage      = 256
-	reindexWorkers   = 32
+	reindexWorkers   = 128
 	reindexSaveEvery = time.Second
 	reindexSavePages = 4
 	reindexLease     = 15 * time.Second

@@ -60,6 +60,9 @@ func (b *bench) all() ([]Result, error) {
 	if err := b.search(ctx, c); err != nil {
 		return nil, err
 	}
+	if err := b.reindex(ctx, c); err != nil {
+		return nil, err
+	}
 	if err := b.bulk(ctx, c); err != nil {
 		return nil, err
 	}

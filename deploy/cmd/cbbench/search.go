@@ -12,7 +12,9 @@ import (
 )
 
 const (
-	searchWorkflow = "cbbench_search"
+	reindexWorkflow = "cbbench_reindex"
+	reindexTokens   = 10000
+	searchWorkflow  = "cbbench_search"
 	needles        = 100
 	bulkWorkflow   = "cbbench_bulk"
 	bulkTokens     = 2000
@@ -58,6 +60,50 @@ func (b *bench) search(ctx context.Context, c *client.Client) error {
 		}, "")
 	}
 	return nil
+}
+
+// reindex measures the background build of a search attribute that a
+// later version adds to a workflow with reindexTokens tokens: from the
+// update to a READY search index.
+func (b *bench) reindex(ctx context.Context, c *client.Client) error {
+	if !b.s.only.MatchString("reindex") {
+		return nil
+	}
+	def := &wire.CreateWorkflowRequest{ID: reindexWorkflow, Name: "cbbench reindex", Places: []string{"a"}, InitialPlace: "a", Transitions: []flow.Transition{}}
+	d, err := c.CreateWorkflow(ctx, def)
+	if isConflict(err) {
+		if d, err = c.GetWorkflow(ctx, reindexWorkflow); err == nil && d.Version > 1 {
+			return fmt.Errorf("reindex: workflow %s exists at version %d: use a fresh --data-dir", reindexWorkflow, d.Version)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(b.progress, "seeding %d tokens ...\n", reindexTokens)
+	if err := seedWith(ctx, reindexTokens, func() error {
+		_, err := c.CreateToken(ctx, &wire.CreateTokenRequest{WorkflowID: reindexWorkflow, Metadata: json.RawMessage(`{"team":"a"}`)})
+		return err
+	}); err != nil {
+		return err
+	}
+	def.SearchAttributes = []flow.SearchAttribute{{Path: "metadata.team", Type: flow.Keyword}}
+	start := time.Now()
+	if _, err := c.UpdateWorkflow(ctx, &wire.UpdateWorkflowRequest{CreateWorkflowRequest: *def, ExpectedVersion: 1}); err != nil {
+		return err
+	}
+	for {
+		idx, err := c.SearchIndex(ctx, reindexWorkflow)
+		if err != nil {
+			return err
+		}
+		if idx.State == wire.IndexReady {
+			took := time.Since(start)
+			b.notes = append(b.notes, fmt.Sprintf("search index build of an attribute added to %d tokens: %v (%.0f tokens/s; %d indexed)",
+				reindexTokens, took.Round(time.Millisecond), float64(reindexTokens)/took.Seconds(), idx.Indexed))
+			return nil
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // bulk compares a bulk transition of 2,000 tokens with the same fires
