@@ -65,7 +65,7 @@ func (s *Store) Register(f *Flags) {
 	f.Int(&s.EventMaxSubs, "event-max-subscriptions", "CB_EVENT_MAX_SUBSCRIPTIONS", 100, "durable event subscriptions per workflow; more are refused with RESOURCE_EXHAUSTED (each is a JetStream consumer on the workflow's stream)")
 	f.Duration(&s.RequestTimeout, "request-timeout", "CB_REQUEST_TIMEOUT", 10*time.Second, "bound on requests without a deadline")
 	s.registerExpr(f)
-	f.Duration(&s.ArchiveSweepEvery, "archive-sweep-every", "CB_ARCHIVE_SWEEP_EVERY", time.Minute, "how often token services archive the tokens that sat a workflow's archiveAfter in a terminal place")
+	f.Duration(&s.ArchiveSweepEvery, "archive-sweep-every", "CB_ARCHIVE_SWEEP_EVERY", time.Minute, "how often token services archive the tokens that sat a workflow's archiveAfter in a terminal place, and take over search index builds whose instance stopped")
 	f.Bool(&s.RouteWrites, "route-writes", "CB_ROUTE_WRITES", true, "token services pass each workflow's writes to one instance (false: every instance commits what it receives, and instances contend on a busy workflow)")
 }
 
