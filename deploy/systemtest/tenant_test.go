@@ -126,6 +126,14 @@ var scopedCalls = []scopedCall{
 		_, err := c.UpdateToken(x, &wire.UpdateTokenRequest{TokenID: tok, Data: json.RawMessage(`{"x":1}`)})
 		return err
 	}},
+	{"token.searchindex", func(x context.Context, c *client.Client, wf, _ string) error {
+		_, err := c.SearchIndex(x, wf)
+		return err
+	}},
+	{"token.reindex", func(x context.Context, c *client.Client, wf, _ string) error {
+		_, err := c.Reindex(x, wf)
+		return err
+	}},
 	{"event.history", func(x context.Context, c *client.Client, wf, _ string) error {
 		_, err := c.History(x, &wire.HistoryRequest{WorkflowID: wf})
 		return err
