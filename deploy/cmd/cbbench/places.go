@@ -23,16 +23,19 @@ import (
 const (
 	placesWorkflow = "cbbench_places"
 	hotTokens      = 1000
+	warmTokens     = 100
 )
 
-// places measures tokens-in-place for 1,000 tokens in a place while the
-// workflow grows to each size, and the process's memory at each size.
+// places measures tokens-in-place for 1,000 tokens in a place, and for a
+// place of 100 (a short page), while the workflow grows to each size, and
+// the process's memory at each size. Both places come first in the
+// stream, so what grows is what follows them.
 func (b *bench) places(ctx context.Context, c *client.Client) error {
 	if !b.s.only.MatchString("tokens in place") {
 		return nil
 	}
 	_, err := c.CreateWorkflow(ctx, &wire.CreateWorkflowRequest{ID: placesWorkflow, Name: "cbbench places",
-		Places: []string{"hot", "cold"}, InitialPlace: "cold",
+		Places: []string{"hot", "warm", "cold"}, InitialPlace: "cold",
 		Transitions: []flow.Transition{{ID: "heat", FromPlaces: []string{"cold"}, ToPlace: "hot"}}})
 	if err != nil && !isConflict(err) {
 		return err
@@ -40,6 +43,8 @@ func (b *bench) places(ctx context.Context, c *client.Client) error {
 	if err := seed(ctx, c, "hot", hotTokens); err != nil {
 		return err
 	}
+	// A deployment whose cbbench_places predates the warm place has none.
+	warm := seed(ctx, c, "warm", warmTokens) == nil
 	have := hotTokens
 	for _, size := range b.s.placeSizes {
 		if size > have {
@@ -64,6 +69,20 @@ func (b *bench) places(ctx context.Context, c *client.Client) error {
 			}
 			return nil
 		}, "")
+		if warm {
+			b.run(fmt.Sprintf("tokens in place: 100 of %d", have), 1, func(ctx context.Context, _, i int) error {
+				raw, err := rpc.CallRaw(ctx, b.t.nc, subjects.TokenInPlace.In(subjects.AllTenants),
+					&wire.TokensInPlaceRequest{WorkflowID: placesWorkflow, Place: "warm", Page: wire.Page{First: hotTokens}})
+				if err != nil || i > 0 {
+					return err
+				}
+				var p wire.RawTokenPage
+				if err := json.Unmarshal(raw, &p); err != nil || len(p.Items) < warmTokens {
+					return fmt.Errorf("%d tokens listed, want %d (%v)", len(p.Items), warmTokens, err)
+				}
+				return nil
+			}, "")
+		}
 		bare := fmt.Sprintf("raw: batch get of the same 1000 of %d", have)
 		js, err := jetstream.New(b.t.nc)
 		if err != nil {

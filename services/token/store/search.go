@@ -3,8 +3,6 @@ package store
 import (
 	"context"
 	"errors"
-	"fmt"
-	"strconv"
 	"strings"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -88,34 +86,25 @@ func (s *Store) lastEntries(ctx context.Context, workflowID, filter string, add 
 // order, a page at a time. After the first page each page asks for at
 // most the messages the server said were still pending, so the last one
 // ends at the last match instead of searching the rest of the stream for
-// one more.
+// one more. The first page cannot ask for too many: a scan runs only
+// when more than 1024 subjects match.
 func (s *Store) scanEntries(ctx context.Context, workflowID, filter string, add func(*jetstream.RawStreamMsg)) error {
-	for after, want := uint64(0), scanPage; want > 0; {
-		it, err := jetstreamext.GetBatch(ctx, s.js, subjects.StreamName(workflowID), want,
-			jetstreamext.GetBatchSeq(after+1), jetstreamext.GetBatchSubject(filter))
-		if err != nil {
-			return storeError(err)
-		}
-		want = 0
-		for msg, err := range it {
-			if errors.Is(err, jetstreamext.ErrNoMessages) {
-				break
-			}
-			if err != nil {
-				return storeError(err)
-			}
-			pending, err := strconv.Atoi(msg.Header.Get("Nats-Num-Pending"))
-			if err != nil {
-				return fmt.Errorf("scan %s: Nats-Num-Pending: %w", filter, err)
-			}
-			after, want = msg.Sequence, min(pending, scanPage)
+	after := uint64(0)
+	for want := scanPage; want > 0; {
+		pending, err := s.batch(ctx, workflowID, filter, after, want, func(msg *jetstream.RawStreamMsg) bool {
+			after = msg.Sequence
 			add(msg)
+			return true
+		})
+		if err != nil {
+			return err
 		}
+		want = min(pending, scanPage)
 	}
 	return nil
 }
 
-// scanPage is the most messages scanEntries asks for at once.
+// scanPage is the most messages a scan asks for at once.
 const scanPage = 1000
 
 // States returns the current states of a workflow's tokens by id, in one

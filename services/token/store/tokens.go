@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strconv"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -132,12 +133,13 @@ func (s *Store) scan(ctx context.Context, workflowID, filter string, p wire.Page
 	if after == wire.MaxSequence { // nothing follows it (and after+1 would wrap to 0)
 		return &wire.TokenPage{Items: []*flow.Token{}}, nil
 	}
-	pg := &pager{size: p.Size(), after: after, seen: make(map[string]int)}
+	pg := &pager{size: p.Size(), after: after, seen: make(map[string]int), pending: -1}
 	read := s.scanDirect
 	if s.rd.Leader() {
 		read = s.scanLeader
 	}
-	for more := true; more && !pg.full(); {
+	more := true
+	for more && !pg.full() {
 		if more, err = read(ctx, workflowID, filter, pg); err != nil {
 			return nil, s.gone(ctx, workflowID, wf, err)
 		}
@@ -147,7 +149,7 @@ func (s *Store) scan(ctx context.Context, workflowID, filter string, p wire.Page
 		return nil, err
 	}
 	page := &wire.TokenPage{Items: items}
-	if pg.full() {
+	if pg.full() && more { // a full page is the last one when nothing matched after it
 		page.Next = strconv.FormatUint(pg.after, 10)
 	}
 	return page, nil
@@ -165,6 +167,9 @@ type pager struct {
 	seen  map[string]int    // subject → index in items
 	live  int               // non-nil items
 	bytes int               // their size
+	// pending counts the messages matching the scan's filter after the
+	// last one read, as the server reported it; -1 before the first read.
+	pending int
 }
 
 // full reports that the page holds as many tokens, or as many bytes, as it may.
@@ -200,30 +205,63 @@ func (p *pager) tokens() ([]*flow.Token, error) {
 }
 
 // scanDirect reads one direct batch after the pager's cursor and reports
-// whether more messages match.
+// whether more messages match. A batch get that asks for more messages
+// than match searches the rest of the stream for one more (see
+// lastEntries), so a scan never asks for more than the server said were
+// pending: its first batch reads one message, only to learn how many
+// follow, and the next asks for at most that many. A place smaller than
+// a page thus costs two requests and no search past its last token. The
+// price is one more count of the matches after the cursor, which the
+// server makes for every batch get from its subject index: for a
+// wildcard filter it grows with the subjects the filter matches (the
+// place's tokens, not the stream's). A batch get that finds nothing at
+// all after a cursor still searches the rest of the stream; a full page
+// that ends at the last match therefore has no Next.
 func (s *Store) scanDirect(ctx context.Context, wfID, filter string, pg *pager) (bool, error) {
 	want := pg.size - pg.live
-	it, err := jetstreamext.GetBatch(ctx, s.js, subjects.StreamName(wfID), min(want+want/2+8, 1000),
-		jetstreamext.GetBatchSeq(pg.after+1), jetstreamext.GetBatchSubject(filter))
-	if err != nil {
-		return false, storeError(err)
+	n := min(want+want/2+8, scanPage) // room for tombstones and superseded states
+	switch {
+	case pg.pending > 0:
+		n = min(n, pg.pending)
+	case pg.pending < 0:
+		n = 1
 	}
-	more := false
-	for msg, err := range it {
-		if errors.Is(err, jetstreamext.ErrNoMessages) {
-			return false, nil
-		}
-		if err != nil {
-			return false, storeError(err)
-		}
-		more = msg.Header.Get("Nats-Num-Pending") != "0"
+	pending, err := s.batch(ctx, wfID, filter, pg.after, n, func(msg *jetstream.RawStreamMsg) bool {
 		s.read.Inc("scan")
 		pg.add(msg)
-		if pg.full() {
+		return !pg.full()
+	})
+	pg.pending = pending
+	return pending > 0, err
+}
+
+// batch reads, in one direct batch get, up to n messages matching filter
+// after stream sequence after, and calls add with each in stream order
+// until add returns false. It returns the count of matching messages
+// after the last one read (Nats-Num-Pending: every matching message,
+// tombstones and superseded states included), 0 when none matched.
+func (s *Store) batch(ctx context.Context, workflowID, filter string, after uint64, n int, add func(*jetstream.RawStreamMsg) bool) (int, error) {
+	it, err := jetstreamext.GetBatch(ctx, s.js, subjects.StreamName(workflowID), n,
+		jetstreamext.GetBatchSeq(after+1), jetstreamext.GetBatchSubject(filter))
+	if err != nil {
+		return 0, storeError(err)
+	}
+	pending := 0
+	for msg, err := range it {
+		if errors.Is(err, jetstreamext.ErrNoMessages) {
+			break
+		}
+		if err != nil {
+			return 0, storeError(err)
+		}
+		if pending, err = strconv.Atoi(msg.Header.Get("Nats-Num-Pending")); err != nil {
+			return 0, fmt.Errorf("batch get of %s: Nats-Num-Pending: %w", filter, err)
+		}
+		if !add(msg) {
 			break
 		}
 	}
-	return more, nil
+	return pending, nil
 }
 
 // scanLeader reads through the stream leader, one message a request,
