@@ -208,22 +208,25 @@ func (p *pager) tokens() ([]*flow.Token, error) {
 // whether more messages match. A batch get that asks for more messages
 // than match searches the rest of the stream for one more (see
 // lastEntries), so a scan never asks for more than the server said were
-// pending: its first batch reads one message, only to learn how many
-// follow, and the next asks for at most that many. A place smaller than
-// a page thus costs two requests and no search past its last token. The
-// price is one more count of the matches after the cursor, which the
-// server makes for every batch get from its subject index: for a
-// wildcard filter it grows with the subjects the filter matches (the
-// place's tokens, not the stream's). A batch get that finds nothing at
-// all after a cursor still searches the rest of the stream; a full page
-// that ends at the last match therefore has no Next.
+// pending, once it knows: the first batch of a first page reads one
+// message, only to learn how many follow, and the next asks for at most
+// that many. A place smaller than a page thus costs two requests and no
+// search past its last token. The price is one more count of the matches,
+// which the server makes for every batch get from its subject index: for
+// a wildcard filter it grows with the subjects the filter matches (the
+// place's tokens, not the stream's). A page after a cursor follows a full
+// one, so its place is likely large: it asks for the page at once (one
+// count, not two) and only its last page searches past the last match. A
+// batch get that finds nothing at all after a cursor still searches the
+// rest of the stream; a full page that ends at the last match therefore
+// has no Next.
 func (s *Store) scanDirect(ctx context.Context, wfID, filter string, pg *pager) (bool, error) {
 	want := pg.size - pg.live
 	n := min(want+want/2+8, scanPage) // room for tombstones and superseded states
 	switch {
 	case pg.pending > 0:
 		n = min(n, pg.pending)
-	case pg.pending < 0:
+	case pg.pending < 0 && pg.after == 0:
 		n = 1
 	}
 	pending, err := s.batch(ctx, wfID, filter, pg.after, n, func(msg *jetstream.RawStreamMsg) bool {
