@@ -184,7 +184,7 @@ func TestSearchEqualsBruteForce(t *testing.T) {
 
 // TestImportedTokensAreSearchable: an import writes its tokens' index
 // entries with their states, so findTokens finds them in the new
-// deployment.
+// deployment; so does the import of a token too long for one batch.
 func TestImportedTokensAreSearchable(t *testing.T) {
 	from, to, c := start(t, ""), start(t, ""), ctx(t)
 	testkit.Must(from.c.CreateWorkflow(c, searchable("moved")))
@@ -203,5 +203,21 @@ func TestImportedTokensAreSearchable(t *testing.T) {
 	f := wire.TokenFilter{WorkflowIDs: []string{"moved"}, Metadata: map[string]json.RawMessage{"dept": json.RawMessage(`"eng"`)}}
 	if n := testkit.Must(to.c.CountTokens(c, f)); n != want {
 		t.Fatalf("%d imported eng tokens found, want %d", n, want)
+	}
+	// A token whose history takes more than one batch is imported in
+	// chunks: its entries come with the last one.
+	loop, _ := loopWorkflow("movedlong")
+	loop.SearchAttributes = searchAttrs
+	testkit.Must(from.c.CreateWorkflow(c, loop))
+	long := testkit.Must(from.c.CreateToken(c, &wire.CreateTokenRequest{WorkflowID: "movedlong", Metadata: json.RawMessage(`{"dept":"eng"}`)}))
+	for i := range 1100 {
+		testkit.Must(from.c.Fire(c, &wire.FireRequest{TokenID: long.ID, TransitionID: []string{"go", "back"}[i%2]}))
+	}
+	if sum, err := importFile(t, to, exportFile(t, from, "movedlong", false), false); err != nil {
+		t.Fatalf("import: %v (%+v)", err, sum)
+	}
+	f.WorkflowIDs = []string{"movedlong"}
+	if page := testkit.Must(to.c.FindTokens(c, &wire.FindTokensRequest{Filter: f})); len(page.Items) != 1 || page.Items[0].Records != 1101 {
+		t.Fatalf("the imported token with 1,101 history entries: found %+v", page.Items)
 	}
 }
