@@ -190,8 +190,16 @@ func settleBuilds(t *testing.T, s *system) {
 			t.Fatalf("the search index build of %s did not finish: %+v", plainWF, idx)
 		}
 	}
+	holdBuild(t, s, indexedWF, 1, "data.size")
+}
+
+// holdBuild stores a search index record of wf that names another
+// instance's build of paths (declared by version) in progress, leased for
+// an hour: the index stays BUILDING while a test looks at it.
+func holdBuild(t *testing.T, s *system, wf string, version int, paths ...string) {
+	t.Helper()
 	now, later := time.Now().UTC(), time.Now().UTC().Add(time.Hour)
-	body := testkit.Must(json.Marshal(wire.SearchIndex{WorkflowID: indexedWF, State: wire.IndexBuilding, Version: 1, Building: []string{"data.size"},
+	body := testkit.Must(json.Marshal(wire.SearchIndex{WorkflowID: wf, State: wire.IndexBuilding, Version: version, Building: paths,
 		Until: 1 << 40, Indexed: 3, Scanned: 5, StartedAt: &now, UpdatedAt: &later, Runner: "another-instance"}))
-	testkit.Must(s.stackJS().Publish(c, subjects.SearchIndexState(indexedWF), body))
+	testkit.Must(s.stackJS().Publish(ctx(t), subjects.SearchIndexState(wf), body))
 }

@@ -167,7 +167,7 @@ func TestSearchIndexBuild(t *testing.T) {
 	t.Logf("seeded %d tokens in %v", n, time.Since(t0).Round(time.Millisecond))
 	c = ctx(t)
 	before := testkit.Must(s.c.SearchIndex(c, wf))
-	if before.State != wire.IndexReady || before.StartedAt != nil {
+	if before.State != wire.IndexReady || before.StartedAt != nil || before.Version != 1 {
 		t.Fatalf("before any update: %+v", before)
 	}
 	ids := testkit.Must(s.c.ListTokens(c, wf, wire.Page{First: 1000})).Items
@@ -271,4 +271,48 @@ func TestSearchIndexBuildResumes(t *testing.T) {
 		t.Errorf("stopped at %+v, finished %+v: not resumed from its progress", stopped, ready)
 	}
 	checkRegions(t, s.c, wf)
+}
+
+// TestSearchRefusedWhileBuilding: while another instance holds the build
+// of an attribute, findTokens, countTokens and bulkTransitionTokens over
+// GraphQL refuse a filter on it with UNAVAILABLE (never an answer without
+// the tokens not yet indexed), the attributes already built still work,
+// Workflow.searchIndex shows the build, and token.reindex leaves a build
+// leased elsewhere alone.
+func TestSearchRefusedWhileBuilding(t *testing.T) {
+	s, c := start(t, ""), ctx(t)
+	const wf = "held"
+	testkit.Must(s.c.CreateWorkflow(c, regional(wf)))
+	testkit.Must(s.c.CreateToken(c, &wire.CreateTokenRequest{WorkflowID: wf, Metadata: json.RawMessage(`{"team":"t1","region":"north"}`)}))
+	addRegion(t, s, wf)
+	waitReady(t, s.c, wf, time.Minute)
+	holdBuild(t, s, wf, 2, "metadata.region")
+
+	const why = "the search index of 'metadata.region' in workflow held is being built"
+	vars := map[string]any{"wf": wf}
+	s.fails(t, `query($wf: String!){ findTokens(filter: {workflowIds: [$wf], metadata: {region: "north"}}) { id } }`, vars, "UNAVAILABLE", why)
+	s.fails(t, `query($wf: String!){ countTokens(filter: {workflowIds: [$wf], or: [{metadata: {team: "t1"}}, {metadata: {region: "north"}}]}) }`, vars, "UNAVAILABLE", why)
+	s.fails(t, `mutation($wf: String!){ bulkTransitionTokens(input: {workflowId: $wf, fromPlace: "a", transitionId: "ab", idempotencyKey: "held",
+		filter: {metadata: {region: "north"}}}) { processedCount } }`, vars, "UNAVAILABLE", why)
+	var n int
+	s.ok(t, `query($wf: String!){ countTokens(filter: {workflowIds: [$wf], metadata: {team: "t1"}}) }`, vars, "countTokens", &n)
+	if n != 1 {
+		t.Errorf("a search on a built attribute: %d tokens, want 1", n)
+	}
+	var got struct {
+		SearchIndex struct {
+			State    string
+			Building []string
+		}
+	}
+	s.ok(t, `query($wf: String!){ workflow(id: $wf){ searchIndex { state building } } }`, vars, "workflow", &got)
+	if got.SearchIndex.State != "BUILDING" || !slices.Equal(got.SearchIndex.Building, []string{"metadata.region"}) {
+		t.Errorf("searchIndex while held: %+v", got.SearchIndex)
+	}
+	if idx := testkit.Must(s.c.Reindex(c, wf)); idx.State != wire.IndexBuilding || idx.Runner != "another-instance" {
+		t.Errorf("token.reindex on a build leased elsewhere: %+v", idx)
+	}
+	if idx := testkit.Must(s.c.SearchIndex(c, wf)); idx.Runner != "another-instance" || idx.Scanned != 5 {
+		t.Errorf("the held build was taken over: %+v", idx)
+	}
 }

@@ -74,7 +74,24 @@ func (x *indexer) close() {
 
 func (s *Service) searchIndex(ctx context.Context, r *wire.SearchIndexRequest) (*wire.SearchIndex, error) {
 	rec, _, err := s.store.SearchIndex(ctx, r.WorkflowID)
-	return rec, err
+	if err != nil {
+		return nil, err
+	}
+	return s.withVersion(ctx, rec)
+}
+
+// withVersion fills in the version of a workflow's index that no build
+// ever ran for: its latest.
+func (s *Service) withVersion(ctx context.Context, rec *wire.SearchIndex) (*wire.SearchIndex, error) {
+	if rec.Version != 0 {
+		return rec, nil
+	}
+	m, err := s.store.Machine(ctx, rec.WorkflowID, 0)
+	if err != nil {
+		return nil, err
+	}
+	rec.Version = m.Def.Version
+	return rec, nil
 }
 
 func (s *Service) reindex(ctx context.Context, r *wire.SearchIndexRequest) (*json.RawMessage, error) {
@@ -83,6 +100,9 @@ func (s *Service) reindex(ctx context.Context, r *wire.SearchIndexRequest) (*jso
 
 func (s *Service) reindexHere(ctx context.Context, r *wire.SearchIndexRequest) (*json.RawMessage, error) {
 	rec, err := s.indexer.start(ctx, r.WorkflowID)
+	if err == nil {
+		rec, err = s.withVersion(ctx, rec)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -15,9 +15,9 @@ const (
 	reindexWorkflow = "cbbench_reindex"
 	reindexTokens   = 10000
 	searchWorkflow  = "cbbench_search"
-	needles        = 100
-	bulkWorkflow   = "cbbench_bulk"
-	bulkTokens     = 2000
+	needles         = 100
+	bulkWorkflow    = "cbbench_bulk"
+	bulkTokens      = 2000
 )
 
 // search measures findTokens of the 100 tokens with one value of a search

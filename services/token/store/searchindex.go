@@ -17,8 +17,8 @@ import (
 )
 
 // SearchIndex reads a workflow's search index record and its sequence. A
-// workflow without one (no version ever added attributes) is READY: the
-// record returned then has sequence 0.
+// workflow without one (no version ever added attributes to its tokens)
+// is READY: the record returned then has sequence 0 and version 0.
 func (s *Store) SearchIndex(ctx context.Context, id string) (*wire.SearchIndex, uint64, error) {
 	wf, err := s.workflow(ctx, id)
 	if err != nil {
@@ -26,8 +26,7 @@ func (s *Store) SearchIndex(ctx context.Context, id string) (*wire.SearchIndex, 
 	}
 	msg, err := s.rd.Last(ctx, wf.stream, subjects.SearchIndexState(id))
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		v, err := s.latestVersion(ctx, wf)
-		return &wire.SearchIndex{WorkflowID: id, State: wire.IndexReady, Version: v, Building: []string{}}, 0, err
+		return &wire.SearchIndex{WorkflowID: id, State: wire.IndexReady, Building: []string{}}, 0, nil
 	}
 	if err != nil {
 		return nil, 0, s.gone(ctx, id, wf, err)
